@@ -1,0 +1,40 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install migrate run test test-sqlite test-postgres bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --disable-pip-version-check --upgrade pip
+	$(PIP) install --quiet --disable-pip-version-check -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+# The control database, the cache table, then every tenant database.
+migrate: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py createcachetable
+	$(PY) manage.py tenants migrate --all
+
+run: migrate
+	@echo "Serving the console on http://$(HOST):$(PORT)/"
+	$(PY) manage.py runserver $(HOST):$(PORT)
+
+# The whole suite: SQLite, then PostgreSQL (with Redis) when a server is reachable.
+test: install
+	./scripts/test.sh
+
+test-sqlite: install
+	ONLY=sqlite ./scripts/test.sh
+
+test-postgres: install
+	ONLY=postgres ./scripts/test.sh
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache test-artifacts

@@ -1,0 +1,265 @@
+"""Two kinds of user (see ARCHITECTURE.md).
+
+``User`` is staff and lives in the control database. ``AppUser`` and everything under it live only
+in a tenant's own database: the router refuses to resolve them without an explicit tenant alias, and
+their tables do not exist in the control database.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.contrib.postgres.indexes import GinIndex, OpClass
+from django.db import models
+from django.db.models.functions import Lower, Upper
+from django.utils import timezone
+
+# A ban "indefinitely" is a ban until the end of the calendar: one column answers "is banned now".
+BANNED_FOREVER = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def _create(self, email: str, password: str | None, **extra) -> User:
+        if not email:
+            raise ValueError("An email address is required.")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user.set_password(password)  # None gives an unusable password
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email: str, password: str | None = None, **extra) -> User:
+        extra.setdefault("is_superuser", False)
+        return self._create(email, password, **extra)
+
+    def create_superuser(self, email: str, password: str | None = None, **extra) -> User:
+        extra["is_superuser"] = True
+        return self._create(email, password, **extra)
+
+    def get_by_natural_key(self, username: str | None) -> User:
+        return self.get(email__iexact=username or "")
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A staff member of the console ("dashboard user"). Instance admin = ``is_superuser``."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    email = models.EmailField(max_length=254, unique=True)
+    name = models.CharField(max_length=150, blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = ["name"]
+
+    class Meta:
+        ordering = ["email"]
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="accounts_user_email_ci_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+    @property
+    def is_staff(self) -> bool:
+        # The Django admin is for instance admins only.
+        return self.is_active and self.is_superuser
+
+    def get_full_name(self) -> str:
+        return self.name or self.email
+
+    def get_short_name(self) -> str:
+        return self.name or self.email
+
+
+# --- Tenant side ---------------------------------------------------------------------------
+
+
+class AppUser(models.Model):
+    """An end user of one tenant's application. Lives in that tenant's database only."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    email = models.CharField(max_length=254)
+    name = models.CharField(max_length=150, blank=True)
+    role = models.CharField(max_length=50, default="user")
+    password = models.CharField(max_length=255, blank=True)  # a Django hash; "" = none set
+    password_changed_at = models.DateTimeField(null=True, blank=True)
+    email_confirmed_at = models.DateTimeField(null=True, blank=True)
+    invited_at = models.DateTimeField(null=True, blank=True)
+    invited_by = models.UUIDField(null=True, blank=True)  # staff id; no cross-database FK
+    banned_until = models.DateTimeField(null=True, blank=True)
+    ban_reason = models.CharField(max_length=500, blank=True)
+    last_sign_in_at = models.DateTimeField(null=True, blank=True)
+    mfa_enabled = models.BooleanField(default=False)  # kept by the factor services, for filters
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    user_metadata = models.JSONField(default=dict, blank=True)
+    app_metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="appuser_email_ci_unique"),
+        ]
+        indexes = [
+            # Keyset pagination orders (newest first is the default list order).
+            models.Index(fields=["-created_at", "-id"], name="appuser_created_keyset"),
+            models.Index(fields=["-last_sign_in_at", "-id"], name="appuser_signin_keyset"),
+            models.Index(Lower("email"), "id", name="appuser_email_keyset"),
+            models.Index(fields=["role", "-created_at", "-id"], name="appuser_role_created"),
+            models.Index(
+                fields=["banned_until"],
+                name="appuser_banned",
+                condition=models.Q(banned_until__isnull=False),
+            ),
+            models.Index(
+                fields=["deleted_at"],
+                name="appuser_deleted",
+                condition=models.Q(deleted_at__isnull=False),
+            ),
+            models.Index(
+                fields=["-created_at", "-id"],
+                name="appuser_unconfirmed",
+                condition=models.Q(email_confirmed_at__isnull=True),
+            ),
+            models.Index(
+                fields=["-created_at", "-id"],
+                name="appuser_mfa",
+                condition=models.Q(mfa_enabled=True),
+            ),
+            # Substring search on PostgreSQL: Django's icontains is UPPER(col::text) LIKE UPPER(q),
+            # so the trigram indexes are on UPPER(col). Created on PostgreSQL only (see migration).
+            GinIndex(OpClass(Upper("email"), name="gin_trgm_ops"), name="appuser_email_trgm"),
+            GinIndex(OpClass(Upper("name"), name="gin_trgm_ops"), name="appuser_name_trgm"),
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    @property
+    def is_banned(self) -> bool:
+        return self.banned_until is not None and self.banned_until > timezone.now()
+
+    @property
+    def is_banned_forever(self) -> bool:
+        return self.banned_until is not None and self.banned_until >= BANNED_FOREVER
+
+    @property
+    def status(self) -> str:
+        if self.deleted_at is not None:
+            return "deleted"
+        if self.is_banned:
+            return "banned"
+        if self.email_confirmed_at is None:
+            return "invited" if self.invited_at is not None and not self.password else "unconfirmed"
+        return "active"
+
+
+class AppSession(models.Model):
+    """A signed-in session of an app user in the tenant portal; revocable one by one."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(AppUser, on_delete=models.CASCADE, related_name="sessions")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    aal = models.CharField(max_length=4, default="aal1")  # aal2 once a factor was verified
+    impersonator_id = models.UUIDField(null=True, blank=True)  # staff id when impersonating
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "-last_seen_at"], name="appsession_user")]
+
+    def __str__(self) -> str:
+        return f"session {self.id} of {self.user_id}"
+
+
+class AppFactor(models.Model):
+    """A TOTP factor of an app user (the key is used with ``django_otp.oath.TOTP``)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(AppUser, on_delete=models.CASCADE, related_name="factors")
+    kind = models.CharField(max_length=20, default="totp")
+    friendly_name = models.CharField(max_length=100, blank=True)
+    key = models.CharField(max_length=80)  # hex secret
+    digits = models.PositiveSmallIntegerField(default=6)
+    step = models.PositiveSmallIntegerField(default=30)
+    drift = models.SmallIntegerField(default=0)
+    last_t = models.BigIntegerField(default=-1)  # a code is accepted once
+    throttling_failure_timestamp = models.DateTimeField(null=True, blank=True)
+    throttling_failure_count = models.PositiveIntegerField(default=0)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.friendly_name or f"{self.kind} factor"
+
+
+class AppRecoveryCode(models.Model):
+    """A single-use recovery code of an app user's factor, stored hashed."""
+
+    id = models.BigAutoField(primary_key=True)
+    factor = models.ForeignKey(AppFactor, on_delete=models.CASCADE, related_name="recovery_codes")
+    code_hash = models.CharField(max_length=64)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"recovery code {self.id}"
+
+
+class ActionToken(models.Model):
+    """A single-use link token (invitation, recovery, magic link, email change), stored hashed."""
+
+    class Purpose(models.TextChoices):
+        INVITE = "invite", "Invitation"
+        RECOVERY = "recovery", "Password recovery"
+        MAGIC_LINK = "magic_link", "Magic link"
+        EMAIL_CHANGE = "email_change", "Email change"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(AppUser, on_delete=models.CASCADE, related_name="tokens")
+    purpose = models.CharField(max_length=20, choices=Purpose.choices)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.UUIDField(null=True, blank=True)  # staff id, when an admin issued it
+    new_email = models.CharField(max_length=254, blank=True)  # for email_change only
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["user", "purpose", "-created_at"], name="actiontoken_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} token {self.id}"
+
+
+# Models that live in tenant databases only (lower-case "app_label.model_name"); the router keys on it.
+TENANT_MODEL_LABELS = frozenset(
+    {
+        "accounts.appuser",
+        "accounts.appsession",
+        "accounts.appfactor",
+        "accounts.apprecoverycode",
+        "accounts.actiontoken",
+    }
+)

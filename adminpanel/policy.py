@@ -1,0 +1,68 @@
+"""The security policy's numbers (../shared/SECURITY.md), in one place.
+
+Code and tests read them through ``policy()``; a deployment overrides any of them with the
+``SECURITY_POLICY`` setting (a JSON object in the environment variable of the same name).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+from functools import cache
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    # Staff (console)
+    staff_lockout_failures: int = 5
+    staff_lockout_minutes: int = 15
+    staff_password_min_length: int = 12
+    staff_backup_codes: int = 10
+    staff_session_idle_minutes: int = 30
+    staff_session_absolute_hours: int = 12
+    recent_otp_minutes: int = 15  # destructive actions need an OTP check this recent
+    # App users (tenant portal)
+    invitation_hours: int = 72
+    recovery_minutes: int = 60
+    magic_link_minutes: int = 10
+    token_bytes: int = 32  # 256 bits from `secrets`; the policy floor is 128
+    portal_lockout_failures: int = 10
+    portal_lockout_minutes: int = 15
+    link_requests_per_minute: int = 1
+    link_requests_per_hour: int = 5
+    impersonation_minutes: int = 60
+    # Lists and batches
+    batch_max_users: int = 10_000
+    exact_count_cap: int = 10_000
+
+    @property
+    def invitation_lifetime(self) -> timedelta:
+        return timedelta(hours=self.invitation_hours)
+
+    @property
+    def recovery_lifetime(self) -> timedelta:
+        return timedelta(minutes=self.recovery_minutes)
+
+    @property
+    def magic_link_lifetime(self) -> timedelta:
+        return timedelta(minutes=self.magic_link_minutes)
+
+    @property
+    def recent_otp(self) -> timedelta:
+        return timedelta(minutes=self.recent_otp_minutes)
+
+
+@cache
+def policy() -> Policy:
+    overrides = dict(getattr(settings, "SECURITY_POLICY", {}) or {})
+    known = {f.name for f in dataclasses.fields(Policy)}
+    unknown = set(overrides) - known
+    if unknown:
+        raise ImproperlyConfigured(f"Unknown SECURITY_POLICY keys: {sorted(unknown)}")
+    result = Policy(**overrides)
+    if result.token_bytes < 16:
+        raise ImproperlyConfigured("SECURITY_POLICY token_bytes must be at least 16 (128 bits).")
+    return result

@@ -1,0 +1,186 @@
+"""Writing the audit trail. Services call ``record()`` (one entry) or ``record_many()`` (a batch).
+
+Entries go to the control database, whichever database the change happened in. Secrets never
+reach an entry: fields named in ``SECRET_FIELDS`` are dropped from every diff and payload.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import DEFAULT_DB_ALIAS, models
+
+from adminpanel import request_context
+from audit.models import AuditEntry
+
+CREATE = AuditEntry.Action.CREATE
+UPDATE = AuditEntry.Action.UPDATE
+DELETE = AuditEntry.Action.DELETE
+ACCESS = AuditEntry.Action.ACCESS
+
+SECRET_FIELDS = frozenset(
+    {"password", "token", "token_hash", "key", "code", "code_hash", "secret", "otp", "backup_code"}
+)
+MAX_VALUE_LENGTH = 500
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-friendly rendering of a field value for a diff."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value if not isinstance(value, str) else value[:MAX_VALUE_LENGTH]
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID | decimal.Decimal):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items() if str(k) not in SECRET_FIELDS}
+    if isinstance(value, list | tuple | set):
+        return [_plain(v) for v in value]
+    return str(value)[:MAX_VALUE_LENGTH]
+
+
+def snapshot(instance: models.Model, fields: Iterable[str] | None = None) -> dict[str, Any]:
+    """The audited fields of a row as plain values (secrets left out)."""
+    names = fields or [
+        f.attname for f in instance._meta.concrete_fields if not f.primary_key
+    ]
+    return {name: _plain(getattr(instance, name)) for name in names if name not in SECRET_FIELDS}
+
+
+def diff(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> dict[str, list]:
+    """``{field: [old, new]}`` for every field that differs; secrets left out."""
+    before = before or {}
+    after = after or {}
+    changes = {}
+    for name in sorted(set(before) | set(after)):
+        if name in SECRET_FIELDS:
+            continue
+        old, new = _plain(before.get(name)), _plain(after.get(name))
+        if old != new:
+            changes[name] = [old, new]
+    return changes
+
+
+@dataclass
+class Entry:
+    """One audit entry to write; ``record_many`` takes a list of them."""
+
+    event: str
+    target_model: type[models.Model]
+    target_pk: Any
+    target_repr: str = ""
+    action: int = UPDATE
+    changes: dict | None = None
+    data: dict = field(default_factory=dict)
+
+
+def _content_type(model: type[models.Model]) -> ContentType:
+    return ContentType.objects.db_manager(DEFAULT_DB_ALIAS).get_for_model(
+        model, for_concrete_model=False
+    )
+
+
+def _build(
+    entry: Entry, *, actor, tenant, impersonator, remote_addr, correlation_id
+) -> AuditEntry:
+    data = {str(k): _plain(v) for k, v in entry.data.items() if str(k) not in SECRET_FIELDS}
+    if tenant is not None:
+        data.setdefault("tenant", tenant.slug)
+    return AuditEntry(
+        event=entry.event,
+        content_type=_content_type(entry.target_model),
+        object_pk=str(entry.target_pk)[:255],
+        object_repr=(entry.target_repr or str(entry.target_pk))[:MAX_VALUE_LENGTH],
+        action=entry.action,
+        changes=entry.changes or None,
+        changes_text="",
+        actor=actor if getattr(actor, "pk", None) else None,
+        actor_email=getattr(actor, "email", None),
+        impersonator=impersonator,
+        tenant=tenant,
+        remote_addr=remote_addr,
+        cid=correlation_id,
+        additional_data=data or None,
+    )
+
+
+def _request_facts() -> tuple[str | None, str]:
+    ctx = request_context.current()
+    if ctx is None:
+        return None, uuid.uuid4().hex
+    return ctx.remote_addr, ctx.correlation_id
+
+
+def record(
+    *,
+    event: str,
+    actor,
+    tenant,
+    target: models.Model | None = None,
+    target_model: type[models.Model] | None = None,
+    target_pk: Any = None,
+    target_repr: str = "",
+    action: int = UPDATE,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+    data: Mapping[str, Any] | None = None,
+    impersonator=None,
+) -> AuditEntry:
+    """Write one audit entry in the control database and return it.
+
+    ``actor`` is the staff user (``None`` for a system action or an app user acting in the
+    portal; say who in ``data``). ``target`` (or ``target_model`` + ``target_pk``) is what was
+    acted on, in any database. ``before``/``after`` are ``snapshot()``s; their diff is stored.
+    """
+    if target is not None:
+        target_model = type(target)
+        target_pk = target.pk
+        target_repr = target_repr or str(target)
+    if target_model is None:
+        raise ValueError("record() needs a target or a target_model.")
+    remote_addr, cid = _request_facts()
+    entry = Entry(
+        event=event,
+        target_model=target_model,
+        target_pk=target_pk if target_pk is not None else "",
+        target_repr=target_repr,
+        action=action,
+        changes=diff(before, after) if (before is not None or after is not None) else None,
+        data=dict(data or {}),
+    )
+    row = _build(
+        entry,
+        actor=actor,
+        tenant=tenant,
+        impersonator=impersonator,
+        remote_addr=remote_addr,
+        correlation_id=cid,
+    )
+    row.save(using=DEFAULT_DB_ALIAS)
+    return row
+
+
+def record_many(
+    entries: Iterable[Entry], *, actor, tenant, impersonator=None, batch_size: int = 1000
+) -> int:
+    """Write many entries with one ``bulk_create`` per ``batch_size``; returns how many."""
+    remote_addr, cid = _request_facts()
+    rows = [
+        _build(
+            entry,
+            actor=actor,
+            tenant=tenant,
+            impersonator=impersonator,
+            remote_addr=remote_addr,
+            correlation_id=cid,
+        )
+        for entry in entries
+    ]
+    AuditEntry.objects.using(DEFAULT_DB_ALIAS).bulk_create(rows, batch_size=batch_size)
+    return len(rows)

@@ -1,0 +1,25 @@
+// Small behaviours that CSP forbids inline: confirmations, copy buttons, select-all.
+(function () {
+  "use strict";
+  document.addEventListener("click", function (event) {
+    var el = event.target.closest("[data-confirm]");
+    if (el && !window.confirm(el.getAttribute("data-confirm"))) {
+      event.preventDefault();
+      event.stopImmediatePropagation();
+    }
+    var copy = event.target.closest("[data-copy]");
+    if (copy && navigator.clipboard) {
+      navigator.clipboard.writeText(copy.getAttribute("data-copy"));
+      copy.textContent = "Copied";
+    }
+  }, true);
+  // A session that expired during an htmx request gets a client redirect (HX-Redirect);
+  // anything else that fails shows a message instead of silently doing nothing.
+  document.addEventListener("htmx:responseError", function (event) {
+    var box = document.getElementById("htmx-error");
+    if (box) {
+      box.hidden = false;
+      box.textContent = "The request failed (" + event.detail.xhr.status + "). Reload the page and try again.";
+    }
+  });
+})();

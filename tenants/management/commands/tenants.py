@@ -1,0 +1,161 @@
+"""``manage.py tenants <create|list|migrate|suspend|resume|delete|restore|purge>``.
+
+Every subcommand is idempotent: running it again after a crash finishes the job.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from tenants import db, selectors, services
+from tenants.models import Tenant
+
+
+class Command(BaseCommand):
+    help = "Manage tenants and their databases."
+
+    def add_arguments(self, parser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+        create = sub.add_parser("create", help="Create a tenant (or finish an interrupted one).")
+        create.add_argument("slug")
+        create.add_argument("--name", required=True)
+        create.add_argument("--metadata", default=None, help="A JSON object.")
+        create.add_argument("--server", default=None, help="Key of a tenant database server.")
+        lst = sub.add_parser("list", help="List tenants.")
+        lst.add_argument("--json", action="store_true", help="Machine-readable output.")
+        lst.add_argument("--all", action="store_true", help="Include purged tenants.")
+        mig = sub.add_parser("migrate", help="Migrate one tenant's database, or all.")
+        mig.add_argument("slug", nargs="?")
+        mig.add_argument("--all", action="store_true")
+        for name, text in [
+            ("suspend", "Suspend a tenant (its app users are refused)."),
+            ("resume", "Resume a suspended tenant."),
+            ("delete", "Soft-delete a tenant: access off, data kept."),
+            ("restore", "Restore a soft-deleted tenant."),
+            ("retry", "Finish the creation of a failed tenant."),
+        ]:
+            sub.add_parser(name, help=text).add_argument("slug")
+        purge = sub.add_parser("purge", help="Drop a deleted tenant's database (irreversible).")
+        purge.add_argument("slug")
+        purge.add_argument("--yes", action="store_true", help="Do not ask for the slug.")
+
+    def handle(self, *args, action: str, **options) -> None:
+        try:
+            getattr(self, f"do_{action}")(**options)
+        except services.TenantError as exc:
+            raise CommandError(str(exc)) from exc
+
+    def _tenant(self, slug: str) -> Tenant:
+        tenant = selectors.tenant_get(slug=slug)
+        if tenant is None:
+            raise CommandError(f"No tenant with the slug {slug!r}.")
+        return tenant
+
+    def do_create(self, *, slug: str, name: str, metadata: str | None, server: str | None, **_):
+        meta = None
+        if metadata:
+            try:
+                meta = json.loads(metadata)
+            except json.JSONDecodeError as exc:
+                raise CommandError(f"--metadata is not valid JSON: {exc}") from exc
+        tenant = services.tenant_create(
+            actor=None, slug=slug, name=name, metadata=meta, db_server=server
+        )
+        self.stdout.write(
+            self.style.SUCCESS(f"Tenant {tenant.slug!r} is {tenant.status}")
+            + f" (database {tenant.db_name} on server {tenant.db_server!r})."
+        )
+
+    def do_list(self, *, json: bool = False, all: bool = False, **_):  # noqa: A002
+        import json as jsonlib
+
+        latest = db.latest_schema_version()
+        rows = []
+        for t in selectors.tenant_list(include_purged=all):
+            rows.append(
+                {
+                    "slug": t.slug,
+                    "name": t.name,
+                    "status": t.status,
+                    "default": t.is_default,
+                    "server": t.db_server,
+                    "database": t.db_name,
+                    "schema": "current" if t.schema_version == latest else "behind",
+                    "created": t.created_at.isoformat(timespec="seconds"),
+                }
+            )
+        if json:
+            self.stdout.write(jsonlib.dumps(rows, indent=2))
+            return
+        if not rows:
+            self.stdout.write("No tenants.")
+            return
+        headers = ["slug", "name", "status", "default", "server", "database", "schema", "created"]
+        table = [headers] + [[str(r[h]) for h in headers] for r in rows]
+        widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
+        for row in table:
+            self.stdout.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+
+    def do_migrate(self, *, slug: str | None, all: bool, **_):  # noqa: A002
+        if bool(slug) == bool(all):
+            raise CommandError("Give one tenant slug, or --all.")
+        tenants = (
+            [self._tenant(slug)]
+            if slug
+            else list(selectors.tenant_list().exclude(status=Tenant.Status.PURGED))
+        )
+        failures = 0
+        for tenant in tenants:
+            try:
+                result = services.tenant_migrate(actor=None, tenant=tenant)
+            except services.TenantError as exc:
+                failures += 1
+                self.stderr.write(f"{tenant.slug}: FAILED: {exc}")
+                continue
+            changed = "migrated" if result["from"] != result["to"] else "already current"
+            self.stdout.write(f"{tenant.slug}: {changed} ({_fmt(result['to'])})")
+        if failures:
+            raise CommandError(f"{failures} of {len(tenants)} tenant(s) failed to migrate.")
+
+    def _simple(self, verb: str, slug: str) -> None:
+        tenant = getattr(services, f"tenant_{verb}")(actor=None, tenant=self._tenant(slug))
+        self.stdout.write(self.style.SUCCESS(f"Tenant {tenant.slug!r} is {tenant.status}."))
+
+    def do_suspend(self, *, slug: str, **_):
+        self._simple("suspend", slug)
+
+    def do_resume(self, *, slug: str, **_):
+        self._simple("resume", slug)
+
+    def do_delete(self, *, slug: str, **_):
+        self._simple("delete", slug)
+
+    def do_restore(self, *, slug: str, **_):
+        self._simple("restore", slug)
+
+    def do_retry(self, *, slug: str, **_):
+        self._simple("retry", slug)
+
+    def do_purge(self, *, slug: str, yes: bool, **_):
+        tenant = self._tenant(slug)
+        confirm = slug
+        if not yes:
+            if not self._interactive():
+                raise CommandError("Purging needs confirmation: run it in a terminal, or --yes.")
+            confirm = input(
+                f"This drops the database {tenant.db_name} for good. Type the slug to confirm: "
+            ).strip()
+        tenant = services.tenant_purge(actor=None, tenant=tenant, confirm_slug=confirm)
+        self.stdout.write(self.style.SUCCESS(f"Tenant {tenant.slug!r} is {tenant.status}."))
+
+    @staticmethod
+    def _interactive() -> bool:
+        import sys
+
+        return sys.stdin.isatty()
+
+
+def _fmt(version: dict) -> str:
+    return ", ".join(f"{app} {name}" for app, name in sorted(version.items())) or "no schema"

@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+import re
+import uuid
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+SLUG_MAX_LENGTH = 40
+# Path segments of the console and portal that a slug must not shadow, plus the obvious lies.
+RESERVED_SLUGS = frozenset({"admin", "api", "static", "media", "setup", "login", "logout", "new"})
+
+
+def validate_slug(value: str) -> None:
+    """Slugs are immutable, lower-case ``[a-z0-9-]``, 1-40 characters, no leading/trailing dash."""
+    if not isinstance(value, str) or not value:
+        raise ValidationError("Enter a slug.", code="required")
+    if len(value) > SLUG_MAX_LENGTH:
+        raise ValidationError(
+            f"A slug has at most {SLUG_MAX_LENGTH} characters (this one has {len(value)}).",
+            code="max_length",
+        )
+    if not SLUG_RE.match(value):
+        raise ValidationError(
+            "A slug uses only lower-case letters, digits and dashes, and starts and ends with a "
+            "letter or digit.",
+            code="invalid",
+        )
+    if "--" in value:
+        raise ValidationError("A slug cannot contain two dashes in a row.", code="invalid")
+    if value in RESERVED_SLUGS:
+        raise ValidationError(f"'{value}' is reserved; choose another slug.", code="reserved")
+
+
+class Tenant(models.Model):
+    class Status(models.TextChoices):
+        PROVISIONING = "provisioning", "Provisioning"
+        ACTIVE = "active", "Active"
+        SUSPENDED = "suspended", "Suspended"
+        DELETED = "deleted", "Deleted"
+        PURGED = "purged", "Purged"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    slug = models.CharField(max_length=SLUG_MAX_LENGTH, unique=True, validators=[validate_slug])
+    name = models.CharField(max_length=200)
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.PROVISIONING, db_index=True
+    )
+    is_default = models.BooleanField(default=False)
+    # Placement: the key of a server in TENANT_DATABASE_SERVERS ("default" = the control server)
+    # and the database name there (with SQLite, the file name in TENANT_SQLITE_DIR).
+    db_server = models.CharField(max_length=50, default="default")
+    db_name = models.CharField(max_length=63, unique=True)
+    # The last migration applied to the tenant database, per app ("accounts": "0001_initial").
+    schema_version = models.JSONField(default=dict, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+    suspended_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    purged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["slug"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"],
+                condition=models.Q(is_default=True),
+                name="tenants_one_default",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    @property
+    def db_alias(self) -> str:
+        return f"tenant:{self.slug}"
+
+    @property
+    def is_usable(self) -> bool:
+        """The tenant database exists and staff may work in it (suspended: yes, read and write)."""
+        return self.status in {self.Status.ACTIVE, self.Status.SUSPENDED}
+
+    @property
+    def accepts_app_users(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+    def get_additional_data(self) -> dict:
+        return {"tenant": self.slug}
+
+
+class TenantAdmin(models.Model):
+    """Assignment of a staff user to a tenant with a role."""
+
+    class Role(models.TextChoices):
+        ADMIN = "admin", "Admin"
+        SUPPORT = "support", "Support"
+        VIEWER = "viewer", "Viewer"
+
+    id = models.BigAutoField(primary_key=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tenant_roles"
+    )
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="admins")
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "tenant"], name="tenantadmin_unique"),
+        ]
+        indexes = [models.Index(fields=["tenant", "role"], name="tenantadmin_tenant_role")]
+
+    def __str__(self) -> str:
+        return f"{self.user} is {self.role} of {self.tenant}"
+
+    def get_additional_data(self) -> dict:
+        return {"tenant": self.tenant.slug}

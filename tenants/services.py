@@ -1,0 +1,280 @@
+"""Tenant lifecycle: create, migrate, suspend, resume, delete (soft), restore, purge.
+
+Every step is idempotent and resumable. ``tenant_create`` writes the record (``provisioning``),
+creates the database, migrates it, then marks it ``active``; a crash anywhere leaves a record that
+the same call, given the same slug, finishes. Instance admins only (``actor=None`` is the system:
+the command line and first-run setup).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from auditlog.context import disable_auditlog
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from audit import services as audit
+from tenants import db
+from tenants.models import Tenant, validate_slug
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SLUG = "default"
+NAME_MAX_LENGTH = 200
+_AUDITED_FIELDS = ("slug", "name", "status", "is_default", "db_server", "db_name", "metadata")
+
+
+class TenantError(Exception):
+    """A lifecycle step was refused or failed; the message is meant for the operator."""
+
+
+def _check_actor(actor) -> None:
+    if actor is not None and not (actor.is_active and actor.is_superuser):
+        raise PermissionDenied("Only instance admins manage tenants.")
+
+
+def _clean_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise TenantError("Enter a name for the tenant.")
+    if len(name) > NAME_MAX_LENGTH:
+        raise TenantError(f"A tenant name has at most {NAME_MAX_LENGTH} characters.")
+    if any(ord(ch) < 32 or ch in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069" for ch in name):
+        raise TenantError("A tenant name cannot contain control or text-direction characters.")
+    return name
+
+
+def _clean_slug(slug: str) -> str:
+    try:
+        validate_slug(slug)
+    except ValidationError as exc:
+        raise TenantError(f"Invalid slug {slug[:60]!r}: {' '.join(exc.messages)}") from None
+    return slug
+
+
+def _clean_metadata(metadata: Mapping[str, Any] | None) -> dict:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise TenantError("Tenant metadata must be a JSON object.")
+    return dict(metadata)
+
+
+def _new_db_name(slug: str) -> str:
+    # A random suffix: a database left on the server by an earlier install is never adopted.
+    return f"{settings.TENANT_DB_PREFIX}{slug.replace('-', '_')}_{secrets.token_hex(3)}"
+
+
+def _save(tenant: Tenant, *fields: str) -> None:
+    with disable_auditlog():
+        tenant.save(update_fields=[*fields, "updated_at"])
+
+
+def _audit(event: str, *, actor, tenant: Tenant, before=None, data=None, action=audit.UPDATE):
+    audit.record(
+        event=event,
+        actor=actor,
+        tenant=tenant,
+        target=tenant,
+        action=action,
+        before=before,
+        after=audit.snapshot(tenant, _AUDITED_FIELDS) if before is not None else None,
+        data=data,
+    )
+
+
+def tenant_create(
+    *,
+    actor,
+    slug: str,
+    name: str,
+    metadata: Mapping[str, Any] | None = None,
+    db_server: str | None = None,
+    is_default: bool = False,
+) -> Tenant:
+    """Create a tenant with its own database, or finish one whose creation was interrupted."""
+    _check_actor(actor)
+    slug = _clean_slug(slug)
+    name = _clean_name(name)
+    metadata = _clean_metadata(metadata)
+    server = db_server or settings.TENANT_DEFAULT_SERVER
+    db.server_settings(server)  # refuses an unknown server before anything is written
+
+    tenant = Tenant.objects.filter(slug=slug).first()
+    if tenant is not None and tenant.status not in {Tenant.Status.PROVISIONING, Tenant.Status.FAILED}:
+        raise TenantError(f"A tenant with the slug {slug!r} already exists ({tenant.status}).")
+    if tenant is None:
+        try:
+            with transaction.atomic(), disable_auditlog():
+                tenant = Tenant.objects.create(
+                    slug=slug,
+                    name=name,
+                    metadata=metadata,
+                    db_server=server,
+                    db_name=_new_db_name(slug),
+                    is_default=is_default,
+                    status=Tenant.Status.PROVISIONING,
+                )
+                _audit("tenant.create", actor=actor, tenant=tenant, before={}, action=audit.CREATE)
+        except IntegrityError:
+            # A concurrent create of the same slug won the race: resume that one.
+            tenant = Tenant.objects.get(slug=slug)
+            if tenant.status not in {Tenant.Status.PROVISIONING, Tenant.Status.FAILED}:
+                raise TenantError(f"A tenant with the slug {slug!r} already exists.") from None
+    return _provision(tenant, actor=actor)
+
+
+def tenant_retry(*, actor, tenant: Tenant) -> Tenant:
+    """Finish the creation of a tenant left ``provisioning`` or ``failed``."""
+    _check_actor(actor)
+    if tenant.status not in {Tenant.Status.PROVISIONING, Tenant.Status.FAILED}:
+        raise TenantError(f"Tenant {tenant.slug!r} is {tenant.status}; nothing to retry.")
+    return _provision(tenant, actor=actor)
+
+
+def _provision(tenant: Tenant, *, actor) -> Tenant:
+    try:
+        created = db.create_database(tenant)
+        version = db.migrate_database(tenant)
+    except Exception as exc:  # noqa: BLE001 - any failure is recorded and reported
+        log.exception("Provisioning tenant %s failed", tenant.slug)
+        before = audit.snapshot(tenant, _AUDITED_FIELDS)
+        tenant.status = Tenant.Status.FAILED
+        tenant.last_error = str(exc)[:2000]
+        _save(tenant, "status", "last_error")
+        _audit("tenant.create_failed", actor=actor, tenant=tenant, before=before,
+               data={"error": tenant.last_error})
+        raise TenantError(
+            f"Creating the database of {tenant.slug!r} failed: {exc}. "
+            f"Run the same command again to retry."
+        ) from exc
+    before = audit.snapshot(tenant, _AUDITED_FIELDS)
+    tenant.status = Tenant.Status.ACTIVE
+    tenant.schema_version = version
+    tenant.last_error = ""
+    _save(tenant, "status", "schema_version", "last_error")
+    _audit("tenant.provisioned", actor=actor, tenant=tenant, before=before,
+           data={"database_created": created, "schema_version": version})
+    return tenant
+
+
+def tenant_migrate(*, actor, tenant: Tenant) -> dict:
+    """Bring the tenant's database to the newest schema. Returns ``{"from": .., "to": ..}``."""
+    _check_actor(actor)
+    if tenant.status == Tenant.Status.PURGED:
+        raise TenantError(f"Tenant {tenant.slug!r} was purged; it has no database.")
+    if tenant.status in {Tenant.Status.PROVISIONING, Tenant.Status.FAILED}:
+        tenant = _provision(tenant, actor=actor)
+        return {"from": {}, "to": tenant.schema_version}
+    previous = dict(tenant.schema_version)
+    try:
+        version = db.migrate_database(tenant)
+    except db.TenantDatabaseError as exc:
+        _audit("tenant.migrate_failed", actor=actor, tenant=tenant, data={"error": str(exc)})
+        raise TenantError(str(exc)) from exc
+    tenant.schema_version = version
+    _save(tenant, "schema_version")
+    _audit("tenant.migrate", actor=actor, tenant=tenant, data={"from": previous, "to": version})
+    return {"from": previous, "to": version}
+
+
+def _transition(
+    *, actor, tenant: Tenant, event: str, allowed_from: set[str], to: str, stamp: dict
+) -> Tenant:
+    _check_actor(actor)
+    with transaction.atomic():
+        tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        if tenant.status == to:
+            return tenant  # idempotent
+        if tenant.status not in allowed_from:
+            raise TenantError(
+                f"Tenant {tenant.slug!r} is {tenant.status}; it cannot be {event.split('.')[1]}d."
+            )
+        before = audit.snapshot(tenant, _AUDITED_FIELDS)
+        tenant.status = to
+        for key, value in stamp.items():
+            setattr(tenant, key, value)
+        _save(tenant, "status", *stamp)
+        _audit(event, actor=actor, tenant=tenant, before=before)
+    return tenant
+
+
+def tenant_suspend(*, actor, tenant: Tenant) -> Tenant:
+    """Suspend: app users are refused in the portal; staff can still read and act."""
+    return _transition(
+        actor=actor, tenant=tenant, event="tenant.suspend",
+        allowed_from={Tenant.Status.ACTIVE}, to=Tenant.Status.SUSPENDED,
+        stamp={"suspended_at": timezone.now()},
+    )
+
+
+def tenant_resume(*, actor, tenant: Tenant) -> Tenant:
+    return _transition(
+        actor=actor, tenant=tenant, event="tenant.resume",
+        allowed_from={Tenant.Status.SUSPENDED}, to=Tenant.Status.ACTIVE,
+        stamp={"suspended_at": None},
+    )
+
+
+def tenant_delete(*, actor, tenant: Tenant) -> Tenant:
+    """Soft delete: all access off, the database and its data kept (``tenant_restore`` undoes)."""
+    if tenant.is_default:
+        raise TenantError("The default tenant cannot be deleted.")
+    return _transition(
+        actor=actor, tenant=tenant, event="tenant.delete",
+        allowed_from={Tenant.Status.ACTIVE, Tenant.Status.SUSPENDED, Tenant.Status.FAILED},
+        to=Tenant.Status.DELETED, stamp={"deleted_at": timezone.now()},
+    )
+
+
+def tenant_restore(*, actor, tenant: Tenant) -> Tenant:
+    return _transition(
+        actor=actor, tenant=tenant, event="tenant.restore",
+        allowed_from={Tenant.Status.DELETED}, to=Tenant.Status.ACTIVE,
+        stamp={"deleted_at": None, "suspended_at": None},
+    )
+
+
+def tenant_purge(*, actor, tenant: Tenant, confirm_slug: str) -> Tenant:
+    """Irreversible: drop the tenant's database. Only after a soft delete, confirmed by slug.
+
+    The tenant record stays (status ``purged``) so the audit trail keeps pointing at it and the
+    slug is never handed to somebody else.
+    """
+    _check_actor(actor)
+    if tenant.is_default:
+        raise TenantError("The default tenant cannot be purged.")
+    if confirm_slug != tenant.slug:
+        raise TenantError("Type the tenant's slug exactly to confirm the purge.")
+    if tenant.status == Tenant.Status.PURGED:
+        db.drop_database(tenant)  # finishes an interrupted purge; no-op otherwise
+        return tenant
+    if tenant.status != Tenant.Status.DELETED:
+        raise TenantError(f"Delete tenant {tenant.slug!r} before purging it (it is {tenant.status}).")
+    try:
+        dropped = db.drop_database(tenant)
+    except db.TenantDatabaseError as exc:
+        raise TenantError(str(exc)) from exc
+    before = audit.snapshot(tenant, _AUDITED_FIELDS)
+    tenant.status = Tenant.Status.PURGED
+    tenant.purged_at = timezone.now()
+    _save(tenant, "status", "purged_at")
+    _audit("tenant.purge", actor=actor, tenant=tenant, before=before,
+           data={"database_dropped": dropped})
+    return tenant
+
+
+def tenant_ensure_default(*, actor) -> Tenant:
+    """The default tenant exists and is active (first migrate and first-run setup call this)."""
+    tenant = Tenant.objects.filter(is_default=True).first()
+    if tenant is None:
+        return tenant_create(actor=actor, slug=DEFAULT_SLUG, name="Default", is_default=True)
+    if tenant.status in {Tenant.Status.PROVISIONING, Tenant.Status.FAILED}:
+        return _provision(tenant, actor=actor)
+    return tenant
