@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "accounts",
     "tenants",
     "audit",
+    "outbox",
 ]
 
 MIDDLEWARE = [
@@ -112,6 +113,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "adminpanel.context_processors.console",
             ],
             "builtins": ["template_partials.templatetags.partials"],
         },

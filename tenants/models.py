@@ -58,6 +58,9 @@ class Tenant(models.Model):
     # The last migration applied to the tenant database, per app ("accounts": "0001_initial").
     schema_version = models.JSONField(default=dict, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    # Per-tenant rules (tenants.config.TenantSettings) and mail templates overrides.
+    settings = models.JSONField(default=dict, blank=True)
+    email_templates = models.JSONField(default=dict, blank=True)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)

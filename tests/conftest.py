@@ -100,3 +100,57 @@ def make_tenant(db):
     yield make
     for tenant in created:
         tenant_db.drop_database(tenant)
+
+
+# --- Staff -----------------------------------------------------------------------------------
+
+STAFF_PASSWORD = "correct-horse-battery-9"
+
+
+@pytest.fixture
+def staff_factory(db, django_user_model):
+    """``staff_factory("ann@x.test", superuser=False, tenants={tenant: "support"})``."""
+    from tenants.models import TenantAdmin
+
+    counter = iter(range(1, 10_000))
+
+    def make(email: str | None = None, *, superuser: bool = False, name: str = "",
+             password: str = STAFF_PASSWORD, tenants: dict | None = None):
+        email = email or f"staff{next(counter)}@console.test"
+        create = django_user_model.objects.create_superuser if superuser else django_user_model.objects.create_user
+        user = create(email, password, name=name or email.split("@")[0].title())
+        for tenant, role in (tenants or {}).items():
+            TenantAdmin.objects.create(user=user, tenant=tenant, role=role)
+        return user
+
+    return make
+
+
+def login_verified(client, user, *, otp_age_seconds: int = 0):
+    """Sign ``user`` in with a confirmed TOTP device, as if both steps had passed."""
+    import time
+
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from adminpanel.staff_session import OTP_VERIFIED_AT
+
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first() or TOTPDevice.objects.create(
+        user=user, name="Authenticator", confirmed=True
+    )
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session[OTP_VERIFIED_AT] = int(time.time()) - otp_age_seconds
+    session.save()
+    return client
+
+
+@pytest.fixture
+def as_staff(client):
+    """``as_staff(user)`` → a test client signed in with password and TOTP."""
+
+    def sign_in(user, **kwargs):
+        return login_verified(client, user, **kwargs)
+
+    return sign_in

@@ -23,3 +23,8 @@
     }
   });
 })();
+// Forms marked data-autosubmit submit when one of their selects changes (tenant switcher).
+document.addEventListener("change", function (event) {
+  var form = event.target.closest("form[data-autosubmit]");
+  if (form && event.target.tagName === "SELECT") { form.submit(); }
+});

@@ -1,0 +1,75 @@
+"""The shared view gates: tenant resolution and recent-OTP step-up."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from urllib.parse import urlencode
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django_htmx.http import HttpResponseClientRedirect
+
+from adminpanel.permissions import actor_role, role_can
+from adminpanel.staff_session import otp_is_recent
+from tenants import db as tenant_db
+from tenants.models import Tenant
+
+VISIBLE_STATUSES = (Tenant.Status.ACTIVE, Tenant.Status.SUSPENDED)
+
+
+def tenant_view(action: str = "view_tenant") -> Callable:
+    """Resolve ``/t/<slug>/...`` once, for every tenant-scoped view.
+
+    Sets ``request.tenant``, ``request.tenant_role`` and ``request.tenant_alias``. Unknown
+    tenants, tenants the actor is not assigned to, and deleted or unprovisioned tenants all answer
+    the same 404; an assigned actor whose role lacks ``action`` gets 403. The tenant never comes
+    from the query string, a header or a form.
+    """
+    role_can(None, action)  # fail at import time for an unknown action
+
+    def decorator(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, slug: str, *args, **kwargs) -> HttpResponse:
+            tenant = Tenant.objects.filter(slug=slug, status__in=VISIBLE_STATUSES).first()
+            role = actor_role(request.user, tenant) if tenant is not None else None
+            if tenant is None or role is None:
+                raise Http404("No such tenant.")
+            if not role_can(role, action):
+                raise PermissionDenied("Your role in this tenant does not allow this.")
+            request.tenant = tenant
+            request.tenant_role = role
+            request.tenant_alias = tenant_db.using(tenant)
+            return view(request, *args, **kwargs)
+
+        wrapper.tenant_action = action  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorator
+
+
+def reverify_url(request: HttpRequest) -> str:
+    return "/account/reverify/?" + urlencode({"next": request.get_full_path()})
+
+
+def recent_otp_required(view: Callable) -> Callable:
+    """Destructive actions need an OTP verification from the last 15 minutes (policy).
+
+    Without one, the actor is sent to the step-up page and comes back to the page they were on.
+    A POST is not replayed after step-up: the form is shown again and submitted again.
+    """
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if otp_is_recent(request):
+            return view(request, *args, **kwargs)
+        target = reverify_url(request)
+        if request.method != "GET":
+            referer = request.headers.get("Referer", "")
+            path = referer if referer.startswith(request.build_absolute_uri("/")) else "/"
+            target = "/account/reverify/?" + urlencode({"next": path})
+        if getattr(request, "htmx", False):
+            return HttpResponseClientRedirect(target)
+        return HttpResponseRedirect(target)
+
+    return wrapper

@@ -1,0 +1,121 @@
+"""The mail outbox: enqueue inside the caller's transaction, deliver after commit, retry later."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.mail import EmailMessage, get_connection
+from django.db import DEFAULT_DB_ALIAS, transaction
+from django.utils import timezone
+
+from outbox.models import OutboxMessage
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 10
+
+
+@dataclass(frozen=True)
+class Mail:
+    key: str
+    to: str
+    subject: str
+    body: str
+    kind: str
+    from_email: str = ""
+
+
+def mail_enqueue(
+    *, key: str, to: str, subject: str, body: str, kind: str, tenant=None, from_email: str = ""
+) -> OutboxMessage:
+    """Queue one message (idempotent by ``key``) and deliver it once the transaction commits."""
+    message, _ = OutboxMessage.objects.using(DEFAULT_DB_ALIAS).get_or_create(
+        key=key,
+        defaults={
+            "to": to, "subject": subject[:300], "body": body, "kind": kind,
+            "tenant": tenant, "from_email": from_email,
+        },
+    )
+    if message.status == OutboxMessage.Status.QUEUED:
+        transaction.on_commit(lambda: deliver([message.pk]), using=DEFAULT_DB_ALIAS)
+    return message
+
+
+def mail_enqueue_many(mails: Iterable[Mail], *, tenant=None) -> int:
+    """Queue many messages with one bulk insert (batches); existing keys are left alone."""
+    rows = [
+        OutboxMessage(
+            key=m.key, to=m.to, subject=m.subject[:300], body=m.body, kind=m.kind,
+            tenant=tenant, from_email=m.from_email,
+        )
+        for m in mails
+    ]
+    if not rows:
+        return 0
+    OutboxMessage.objects.using(DEFAULT_DB_ALIAS).bulk_create(
+        rows, batch_size=500, ignore_conflicts=True
+    )
+    keys = [r.key for r in rows]
+    transaction.on_commit(lambda: deliver_keys(keys), using=DEFAULT_DB_ALIAS)
+    return len(rows)
+
+
+def deliver_keys(keys: list[str]) -> int:
+    ids = list(
+        OutboxMessage.objects.filter(key__in=keys, status=OutboxMessage.Status.QUEUED)
+        .values_list("pk", flat=True)
+    )
+    return deliver(ids)
+
+
+def deliver(ids: list | None = None, *, limit: int = 500) -> int:
+    """Send queued messages (the given ones, or the oldest ``limit``). Returns how many were sent.
+
+    Each message is claimed under a row lock and marked sent in the same transaction as the
+    send, so two workers never send the same message twice.
+    """
+    qs = OutboxMessage.objects.filter(status=OutboxMessage.Status.QUEUED, attempts__lt=MAX_ATTEMPTS)
+    if ids is not None:
+        qs = qs.filter(pk__in=ids)
+    pending = list(qs.order_by("created_at").values_list("pk", flat=True)[:limit])
+    if not pending:
+        return 0
+    sent = 0
+    connection = get_connection(fail_silently=False)
+    try:
+        for pk in pending:
+            with transaction.atomic():
+                msg = (
+                    OutboxMessage.objects.select_for_update(skip_locked=True)
+                    .filter(pk=pk, status=OutboxMessage.Status.QUEUED)
+                    .first()
+                )
+                if msg is None:
+                    continue
+                msg.attempts += 1
+                try:
+                    EmailMessage(
+                        subject=msg.subject,
+                        body=msg.body,
+                        from_email=msg.from_email or settings.DEFAULT_FROM_EMAIL,
+                        to=[msg.to],
+                        headers={"X-Idempotency-Key": msg.key},
+                        connection=connection,
+                    ).send()
+                except Exception as exc:  # noqa: BLE001 - stays queued; deliver_mail retries
+                    log.warning("Mail %s to %s failed: %s", msg.pk, msg.to, exc)
+                    msg.last_error = str(exc)[:2000]
+                    if msg.attempts >= MAX_ATTEMPTS:
+                        msg.status = OutboxMessage.Status.FAILED
+                    msg.save(update_fields=["attempts", "last_error", "status"])
+                    continue
+                msg.status = OutboxMessage.Status.SENT
+                msg.sent_at = timezone.now()
+                msg.last_error = ""
+                msg.save(update_fields=["attempts", "status", "sent_at", "last_error"])
+                sent += 1
+    finally:
+        connection.close()
+    return sent

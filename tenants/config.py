@@ -1,0 +1,96 @@
+"""Per-tenant settings: the rules the users console and the portal obey for one tenant.
+
+Stored as JSON on ``Tenant.settings``; read through ``tenant_settings(tenant)``, which fills
+defaults and clamps link lifetimes to the security policy's bounds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+from typing import Any
+
+from adminpanel.policy import policy
+from tenants.models import Tenant
+
+MAX_ROLES = 20
+ROLE_RE = r"^[a-z][a-z0-9_-]{0,49}$"
+
+
+@dataclasses.dataclass(frozen=True)
+class TenantSettings:
+    roles: tuple[str, ...] = ("user", "admin")
+    protected_roles: tuple[str, ...] = ("admin",)
+    default_role: str = "user"
+    password_min_length: int = 10
+    require_mfa: bool = False
+    invitation_hours: int = 72
+    recovery_minutes: int = 60
+    magic_link_minutes: int = 10
+    allowed_email_domains: tuple[str, ...] = ()  # empty: any domain may be invited
+    sender_name: str = ""
+
+    @property
+    def invitation_lifetime(self) -> timedelta:
+        return timedelta(hours=self.invitation_hours)
+
+    @property
+    def recovery_lifetime(self) -> timedelta:
+        return timedelta(minutes=self.recovery_minutes)
+
+    @property
+    def magic_link_lifetime(self) -> timedelta:
+        return timedelta(minutes=self.magic_link_minutes)
+
+    def lifetime(self, purpose: str) -> timedelta:
+        return {
+            "invite": self.invitation_lifetime,
+            "recovery": self.recovery_lifetime,
+            "magic_link": self.magic_link_lifetime,
+            "email_change": self.recovery_lifetime,
+        }[purpose]
+
+    def email_domain_allowed(self, email: str) -> bool:
+        if not self.allowed_email_domains:
+            return True
+        domain = email.rsplit("@", 1)[-1].lower()
+        return domain in self.allowed_email_domains
+
+    def as_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+
+def lifetime_bounds() -> dict[str, tuple[int, int]]:
+    """(min, max) of each lifetime: a tenant may shorten the policy's lifetimes, never lengthen."""
+    p = policy()
+    return {
+        "invitation_hours": (1, p.invitation_hours),
+        "recovery_minutes": (5, p.recovery_minutes),
+        "magic_link_minutes": (1, p.magic_link_minutes),
+        "password_min_length": (8, 128),
+    }
+
+
+def tenant_settings(tenant: Tenant) -> TenantSettings:
+    raw = tenant.settings if isinstance(tenant.settings, dict) else {}
+    p = policy()
+    defaults = TenantSettings(
+        invitation_hours=p.invitation_hours,
+        recovery_minutes=p.recovery_minutes,
+        magic_link_minutes=p.magic_link_minutes,
+    )
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(TenantSettings):
+        value = raw.get(f.name, getattr(defaults, f.name))
+        if isinstance(getattr(defaults, f.name), tuple):
+            value = tuple(value) if isinstance(value, list | tuple) else getattr(defaults, f.name)
+        values[f.name] = value
+    for name, (low, high) in lifetime_bounds().items():
+        try:
+            values[name] = min(max(int(values[name]), low), high)
+        except (TypeError, ValueError):
+            values[name] = getattr(defaults, name)
+    if values["default_role"] not in values["roles"]:
+        values["default_role"] = values["roles"][0] if values["roles"] else "user"
+    return TenantSettings(**values)

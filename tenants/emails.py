@@ -1,0 +1,96 @@
+"""Mail templates of a tenant: invitation, recovery and magic link, with per-tenant overrides.
+
+Templates use ``{{ name }}`` placeholders only (no template language: a tenant admin's text can
+never reach settings, files or tags). Unknown placeholders are left as they are.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from tenants.models import Tenant
+
+KINDS = ("invite", "recovery", "magic_link")
+PLACEHOLDERS = ("tenant_name", "email", "name", "link", "expires_in", "sender_name")
+_PLACEHOLDER_RE = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
+
+DEFAULTS: dict[str, dict[str, str]] = {
+    "invite": {
+        "subject": "You are invited to {{ tenant_name }}",
+        "body": (
+            "Hello{{ name }},\n\n"
+            "You have been invited to {{ tenant_name }}. Choose a password to accept the "
+            "invitation:\n\n{{ link }}\n\n"
+            "This link works once and expires in {{ expires_in }}.\n"
+            "If you did not expect this invitation, ignore this message.\n\n"
+            "{{ sender_name }}\n"
+        ),
+    },
+    "recovery": {
+        "subject": "Reset your {{ tenant_name }} password",
+        "body": (
+            "Hello{{ name }},\n\n"
+            "Somebody asked to reset the password of {{ email }} at {{ tenant_name }}. "
+            "Choose a new one here:\n\n{{ link }}\n\n"
+            "This link works once and expires in {{ expires_in }}. If it was not you, ignore "
+            "this message: your password stays as it is.\n\n{{ sender_name }}\n"
+        ),
+    },
+    "magic_link": {
+        "subject": "Your sign-in link for {{ tenant_name }}",
+        "body": (
+            "Hello{{ name }},\n\n"
+            "Sign in to {{ tenant_name }} with this link:\n\n{{ link }}\n\n"
+            "It works once and expires in {{ expires_in }}. If you did not ask for it, ignore "
+            "this message.\n\n{{ sender_name }}\n"
+        ),
+    },
+}
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    body: str
+
+
+def template_for(tenant: Tenant, kind: str) -> dict[str, str]:
+    if kind not in KINDS:
+        raise KeyError(kind)
+    override = (tenant.email_templates or {}).get(kind) or {}
+    return {
+        "subject": override.get("subject") or DEFAULTS[kind]["subject"],
+        "body": override.get("body") or DEFAULTS[kind]["body"],
+    }
+
+
+def fill(text: str, values: dict[str, str]) -> str:
+    return _PLACEHOLDER_RE.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+
+
+def humanize_duration(minutes: int) -> str:
+    if minutes % (60 * 24) == 0:
+        days = minutes // (60 * 24)
+        return f"{days} day{'s' if days != 1 else ''}"
+    if minutes % 60 == 0:
+        hours = minutes // 60
+        return f"{hours} hour{'s' if hours != 1 else ''}"
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+def render_email(
+    tenant: Tenant, kind: str, *, email: str, name: str, link: str, expires_minutes: int,
+    sender_name: str = "", template: dict[str, str] | None = None,
+) -> RenderedEmail:
+    tpl = template or template_for(tenant, kind)
+    values = {
+        "tenant_name": tenant.name,
+        "email": email,
+        "name": f" {name}" if name else "",
+        "link": link,
+        "expires_in": humanize_duration(expires_minutes),
+        "sender_name": sender_name or f"The {tenant.name} team",
+    }
+    subject = " ".join(fill(tpl["subject"], values).split())[:300]
+    return RenderedEmail(subject=subject, body=fill(tpl["body"], values))
