@@ -81,6 +81,46 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.name or self.email
 
 
+class StaffInvitation(models.Model):
+    """An emailed link through which an invited staff member sets their password.
+
+    Only the token's SHA-256 is stored. Single use (row lock at redemption), expires after
+    ``policy().invitation_hours``; a newer invitation of the same user revokes the older ones.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="staff_invitations")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "-created_at"], name="staffinvite_user")]
+
+    def __str__(self) -> str:
+        return f"invitation of {self.user_id}"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.used_at is None and self.revoked_at is None and self.expires_at > timezone.now()
+
+
+class SetupLock(models.Model):
+    """One row, written by first-run setup: its primary key makes "exactly one setup wins"
+    a database guarantee, whatever the number of concurrent requests or workers."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    completed_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return "first-run setup"
+
+
 # --- Tenant side ---------------------------------------------------------------------------
 
 

@@ -1,11 +1,22 @@
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from auditlog.context import set_extra_data
-from django.http import HttpRequest, HttpResponse
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import Resolver404, resolve, reverse
+from django.utils.http import urlencode
+from django_htmx.http import HttpResponseClientRedirect
 
+from accounts.otp import has_totp
+from accounts.selectors import staff_setup_required
+from accounts.services.staff import staff_auth_event
 from adminpanel import request_context
+from adminpanel.policy import policy
+from adminpanel.staff_session import OTP_VERIFIED_AT
 
 # No inline scripts or styles anywhere: everything is served from /static/.
 CSP = (
@@ -43,5 +54,98 @@ def bind_request_context(get_response: Callable[[HttpRequest], HttpResponse]):
             request_context.reset()
         response.headers["X-Request-ID"] = ctx.correlation_id
         return response
+
+    return middleware
+
+
+# --- Staff access: default deny (issue 3) -----------------------------------------------------
+
+# Reachable without a verified staff session: static files, the health check and the tenant
+# portal (app users have their own sessions there). Everything else needs password + TOTP,
+# except the views marked with ``staff_public`` (sign-in, TOTP, enrolment, setup, sign-out,
+# invitation acceptance).
+PUBLIC_PREFIXES = ("/static/", "/p/", "/healthz")
+SESSION_LOGIN_AT = "adminpanel_login_at"
+SESSION_SEEN_AT = "adminpanel_seen_at"
+_SEEN_RESOLUTION_SECONDS = 30  # refresh "last seen" at most this often (one session write)
+
+
+def staff_public(view: Callable) -> Callable:
+    """Mark a view reachable without a verified staff session (the views of signing in)."""
+    view.staff_public = True  # type: ignore[attr-defined]
+    return view
+
+
+def _is_public_view(path: str) -> bool:
+    try:
+        match = resolve(path)
+    except Resolver404:
+        return False
+    return bool(getattr(match.func, "staff_public", False))
+
+
+def _redirect(request: HttpRequest, url: str) -> HttpResponse:
+    # htmx gets a client redirect: the whole page goes to sign-in, never a fragment of it.
+    if getattr(request, "htmx", False):
+        return HttpResponseClientRedirect(url)
+    return HttpResponseRedirect(url)
+
+
+def _session_expired(request: HttpRequest) -> str | None:
+    """Idle and absolute limits of a staff session (SECURITY.md); returns the reason or None."""
+    now = int(time.time())
+    session = request.session
+    login_at = session.get(SESSION_LOGIN_AT)
+    seen_at = session.get(SESSION_SEEN_AT)
+    if not isinstance(login_at, int):
+        session[SESSION_LOGIN_AT] = login_at = now
+    if now - login_at > policy().staff_session_absolute_hours * 3600:
+        return "absolute"
+    if isinstance(seen_at, int) and now - seen_at > policy().staff_session_idle_minutes * 60:
+        return "idle"
+    if not isinstance(seen_at, int) or now - seen_at >= _SEEN_RESOLUTION_SECONDS:
+        session[SESSION_SEEN_AT] = now
+    return None
+
+
+def _end_session(request: HttpRequest, reason: str) -> None:
+    user = request.user
+    staff_auth_event(event="staff.session_end", actor=None, user=user, data={"reason": reason})
+    logout(request)
+    messages.info(request, "Your session has ended. Sign in again to continue.")
+
+
+def require_verified_staff(get_response: Callable[[HttpRequest], HttpResponse]):
+    """Default deny: every console URL needs a session that passed password and TOTP.
+
+    While no staff user exists at all, every console URL leads to first-run setup. Sessions end
+    after the idle and absolute limits of the policy, and when the device that verified them is
+    gone (an admin reset the member's second factor).
+    """
+    def middleware(request: HttpRequest) -> HttpResponse:
+        path = request.path_info
+        if path.startswith(PUBLIC_PREFIXES):
+            return get_response(request)
+        user = request.user
+        if user.is_authenticated:
+            reason = _session_expired(request)
+            if reason is None and not user.is_verified() and request.session.get(OTP_VERIFIED_AT):
+                reason = "device_removed"
+            if reason is not None:
+                _end_session(request, reason)
+                user = request.user
+        if _is_public_view(path):
+            return get_response(request)
+        if not user.is_authenticated:
+            if staff_setup_required():
+                return _redirect(request, reverse("setup"))
+            login_url = reverse("login")
+            if request.method == "GET" and not getattr(request, "htmx", False) and path != "/":
+                login_url += "?" + urlencode({"next": request.get_full_path()})
+            return _redirect(request, login_url)
+        if not user.is_verified():
+            name = "login-verify" if has_totp(user) else "login-enroll"
+            return _redirect(request, reverse(name))
+        return get_response(request)
 
     return middleware

@@ -11,7 +11,9 @@ class TenantAliasRequired(RuntimeError):
 
 
 def is_tenant_model(model) -> bool:
-    return model._meta.label_lower in TENANT_MODEL_LABELS
+    """``model`` is a model class or instance (``request.user`` is a lazy proxy of one). The
+    database cache routes a bare stand-in model whose ``_meta`` has no ``label_lower``."""
+    return getattr(getattr(model, "_meta", None), "label_lower", None) in TENANT_MODEL_LABELS
 
 
 class TenantRouter:
@@ -34,7 +36,7 @@ class TenantRouter:
         return self._db_for(model, **hints)
 
     def allow_relation(self, obj1, obj2, **hints):
-        if is_tenant_model(type(obj1)) or is_tenant_model(type(obj2)):
+        if is_tenant_model(obj1) or is_tenant_model(obj2):
             return obj1._state.db == obj2._state.db
         return None
 

@@ -2,11 +2,17 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.http import require_GET
 
-from tenants.models import Tenant
+from accounts import otp
+from accounts.selectors import recent_activity, tenant_memberships
 
 
+@require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    # Until sign-in exists this page only says the console is up; it names no tenant.
-    active = Tenant.objects.filter(status=Tenant.Status.ACTIVE).count()
-    return render(request, "adminpanel/home.html", {"active_tenants": active})
+    """The console home: the tenants I can reach with my role, and what I did lately."""
+    return render(request, "adminpanel/home.html", {
+        "memberships": tenant_memberships(actor=request.user),
+        "activity": recent_activity(actor=request.user),
+        "backup_left": otp.backup_codes_left(request.user),
+    })

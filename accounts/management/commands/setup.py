@@ -1,0 +1,50 @@
+"""``manage.py setup``: first-run setup without a browser (the first instance admin)."""
+
+from __future__ import annotations
+
+import getpass
+import os
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from accounts.services.staff import SetupAlreadyDone, setup_first_admin
+
+PASSWORD_ENV = "ADMINPANEL_SETUP_PASSWORD"
+
+
+class Command(BaseCommand):
+    help = (
+        "Create the first instance admin and the default tenant. The password comes from the "
+        f"{PASSWORD_ENV} environment variable, or from a prompt. Refused once any staff user exists."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--email", required=True)
+        parser.add_argument("--name", required=True)
+        parser.add_argument("--noinput", "--no-input", action="store_false", dest="interactive",
+                            help=f"Never prompt; the password must be in {PASSWORD_ENV}.")
+
+    def _password(self, interactive: bool) -> str:
+        password = os.environ.get(PASSWORD_ENV, "")
+        if password:
+            return password
+        if not interactive:
+            raise CommandError(f"Set {PASSWORD_ENV} or run without --noinput to be prompted.")
+        first = getpass.getpass("Password: ")
+        if first != getpass.getpass("Password (again): "):
+            raise CommandError("The two passwords do not match.")
+        return first
+
+    def handle(self, *args, email: str, name: str, interactive: bool, **options) -> None:
+        password = self._password(interactive)
+        try:
+            user = setup_first_admin(actor=None, email=email, name=name, password=password)
+        except SetupAlreadyDone:
+            raise CommandError("Setup is done already: a staff user exists.") from None
+        except ValidationError as exc:
+            raise CommandError(" ".join(exc.messages)) from None
+        self.stdout.write(self.style.SUCCESS(
+            f"Instance admin {user.email} created. Sign in at /login/ and set up an "
+            "authenticator app."
+        ))

@@ -1,0 +1,127 @@
+"""Reads on accounts. Staff part: setup state, staff lists, tenant memberships."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts.models import StaffInvitation, User
+from audit.models import AuditEntry
+from tenants.models import Tenant, TenantAdmin
+
+VISIBLE_TENANT_STATUSES = (Tenant.Status.ACTIVE, Tenant.Status.SUSPENDED)
+
+# --- Staff -----------------------------------------------------------------------------------
+
+
+def staff_setup_required() -> bool:
+    """First-run setup is pending while no staff user exists at all."""
+    return not User.objects.exists()
+
+
+def _with_flags(qs: QuerySet[User]) -> QuerySet[User]:
+    now = timezone.now()
+    return qs.annotate(
+        has_totp=Exists(TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)),
+        has_pending_invitation=Exists(
+            StaffInvitation.objects.filter(
+                user=OuterRef("pk"), used_at=None, revoked_at=None, expires_at__gt=now
+            )
+        ),
+    )
+
+
+def staff_list(*, query: str = "") -> QuerySet[User]:
+    """Every staff member with their tenant roles (for instance admins)."""
+    qs = _with_flags(User.objects.all()).prefetch_related(
+        Prefetch(
+            "tenant_roles",
+            queryset=TenantAdmin.objects.select_related("tenant").order_by("tenant__slug"),
+        )
+    )
+    query = (query or "").strip()[:254]
+    if query:
+        qs = qs.filter(Q(email__icontains=query) | Q(name__icontains=query))
+    return qs.order_by("email")
+
+
+def staff_get(*, pk) -> User | None:
+    try:
+        return _with_flags(User.objects.filter(pk=pk)).first()
+    except (ValueError, TypeError):
+        return None
+
+
+def staff_status(user: User) -> str:
+    """``active``, ``invited`` (no password yet), ``deactivated``."""
+    if not user.is_active:
+        return "deactivated"
+    if not user.has_usable_password():
+        return "invited"
+    return "active"
+
+
+def staff_roles(*, user: User) -> QuerySet[TenantAdmin]:
+    return (
+        TenantAdmin.objects.filter(user=user).select_related("tenant").order_by("tenant__slug")
+    )
+
+
+def assignable_tenants(*, exclude_user: User | None = None) -> QuerySet[Tenant]:
+    qs = Tenant.objects.filter(status__in=VISIBLE_TENANT_STATUSES).order_by("-is_default", "slug")
+    if exclude_user is not None:
+        qs = qs.exclude(admins__user=exclude_user)
+    return qs
+
+
+def tenant_admin_list(*, tenant: Tenant) -> QuerySet[TenantAdmin]:
+    """The staff assigned to one tenant, admins first."""
+    return (
+        TenantAdmin.objects.filter(tenant=tenant)
+        .select_related("user")
+        .annotate(
+            has_totp=Exists(TOTPDevice.objects.filter(user=OuterRef("user_id"), confirmed=True))
+        )
+        .order_by("role", "user__email")
+    )
+
+
+def tenant_admin_get(*, tenant: Tenant, user_pk) -> TenantAdmin | None:
+    try:
+        return TenantAdmin.objects.select_related("user").filter(tenant=tenant, user_id=user_pk).first()
+    except (ValueError, TypeError):
+        return None
+
+
+# --- The console home ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Membership:
+    tenant: Tenant
+    role: str
+
+
+def tenant_memberships(*, actor) -> list[Membership]:
+    """The tenants the actor can reach, with their role in each (instance admins: all, admin)."""
+    if actor.is_superuser:
+        tenants = Tenant.objects.filter(status__in=VISIBLE_TENANT_STATUSES)
+        return [Membership(t, "admin") for t in tenants.order_by("-is_default", "name")]
+    rows = (
+        TenantAdmin.objects.filter(user=actor, tenant__status__in=VISIBLE_TENANT_STATUSES)
+        .select_related("tenant")
+        .order_by("-tenant__is_default", "tenant__name")
+    )
+    return [Membership(r.tenant, r.role) for r in rows]
+
+
+def recent_activity(*, actor, limit: int = 8) -> list[AuditEntry]:
+    """The actor's own latest audit entries (what they did, and their sign-ins)."""
+    return list(
+        AuditEntry.objects.filter(actor=actor)
+        .select_related("tenant")
+        .order_by("-timestamp", "-id")[:limit]
+    )

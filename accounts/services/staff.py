@@ -1,0 +1,531 @@
+"""Staff (console users): first-run setup, invitations, roles, deactivation, second factor.
+
+Every function is keyword-only with the actor first, runs in one transaction on the control
+database, checks its own permission (``PermissionDenied``), refuses rule violations with a
+``ValidationError`` whose message is meant for the person at the screen, and writes one audit
+entry per change (automatic auditlog entries are switched off around the saves, so the trail
+holds exactly one entry with the before/after diff).
+
+Rules: nobody deactivates, demotes or removes themselves; the last active instance admin cannot
+lose that status; a tenant's last ``admin`` cannot be removed or demoted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from auditlog.context import disable_auditlog
+from django.conf import settings
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts import otp
+from accounts.models import SetupLock, StaffInvitation, User
+from adminpanel.permissions import ROLES, can, is_instance_admin
+from adminpanel.policy import policy
+from audit import services as audit
+from outbox.services import mail_enqueue
+from tenants.models import Tenant, TenantAdmin
+
+log = logging.getLogger(__name__)
+
+USER_FIELDS = ("email", "name", "is_active", "is_superuser")
+ASSIGNMENT_FIELDS = ("role",)
+ASSIGNABLE_STATUSES = (Tenant.Status.ACTIVE, Tenant.Status.SUSPENDED)
+NAME_MAX_LENGTH = 150
+_FORBIDDEN_CHARS = frozenset(
+    "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff"
+)
+
+
+class SetupAlreadyDone(Exception):
+    """First-run setup ran already (or a staff user exists): it never runs twice."""
+
+
+# --- Validation helpers (the forms validate too; services never trust their callers) -----
+
+
+def clean_email(value: object) -> str:
+    email = str(value or "").strip().lower()
+    if not email or len(email) > 254 or "\x00" in email:
+        raise ValidationError("Enter a valid email address.", code="invalid")
+    validate_email(email)
+    return email
+
+
+def clean_name(value: object) -> str:
+    name = " ".join(str(value or "").split())
+    if len(name) > NAME_MAX_LENGTH:
+        raise ValidationError(f"A name has at most {NAME_MAX_LENGTH} characters.", code="max_length")
+    if any(ord(ch) < 32 or ch in _FORBIDDEN_CHARS for ch in name):
+        raise ValidationError(
+            "A name cannot contain control or text-direction characters.", code="invalid"
+        )
+    return name
+
+
+def clean_role(value: object) -> str:
+    if value not in ROLES:
+        raise ValidationError("Choose a role: admin, support or viewer.", code="invalid")
+    return str(value)
+
+
+def _require_instance_admin(actor) -> None:
+    if not is_instance_admin(actor):
+        raise PermissionDenied("Only instance admins manage staff.")
+
+
+def _require_tenant_manager(actor, tenant: Tenant) -> None:
+    if not can(actor, tenant, "manage_tenant_admins"):
+        raise PermissionDenied("Only the tenant's admins manage its staff.")
+
+
+def _save_user(user: User, *fields: str) -> None:
+    with disable_auditlog():
+        user.save(update_fields=[*fields, "updated_at"])
+
+
+def _record_user(event: str, *, actor, user: User, before=None, data=None,
+                 action=audit.UPDATE, tenant=None) -> None:
+    audit.record(
+        event=event, actor=actor, tenant=tenant, action=action,
+        target_model=User, target_pk=user.pk, target_repr=user.email,
+        before=before, after=audit.snapshot(user, USER_FIELDS) if before is not None else None,
+        data=data,
+    )
+
+
+# --- First-run setup -------------------------------------------------------------------------
+
+
+def setup_first_admin(*, actor: None, email: str, name: str, password: str) -> User:
+    """Create the first instance admin, then make sure the default tenant exists.
+
+    ``actor`` is always ``None`` (nobody is signed in yet). Of two concurrent calls exactly one
+    wins: both insert the single ``SetupLock`` row, and the database refuses the second.
+    Raises ``SetupAlreadyDone`` once any staff user exists.
+    """
+    email = clean_email(email)
+    name = clean_name(name)
+    candidate = User(email=email, name=name)
+    validate_password(password, user=candidate)
+    try:
+        with transaction.atomic():
+            if User.objects.exists():
+                raise SetupAlreadyDone
+            SetupLock.objects.create(id=1)
+            with disable_auditlog():
+                user = User.objects.create_superuser(email, password, name=name)
+            _record_user("staff.setup", actor=None, user=user, before={}, action=audit.CREATE,
+                         data={"instance_admin": True})
+    except IntegrityError:
+        raise SetupAlreadyDone from None
+    from tenants.services import TenantError, tenant_ensure_default
+
+    try:
+        tenant_ensure_default(actor=user)
+    except TenantError:
+        # The admin exists either way; `manage.py tenants retry default` finishes the tenant.
+        log.exception("First-run setup: the default tenant could not be created")
+    return user
+
+
+# --- Invitations -----------------------------------------------------------------------------
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _issue_invitation(*, actor, user: User, tenant: Tenant | None = None) -> StaffInvitation:
+    """Revoke the user's pending invitations, issue a new one and queue its mail."""
+    now = timezone.now()
+    StaffInvitation.objects.filter(user=user, used_at=None, revoked_at=None).update(revoked_at=now)
+    token = secrets.token_urlsafe(policy().token_bytes)
+    invitation = StaffInvitation.objects.create(
+        user=user, token_hash=_token_hash(token), created_by=actor if getattr(actor, "pk", None) else None,
+        expires_at=now + timedelta(hours=policy().invitation_hours),
+    )
+    link = settings.PUBLIC_BASE_URL + reverse("staff-accept", args=[token])
+    inviter = actor.get_full_name() if actor is not None else "An administrator"
+    where = f" to work on the tenant {tenant.name}" if tenant is not None else ""
+    body = (
+        f"Hello {user.name or user.email},\n\n"
+        f"{inviter} invited you to the Admin Console{where}.\n\n"
+        f"Choose your password here (the link works once, for {policy().invitation_hours} hours):\n"
+        f"{link}\n\n"
+        "After that you sign in with your email and password, and set up an authenticator app "
+        "for the second step.\n\n"
+        "If you did not expect this message, ignore it.\n"
+    )
+    mail_enqueue(
+        key=f"staff_invite:{invitation.pk}", to=user.email, kind="staff_invite",
+        subject="You are invited to the Admin Console", body=body, tenant=tenant,
+    )
+    return invitation
+
+
+def staff_invite(
+    *, actor, email: str, name: str = "", is_superuser: bool = False,
+    tenant: Tenant | None = None, role: str | None = None,
+) -> User:
+    """Create a staff member who sets their password through an emailed link (single use,
+    expires after ``policy().invitation_hours``), optionally with a role in one tenant.
+
+    Instance admins invite anyone; a tenant admin invites into their own tenant only, never an
+    instance admin.
+    """
+    if tenant is None:
+        _require_instance_admin(actor)
+    else:
+        _require_tenant_manager(actor, tenant)
+        role = clean_role(role)
+        if is_superuser:
+            _require_instance_admin(actor)
+    if is_superuser and not is_instance_admin(actor):
+        raise PermissionDenied("Only instance admins grant instance admin.")
+    email = clean_email(email)
+    name = clean_name(name)
+    with transaction.atomic():
+        if User.objects.filter(email__iexact=email).exists():
+            raise ValidationError("A staff member with this email address already exists.",
+                                  code="exists")
+        try:
+            with transaction.atomic(), disable_auditlog():
+                user = User.objects.create_user(email, None, name=name, is_superuser=is_superuser)
+        except IntegrityError:
+            raise ValidationError("A staff member with this email address already exists.",
+                                  code="exists") from None
+        _record_user("staff.invite", actor=actor, user=user, before={}, action=audit.CREATE,
+                     tenant=tenant, data={"role": role} if tenant is not None else None)
+        if tenant is not None:
+            _assign(actor=actor, tenant=tenant, user=user, role=role)
+        _issue_invitation(actor=actor, user=user, tenant=tenant)
+    return user
+
+
+def staff_invitation_resend(*, actor, user: User) -> StaffInvitation:
+    """A fresh link for a member who has not set a password yet (the old links stop working)."""
+    _require_instance_admin(actor)
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user.pk)
+        if user.has_usable_password():
+            raise ValidationError("This member has already accepted the invitation.")
+        if not user.is_active:
+            raise ValidationError("Reactivate this member before sending a new invitation.")
+        invitation = _issue_invitation(actor=actor, user=user)
+        _record_user("staff.invite_resend", actor=actor, user=user)
+    return invitation
+
+
+def staff_invitation_get(*, token: str) -> StaffInvitation | None:
+    """The pending invitation a link points at, or ``None`` (unknown, used, revoked, expired)."""
+    if not token or len(token) > 200:
+        return None
+    invitation = (
+        StaffInvitation.objects.select_related("user").filter(token_hash=_token_hash(token)).first()
+    )
+    if invitation is None or not invitation.is_pending or not invitation.user.is_active:
+        return None
+    return invitation
+
+
+def staff_invitation_accept(*, token: str, password: str) -> User:
+    """Set the invited member's password. The link works once, even under concurrent use."""
+    with transaction.atomic():
+        invitation = (
+            StaffInvitation.objects.select_for_update()
+            .filter(token_hash=_token_hash(token or "")).first()
+        )
+        if invitation is None or not invitation.is_pending:
+            raise ValidationError("This invitation link is no longer valid. Ask for a new one.",
+                                  code="invalid_link")
+        user = User.objects.select_for_update().get(pk=invitation.user_id)
+        if not user.is_active:
+            raise ValidationError("This invitation link is no longer valid. Ask for a new one.",
+                                  code="invalid_link")
+        validate_password(password, user=user)
+        user.set_password(password)
+        _save_user(user, "password")
+        invitation.used_at = timezone.now()
+        invitation.save(update_fields=["used_at"])
+        _record_user("staff.invite_accept", actor=user, user=user)
+    return user
+
+
+# --- Staff status and instance admin ------------------------------------------------------
+
+
+def _lock_active_instance_admins() -> list:
+    return list(
+        User.objects.select_for_update().filter(is_superuser=True, is_active=True)
+        .values_list("pk", flat=True)
+    )
+
+
+def _refuse_self(actor, user: User, what: str) -> None:
+    if actor is not None and actor.pk == user.pk:
+        raise ValidationError(f"You cannot {what} yourself. Ask another instance admin.",
+                              code="self")
+
+
+def staff_deactivate(*, actor, user: User) -> User:
+    """Switch a member off: sign-in refused, existing sessions end at their next request."""
+    _require_instance_admin(actor)
+    _refuse_self(actor, user, "deactivate")
+    with transaction.atomic():
+        admins = _lock_active_instance_admins()
+        user = User.objects.select_for_update().get(pk=user.pk)
+        if not user.is_active:
+            return user
+        if user.is_superuser and admins == [user.pk]:
+            raise ValidationError("The last active instance admin cannot be deactivated.",
+                                  code="last_admin")
+        before = audit.snapshot(user, USER_FIELDS)
+        user.is_active = False
+        _save_user(user, "is_active")
+        StaffInvitation.objects.filter(user=user, used_at=None, revoked_at=None).update(
+            revoked_at=timezone.now()
+        )
+        _record_user("staff.deactivate", actor=actor, user=user, before=before)
+    return user
+
+
+def staff_reactivate(*, actor, user: User) -> User:
+    _require_instance_admin(actor)
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user.pk)
+        if user.is_active:
+            return user
+        before = audit.snapshot(user, USER_FIELDS)
+        user.is_active = True
+        _save_user(user, "is_active")
+        _record_user("staff.reactivate", actor=actor, user=user, before=before)
+    return user
+
+
+def staff_set_instance_admin(*, actor, user: User, value: bool) -> User:
+    """Grant or revoke instance admin. Nobody revokes their own; the last one stays."""
+    _require_instance_admin(actor)
+    if not value:
+        _refuse_self(actor, user, "revoke instance admin from")
+    with transaction.atomic():
+        admins = _lock_active_instance_admins()
+        user = User.objects.select_for_update().get(pk=user.pk)
+        if user.is_superuser == value:
+            return user
+        if not value and admins == [user.pk]:
+            raise ValidationError("The last active instance admin cannot be demoted.",
+                                  code="last_admin")
+        before = audit.snapshot(user, USER_FIELDS)
+        user.is_superuser = value
+        _save_user(user, "is_superuser")
+        _record_user("staff.grant_admin" if value else "staff.revoke_admin", actor=actor,
+                     user=user, before=before)
+    return user
+
+
+def staff_otp_reset(*, actor, user: User) -> int:
+    """Remove a member's authenticator and backup codes: they enrol again at next sign-in, and
+    any session they have ends (it was verified with a device that no longer exists)."""
+    _require_instance_admin(actor)
+    _refuse_self(actor, user, "reset the second factor of")
+    with transaction.atomic():
+        removed = otp.devices_delete(user)
+        _record_user("staff.otp_reset", actor=actor, user=user, data={"devices_removed": removed})
+    return removed
+
+
+# --- Tenant roles ----------------------------------------------------------------------------
+
+
+def _assign(*, actor, tenant: Tenant, user: User, role: str) -> TenantAdmin:
+    with disable_auditlog():
+        assignment = TenantAdmin.objects.create(
+            user=user, tenant=tenant, role=role, created_by=actor if getattr(actor, "pk", None) else None
+        )
+    audit.record(
+        event="tenant_admin.assign", actor=actor, tenant=tenant, target_model=User,
+        target_pk=user.pk, target_repr=user.email, action=audit.CREATE, before={}, after={"role": role},
+        data={"assignment": assignment.pk},
+    )
+    return assignment
+
+
+def _lock_tenant_admins(tenant: Tenant) -> list:
+    return list(
+        TenantAdmin.objects.select_for_update().filter(tenant=tenant, role=TenantAdmin.Role.ADMIN)
+        .values_list("user_id", flat=True)
+    )
+
+
+def _check_assignable(tenant: Tenant) -> None:
+    if tenant.status not in ASSIGNABLE_STATUSES:
+        raise ValidationError(f"Tenant {tenant.slug} is {tenant.status}; staff cannot be assigned.")
+
+
+def tenant_admin_assign(*, actor, tenant: Tenant, user: User, role: str) -> TenantAdmin:
+    """Give a staff member a role in a tenant (or change the role they have there)."""
+    _require_tenant_manager(actor, tenant)
+    role = clean_role(role)
+    _check_assignable(tenant)
+    existing = TenantAdmin.objects.filter(tenant=tenant, user=user).first()
+    if existing is not None:
+        return tenant_admin_change_role(actor=actor, tenant=tenant, user=user, role=role)
+    if not user.is_active:
+        raise ValidationError("This staff member is deactivated.")
+    try:
+        with transaction.atomic():
+            return _assign(actor=actor, tenant=tenant, user=user, role=role)
+    except IntegrityError:
+        return tenant_admin_change_role(actor=actor, tenant=tenant, user=user, role=role)
+
+
+@dataclass(frozen=True)
+class AddResult:
+    assignment: TenantAdmin
+    invited: bool
+
+
+def tenant_admin_add(*, actor, tenant: Tenant, email: str, role: str, name: str = "") -> AddResult:
+    """From a tenant's staff page: assign the staff member with this email, or invite them."""
+    _require_tenant_manager(actor, tenant)
+    email = clean_email(email)
+    role = clean_role(role)
+    _check_assignable(tenant)
+    user = User.objects.filter(email__iexact=email).first()
+    if user is None:
+        user = staff_invite(actor=actor, email=email, name=name, tenant=tenant, role=role)
+        return AddResult(TenantAdmin.objects.get(tenant=tenant, user=user), invited=True)
+    if TenantAdmin.objects.filter(tenant=tenant, user=user).exists():
+        raise ValidationError(f"{user.email} already has a role in this tenant; change it below.",
+                              code="exists")
+    return AddResult(tenant_admin_assign(actor=actor, tenant=tenant, user=user, role=role),
+                     invited=False)
+
+
+def tenant_admin_change_role(*, actor, tenant: Tenant, user: User, role: str) -> TenantAdmin:
+    _require_tenant_manager(actor, tenant)
+    role = clean_role(role)
+    with transaction.atomic():
+        admins = _lock_tenant_admins(tenant)
+        assignment = TenantAdmin.objects.select_for_update().filter(tenant=tenant, user=user).first()
+        if assignment is None:
+            raise ValidationError("This staff member has no role in this tenant.", code="missing")
+        if assignment.role == role:
+            return assignment
+        _refuse_self(actor, user, "change the role of")
+        if assignment.role == TenantAdmin.Role.ADMIN and admins == [user.pk]:
+            raise ValidationError("A tenant keeps at least one admin: this is the last one.",
+                                  code="last_admin")
+        old = assignment.role
+        assignment.role = role
+        with disable_auditlog():
+            assignment.save(update_fields=["role"])
+        audit.record(
+            event="tenant_admin.role_change", actor=actor, tenant=tenant, target_model=User,
+            target_pk=user.pk, target_repr=user.email, before={"role": old}, after={"role": role},
+            data={"assignment": assignment.pk},
+        )
+    return assignment
+
+
+def tenant_admin_remove(*, actor, tenant: Tenant, user: User) -> None:
+    _require_tenant_manager(actor, tenant)
+    _refuse_self(actor, user, "remove")
+    with transaction.atomic():
+        admins = _lock_tenant_admins(tenant)
+        assignment = TenantAdmin.objects.select_for_update().filter(tenant=tenant, user=user).first()
+        if assignment is None:
+            return
+        if assignment.role == TenantAdmin.Role.ADMIN and admins == [user.pk]:
+            raise ValidationError("A tenant keeps at least one admin: this is the last one.",
+                                  code="last_admin")
+        pk, old = assignment.pk, assignment.role
+        with disable_auditlog():
+            assignment.delete()
+        audit.record(
+            event="tenant_admin.remove", actor=actor, tenant=tenant, target_model=User,
+            target_pk=user.pk, target_repr=user.email, action=audit.DELETE, before={"role": old}, after={},
+            data={"assignment": pk},
+        )
+
+
+# --- The member's own account ------------------------------------------------------------
+
+
+def staff_password_change(*, actor: User, current_password: str, new_password: str) -> User:
+    if not actor.check_password(current_password or ""):
+        raise ValidationError("Your current password is not correct.", code="wrong_password")
+    validate_password(new_password, user=actor)
+    with transaction.atomic():
+        actor.set_password(new_password)
+        _save_user(actor, "password")
+        _record_user("staff.password_change", actor=actor, user=actor)
+    return actor
+
+
+def staff_totp_enrol(*, actor: User, secret: otp.PendingSecret, code: str) -> tuple:
+    """First enrolment: confirm the new secret with a code; returns (device, backup codes)."""
+    if otp.has_totp(actor):
+        raise ValidationError("An authenticator is already set up for this account.")
+    accepted = secret.match(otp.normalize_code(code))
+    if accepted is None:
+        raise ValidationError("That code is not valid. Check the time on your phone and enter "
+                              "the current code.", code="bad_code")
+    with transaction.atomic():
+        device = otp.totp_device_create(actor, secret, accepted_t=accepted)
+        codes = otp.backup_codes_generate(actor)
+        _record_user("staff.otp_enrol", actor=actor, user=actor,
+                     data={"backup_codes": len(codes)})
+    return device, codes
+
+
+def staff_totp_replace(*, actor: User, current_code: str, secret: otp.PendingSecret,
+                       new_code: str):
+    """Replace the authenticator: a current code (or a backup code) proves the old one."""
+    accepted = secret.match(otp.normalize_code(new_code))
+    with transaction.atomic():
+        check = otp.verify(actor, current_code)
+        if not check.ok:
+            raise ValidationError("The code from your current authenticator is not valid.",
+                                  code="bad_current_code")
+        if accepted is None:
+            raise ValidationError("The code from the new authenticator is not valid.",
+                                  code="bad_code")
+        device = otp.totp_device_create(actor, secret, accepted_t=accepted)
+        _record_user("staff.otp_replace", actor=actor, user=actor,
+                     data={"proved_with": check.method})
+    return device
+
+
+def staff_backup_codes_regenerate(*, actor: User) -> list[str]:
+    with transaction.atomic():
+        codes = otp.backup_codes_generate(actor)
+        _record_user("staff.backup_codes_regenerate", actor=actor, user=actor,
+                     data={"backup_codes": len(codes)})
+    return codes
+
+
+# --- Authentication events (intent, not row diffs) ----------------------------------------
+
+
+def staff_auth_event(*, event: str, actor: User | None, user: User | None, email: str = "",
+                     data=None) -> None:
+    """Record a sign-in event: ``staff.login``, ``staff.login_failed``, ``staff.lockout``,
+    ``staff.otp_verified``, ``staff.otp_failed``, ``staff.backup_code_used``, ``staff.logout``,
+    ``staff.session_expired``. ``actor`` is ``None`` while nobody has proved who they are."""
+    audit.record(
+        event=event, actor=actor, tenant=None,
+        target_model=User, target_pk=user.pk if user is not None else "",
+        target_repr=user.email if user is not None else (email or "")[:254],
+        action=audit.ACCESS, data=data,
+    )
