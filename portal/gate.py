@@ -1,0 +1,121 @@
+"""The portal's one request gate: tenant from the URL, session from the cookie, on every request.
+
+``portal_view`` resolves ``/p/<slug>/``, refuses suspended and deleted tenants with a clear page,
+validates the session cookie (``AppSession`` row: revoked, expired, banned, deleted or
+unconfirmed user → refused on the very next request), loads the impersonator when there is one,
+forces MFA enrolment when the tenant requires it, and audits page views while impersonating.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+
+from accounts.models import User
+from audit import services as audit
+from portal.models import Impersonation
+from portal.services.common import PortalActor, record
+from portal.services.impersonation import impersonation_session_gone
+from portal.services.sessions import COOKIE_NAME, SessionRefused, cookie_path, session_validate
+from tenants.config import tenant_settings
+from tenants.models import Tenant
+
+MFA_COOKIE_NAME = "portal_mfa"
+
+
+def portal_url(tenant: Tenant, rest: str = "") -> str:
+    return f"/p/{tenant.slug}/{rest}"
+
+
+def login_redirect(tenant: Tenant, reason: str | None = None) -> HttpResponseRedirect:
+    query = "?" + urlencode({"reason": reason}) if reason and reason != "none" else ""
+    return HttpResponseRedirect(portal_url(tenant, "login/") + query)
+
+
+def set_cookie(response: HttpResponse, tenant: Tenant, name: str, value: str, max_age: int) -> None:
+    response.set_cookie(
+        name, value, max_age=max_age, path=cookie_path(tenant), httponly=True, samesite="Lax",
+        secure=bool(getattr(settings, "SESSION_COOKIE_SECURE", False)),
+    )
+
+
+def clear_cookie(response: HttpResponse, tenant: Tenant, name: str) -> None:
+    response.delete_cookie(name, path=cookie_path(tenant), samesite="Lax")
+
+
+def _closed(request: HttpRequest, tenant: Tenant) -> HttpResponse:
+    suspended = tenant.status == Tenant.Status.SUSPENDED
+    return render(
+        request, "portal/closed.html",
+        {"tenant": tenant, "suspended": suspended},
+        status=403 if suspended else 410,
+    )
+
+
+def portal_view(*, signed_in: bool = True, enrolment: bool = False) -> Callable:
+    """Gate for portal views. ``signed_in``: a valid session is required (else the sign-in
+    page). ``enrolment``: the view is part of MFA enrolment, reachable while the tenant's
+    ``require_mfa`` forces it. Sets ``request.portal_tenant`` and ``request.portal_actor``."""
+
+    def decorator(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, slug: str, *args, **kwargs) -> HttpResponse:
+            tenant = Tenant.objects.filter(slug=slug).first()
+            if tenant is None or tenant.status not in {
+                Tenant.Status.ACTIVE, Tenant.Status.SUSPENDED, Tenant.Status.DELETED
+            }:
+                raise Http404("No such application.")
+            if tenant.status != Tenant.Status.ACTIVE:
+                return _closed(request, tenant)
+            request.portal_tenant = tenant
+            request.portal_actor = None
+            refused: str | None = None
+            raw = request.COOKIES.get(COOKIE_NAME)
+            if raw:
+                try:
+                    valid = session_validate(tenant=tenant, raw=raw)
+                except SessionRefused as exc:
+                    refused = exc.code
+                    if exc.session is not None and exc.session.impersonator_id:
+                        impersonation_session_gone(tenant=tenant, session=exc.session)
+                else:
+                    request.portal_actor = _actor(tenant, valid.session, valid.user)
+            actor = request.portal_actor
+            if signed_in and actor is None:
+                response = login_redirect(tenant, refused)
+            elif actor is not None and _must_enrol(tenant, actor) and not enrolment:
+                response = HttpResponseRedirect(portal_url(tenant, "account/mfa/"))
+            else:
+                if actor is not None and actor.is_impersonating and request.method == "GET":
+                    record("impersonation.page_view", tenant=tenant, user=actor.user, actor=actor,
+                           data={"path": request.path[:300]}, action=audit.ACCESS)
+                response = view(request, *args, **kwargs)
+            if refused is not None:
+                clear_cookie(response, tenant, COOKIE_NAME)
+            return response
+
+        return wrapper
+
+    return decorator
+
+
+def _actor(tenant: Tenant, session, user) -> PortalActor:
+    if not session.impersonator_id:
+        return PortalActor(user=user, session=session)
+    staff = User.objects.filter(pk=session.impersonator_id).first()
+    imp_id = (
+        Impersonation.objects.filter(tenant=tenant, session_id=session.pk)
+        .values_list("pk", flat=True).first()
+    )
+    return PortalActor(user=user, session=session, impersonator=staff, impersonation_id=imp_id)
+
+
+def _must_enrol(tenant: Tenant, actor: PortalActor) -> bool:
+    if actor.is_impersonating or actor.user.mfa_enabled:
+        return False
+    return tenant_settings(tenant).require_mfa

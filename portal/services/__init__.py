@@ -1,0 +1,2 @@
+"""The portal's services (writes). Sub-modules by journey: sign-in and links (``auth``),
+sessions, factors, impersonation; counters in ``limits``."""

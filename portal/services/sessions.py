@@ -1,0 +1,148 @@
+"""Portal sessions: ``AppSession`` rows in the tenant database, checked on every request.
+
+The browser holds a random token (an HttpOnly cookie scoped to ``/p/<slug>/``); the database
+holds only its SHA-256. A session is refused on the very next request once it is revoked or
+expired, once its user is banned, deleted or unconfirmed, or once the tenant stops accepting
+app users. Ending sessions follows GoTrue's sign-out scopes: ``local`` (this one), ``others``
+(every other one) and ``global`` (all of them).
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import AppSession, AppUser
+from accounts.tokens import hash_token
+from adminpanel.policy import policy
+from portal.services.common import PortalActor, record, user_refusal
+from tenants.models import Tenant
+
+COOKIE_NAME = "portal_session"
+# Sessions of app users: a week at most, and a day without any request ends them.
+SESSION_LIFETIME = timedelta(days=7)
+SESSION_IDLE = timedelta(hours=24)
+# last_seen_at is written at most once a minute per session, not on every request.
+TOUCH_EVERY = timedelta(seconds=60)
+SCOPES = ("local", "others", "global")
+
+
+class SessionRefused(Exception):
+    """No usable session; ``code`` says why (shown as a fixed message on the sign-in page)."""
+
+    def __init__(self, code: str, session: AppSession | None = None):
+        super().__init__(code)
+        self.code = code
+        self.session = session
+
+
+@dataclass(frozen=True)
+class ValidSession:
+    session: AppSession
+    user: AppUser
+
+
+def cookie_path(tenant: Tenant) -> str:
+    return f"/p/{tenant.slug}/"
+
+
+def session_create(
+    *, tenant: Tenant, user: AppUser, aal: str = "aal1", impersonator_id: uuid.UUID | None = None,
+    lifetime: timedelta | None = None, ip_address: str | None = None, user_agent: str = "",
+) -> tuple[AppSession, str]:
+    """A new session for ``user``; returns the row and the raw cookie value (never stored)."""
+    now = timezone.now()
+    raw = secrets.token_urlsafe(policy().token_bytes)
+    session = AppSession.objects.using(tenant.db_alias).create(
+        user_id=user.pk,
+        token_hash=hash_token(raw),
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + (lifetime or SESSION_LIFETIME),
+        ip_address=ip_address,
+        user_agent=(user_agent or "")[:300],
+        aal=aal,
+        impersonator_id=impersonator_id,
+    )
+    if impersonator_id is None:
+        AppUser.objects.using(tenant.db_alias).filter(pk=user.pk).update(last_sign_in_at=now)
+    return session, raw
+
+
+def session_validate(*, tenant: Tenant, raw: str | None) -> ValidSession:
+    """The session behind a cookie value, or ``SessionRefused``. Touches ``last_seen_at``."""
+    if not raw or len(raw) > 200:
+        raise SessionRefused("none")
+    session = (
+        AppSession.objects.using(tenant.db_alias)
+        .select_related("user")
+        .filter(token_hash=hash_token(raw))
+        .first()
+    )
+    if session is None:
+        raise SessionRefused("none")
+    now = timezone.now()
+    reason = user_refusal(session.user)
+    if reason is not None:
+        raise SessionRefused(reason, session)
+    if session.revoked_at is not None:
+        raise SessionRefused("impersonation_ended" if session.impersonator_id else "revoked", session)
+    if session.expires_at <= now:
+        raise SessionRefused("impersonation_ended" if session.impersonator_id else "expired", session)
+    if now - session.last_seen_at > SESSION_IDLE:
+        raise SessionRefused("expired", session)
+    if now - session.last_seen_at >= TOUCH_EVERY:
+        AppSession.objects.using(tenant.db_alias).filter(pk=session.pk).update(last_seen_at=now)
+        session.last_seen_at = now
+    return ValidSession(session=session, user=session.user)
+
+
+def _live(tenant: Tenant, user: AppUser):
+    return AppSession.objects.using(tenant.db_alias).filter(
+        user_id=user.pk, revoked_at__isnull=True, expires_at__gt=timezone.now()
+    )
+
+
+def sessions_revoke_all(*, tenant: Tenant, user: AppUser, keep: AppSession | None = None) -> int:
+    """Revoke every live session of the user (but ``keep``); impersonation sessions are left to
+    the impersonation services, which end the impersonation record with them."""
+    qs = _live(tenant, user).filter(impersonator_id__isnull=True)
+    if keep is not None:
+        qs = qs.exclude(pk=keep.pk)
+    return qs.update(revoked_at=timezone.now())
+
+
+def session_end(*, actor: PortalActor, tenant: Tenant, scope: str, session_id: uuid.UUID | None = None) -> int:
+    """End the actor's own sessions: ``local`` (the current one, or ``session_id`` when given),
+    ``others`` or ``global``. Returns how many sessions ended.
+
+    While impersonating, the user's own sessions are not the impersonator's to end: refused.
+    """
+    from portal.services.common import PortalRefused
+
+    if scope not in SCOPES:
+        raise ValueError(scope)
+    if actor.is_impersonating:
+        raise PortalRefused(
+            "While impersonating you cannot end this user's sessions. Use Stop to end yours.",
+            code="impersonating",
+        )
+    user = actor.user
+    current = actor.session
+    qs = _live(tenant, user).filter(impersonator_id__isnull=True)
+    if scope == "local":
+        target = session_id or (current.pk if current else None)
+        qs = qs.filter(pk=target)
+    elif scope == "others":
+        qs = qs.exclude(pk=current.pk) if current else qs
+    ended = qs.update(revoked_at=timezone.now())
+    record(
+        "app_user.sessions_end", tenant=tenant, user=user, actor=actor,
+        data={"scope": scope, "ended": ended, **({"target_session": str(session_id)} if session_id else {})},
+    )
+    return ended

@@ -1,0 +1,99 @@
+"""The link pages: ask for a recovery or magic link, and open invitation, recovery and magic links.
+
+Opening a link (GET) never uses it: mail scanners fetch links. The form behind it (POST) does.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from accounts.models import ActionToken
+from accounts.tokens import TokenInvalid
+from portal.forms import EmailForm, SetPasswordForm
+from portal.gate import portal_url, portal_view
+from portal.services import auth as services
+from portal.services.common import PortalRefused
+from portal.views._helpers import client, signed_in_response
+
+KINDS = {
+    "recover": (ActionToken.Purpose.RECOVERY, "Reset your password",
+                "We will email you a link to choose a new password."),
+    "magic": (ActionToken.Purpose.MAGIC_LINK, "Sign in with a link",
+              "We will email you a link that signs you in, once."),
+}
+
+
+def _kind_view(kind: str):
+    purpose, title, lead = KINDS[kind]
+
+    @require_http_methods(["GET", "POST"])
+    @portal_view(signed_in=False)
+    def view(request: HttpRequest) -> HttpResponse:
+        tenant = request.portal_tenant
+        form = EmailForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            services.link_request(tenant=tenant, email=form.cleaned_data["email"], purpose=purpose)
+            # The same answer whatever happened: no account, banned, rate-limited or sent.
+            return HttpResponseRedirect(portal_url(tenant, f"{kind}/sent/"))
+        return render(request, "portal/link_request.html",
+                      {"tenant": tenant, "form": form, "title": title, "lead": lead, "kind": kind})
+
+    view.__name__ = f"{kind}_request"
+    return view
+
+
+recover_request = _kind_view("recover")
+magic_request = _kind_view("magic")
+
+
+@require_GET
+@portal_view(signed_in=False)
+def link_sent(request: HttpRequest) -> HttpResponse:
+    return render(request, "portal/link_sent.html", {"tenant": request.portal_tenant})
+
+
+def _invalid(request: HttpRequest, message: str) -> HttpResponse:
+    return render(request, "portal/link_invalid.html",
+                  {"tenant": request.portal_tenant, "message": message}, status=400)
+
+
+def _password_link(purpose: str, template: str, complete):
+    @require_http_methods(["GET", "POST"])
+    @portal_view(signed_in=False)
+    def view(request: HttpRequest, token: str) -> HttpResponse:
+        tenant = request.portal_tenant
+        try:
+            user = services.link_peek(tenant=tenant, raw=token, purpose=purpose)
+        except (TokenInvalid, PortalRefused) as exc:
+            return _invalid(request, getattr(exc, "message", None) or str(exc))
+        form = SetPasswordForm(request.POST or None, tenant=tenant, user=user)
+        if request.method == "POST" and form.is_valid():
+            try:
+                result = complete(tenant=tenant, raw=token, password=form.cleaned_data["password1"],
+                                  client=client(request))
+            except (TokenInvalid, PortalRefused) as exc:
+                return _invalid(request, getattr(exc, "message", None) or str(exc))
+            return signed_in_response(request, result)
+        return render(request, template, {"tenant": tenant, "form": form, "app_user": user})
+
+    return view
+
+
+accept = _password_link(ActionToken.Purpose.INVITE, "portal/accept.html", services.invitation_accept)
+recover = _password_link(ActionToken.Purpose.RECOVERY, "portal/recover.html", services.recovery_complete)
+
+
+@require_http_methods(["GET", "POST"])
+@portal_view(signed_in=False)
+def magic(request: HttpRequest, token: str) -> HttpResponse:
+    tenant = request.portal_tenant
+    try:
+        user = services.link_peek(tenant=tenant, raw=token, purpose=ActionToken.Purpose.MAGIC_LINK)
+        if request.method == "POST":
+            result = services.magic_link_sign_in(tenant=tenant, raw=token, client=client(request))
+            return signed_in_response(request, result)
+    except (TokenInvalid, PortalRefused) as exc:
+        return _invalid(request, getattr(exc, "message", None) or str(exc))
+    return render(request, "portal/magic.html", {"tenant": tenant, "app_user": user})
