@@ -38,6 +38,27 @@ def _allow_tenant_aliases() -> None:
 _allow_tenant_aliases()
 
 
+def _flush_with_cascade() -> None:
+    """Let transactional tests empty the control database on PostgreSQL.
+
+    django-auditlog's own migrations create ``auditlog_logentry`` although its model is swapped
+    for ``audit.AuditEntry``; ``flush`` does not list that table, and PostgreSQL refuses to
+    TRUNCATE ``accounts_user``, which it references. CASCADE empties it too (it is never used).
+    """
+    from django.core.management.commands import flush
+
+    original = flush.Command.handle
+
+    def handle(self, **options):
+        options["allow_cascade"] = True
+        return original(self, **options)
+
+    flush.Command.handle = handle
+
+
+_flush_with_cascade()
+
+
 def is_postgres() -> bool:
     return connections["default"].vendor == "postgresql"
 

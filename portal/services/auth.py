@@ -42,6 +42,7 @@ INVALID_CREDENTIALS = "Wrong email or password."
 LOCKED = "Too many failed attempts for this account. Try again in 15 minutes."
 LINK_PURPOSES = (ActionToken.Purpose.RECOVERY, ActionToken.Purpose.MAGIC_LINK)
 MAX_PASSWORD_LENGTH = 256
+UNUSABLE_PASSWORD = "!"  # never matches; check_password still runs the default hasher once
 
 __all__ = ["TokenInvalid"]
 
@@ -118,7 +119,7 @@ def sign_in_password(*, tenant: Tenant, email: str, password: str, client: Clien
         record("app_user.sign_in_failed", tenant=tenant, user=user, data={"reason": "locked"},
                target_repr=email, action=audit.ACCESS)
         raise PortalRefused(LOCKED, code="locked")
-    encoded = user.password if user is not None and user.password else None
+    encoded = user.password if user is not None and user.password else UNUSABLE_PASSWORD
     # With no account (or no password) check_password still runs the hasher: same timing.
     if not check_password((password or "")[:MAX_PASSWORD_LENGTH], encoded) or user is None:
         _fail(tenant, email, user, "password")

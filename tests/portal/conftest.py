@@ -48,3 +48,30 @@ def app_user(tenant, app_user_factory):
 def portal_sign_in(client, tenant, email="ann@acme.test", password=APP_PASSWORD):
     """Sign in through the portal's form; returns the response (302 to the account page)."""
     return client.post(f"/p/{tenant.slug}/login/", {"email": email, "password": password})
+
+
+class Clock:
+    """Moves the clock of the portal's counters (a local-memory cache driven by ``time.time``)."""
+
+    def __init__(self, monkeypatch):
+        import time
+
+        from django.core.cache.backends.locmem import LocMemCache
+
+        self.offset = 0.0
+        self._real = time.time
+        self.cache = LocMemCache("portal-test-clock", {})
+        monkeypatch.setattr("portal.services.limits.cache", self.cache)
+        monkeypatch.setattr("django.core.cache.backends.locmem.time.time", self.time, raising=False)
+
+    def time(self) -> float:
+        return self._real() + self.offset
+
+    def advance(self, *, hours: float = 0, minutes: float = 0, seconds: float = 0) -> None:
+        self.offset += hours * 3600 + minutes * 60 + seconds
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """Counters in a cache whose clock the test moves: ``clock.advance(minutes=15)``."""
+    return Clock(monkeypatch)
