@@ -1,0 +1,442 @@
+"""Reads of a tenant's app users: the list (search, filters, sort, keyset pages, capped count),
+one user, and what hangs off a user (sessions, factors, pending links, audit history).
+
+Fast at millions of rows: pages are keyset pages over the indexes of ``AppUser.Meta``, never
+``OFFSET``; the total is counted through ``LIMIT cap + 1`` (or the planner's estimate when the
+list is unfiltered on PostgreSQL), never an unbounded ``COUNT(*)``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.db import connections
+from django.db.models import F, Q, QuerySet
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from accounts.models import ActionToken, AppFactor, AppSession, AppUser
+from adminpanel.policy import policy
+from audit.models import AuditEntry
+from tenants import db as tenant_db
+from tenants.models import Tenant
+
+STATUSES = ("active", "invited", "unconfirmed", "banned", "deleted")
+SORTS = ("-created", "created", "-last_sign_in", "last_sign_in", "email", "-email")
+PER_PAGE_CHOICES = (25, 50, 100)
+DEFAULT_PER_PAGE = 50
+MAX_QUERY_LENGTH = 200
+
+# sort name -> (ordering key, nullable). The email key is LOWER(email), the expression indexed.
+_SORT_KEYS: dict[str, tuple[str, bool]] = {
+    "created": ("created_at", False),
+    "last_sign_in": ("last_sign_in_at", True),
+    "email": ("email_l", False),
+}
+
+
+@dataclass(frozen=True)
+class UserFilters:
+    """The whole state of the users list (what the URL carries, minus the cursor)."""
+
+    q: str = ""
+    status: str = ""
+    role: str = ""
+    mfa: str = ""  # "", "yes", "no"
+    created_from: date | None = None
+    created_to: date | None = None
+    signin_from: date | None = None
+    signin_to: date | None = None
+    sort: str = "-created"
+
+    @property
+    def is_filtered(self) -> bool:
+        return any(
+            (self.q, self.status, self.role, self.mfa, self.created_from, self.created_to,
+             self.signin_from, self.signin_to)
+        )
+
+    def as_params(self) -> dict[str, str]:
+        """Non-default values as query parameters (for links, hidden inputs and the CSV)."""
+        params: dict[str, str] = {}
+        for name in ("q", "status", "role", "mfa"):
+            if getattr(self, name):
+                params[name] = getattr(self, name)
+        for name in ("created_from", "created_to", "signin_from", "signin_to"):
+            if getattr(self, name):
+                params[name] = getattr(self, name).isoformat()
+        if self.sort != "-created":
+            params["sort"] = self.sort
+        return params
+
+
+def _as_uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value.strip())
+    except (ValueError, AttributeError):
+        return None
+
+
+def _day_start(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def status_q(status: str, *, now: datetime | None = None) -> Q:
+    """The condition of one status, as ``AppUser.status`` computes it."""
+    now = now or timezone.now()
+    alive = Q(deleted_at__isnull=True)
+    banned = Q(banned_until__gt=now)
+    not_banned = Q(banned_until__isnull=True) | Q(banned_until__lte=now)
+    invited = Q(invited_at__isnull=False, password="")
+    if status == "deleted":
+        return Q(deleted_at__isnull=False)
+    if status == "banned":
+        return alive & banned
+    if status == "active":
+        return alive & not_banned & Q(email_confirmed_at__isnull=False)
+    if status == "invited":
+        return alive & not_banned & Q(email_confirmed_at__isnull=True) & invited
+    if status == "unconfirmed":
+        return alive & not_banned & Q(email_confirmed_at__isnull=True) & ~invited
+    raise ValueError(status)
+
+
+def search_q(q: str) -> Q:
+    """Exact id when the query is a UUID; otherwise a substring of email or name.
+
+    On PostgreSQL ``icontains`` compiles to ``UPPER(col::text) LIKE UPPER(%s)``, which the
+    ``pg_trgm`` GIN indexes on ``UPPER(email)`` and ``UPPER(name)`` serve. Below three
+    characters a trigram index cannot narrow a ``%q%`` pattern, so a short query matches the
+    start of the email or the name instead (``q%`` patterns are served by the same indexes).
+    """
+    q = q.strip()
+    as_id = _as_uuid(q)
+    if as_id is not None:
+        return Q(pk=as_id)
+    if len(q) < 3:
+        return Q(email__istartswith=q) | Q(name__istartswith=q)
+    return Q(email__icontains=q) | Q(name__icontains=q)
+
+
+def app_user_queryset(*, tenant: Tenant) -> QuerySet[AppUser]:
+    return AppUser.objects.using(tenant_db.using(tenant))
+
+
+def app_user_filter(*, tenant: Tenant, filters: UserFilters) -> QuerySet[AppUser]:
+    """The users matching ``filters`` (no ordering, no page): also what a batch "all matching" touches."""
+    qs = app_user_queryset(tenant=tenant)
+    f = filters
+    if f.q:
+        qs = qs.filter(search_q(f.q))
+    if f.status in STATUSES:
+        qs = qs.filter(status_q(f.status))
+    if f.role:
+        qs = qs.filter(role=f.role)
+    if f.mfa in ("yes", "no"):
+        qs = qs.filter(mfa_enabled=(f.mfa == "yes"))
+    if f.created_from:
+        qs = qs.filter(created_at__gte=_day_start(f.created_from))
+    if f.created_to:
+        qs = qs.filter(created_at__lt=_day_start(f.created_to + timedelta(days=1)))
+    if f.signin_from:
+        qs = qs.filter(last_sign_in_at__gte=_day_start(f.signin_from))
+    if f.signin_to:
+        qs = qs.filter(last_sign_in_at__lt=_day_start(f.signin_to + timedelta(days=1)))
+    return qs
+
+
+# --- Keyset pages ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A position in one sort: segment (nullable sorts page non-null values, then nulls), the
+    sort key's value and the id of the row, and the direction to read from there."""
+
+    sort: str
+    segment: int
+    value: Any
+    pk: str
+    direction: str  # "n" (rows after) or "p" (rows before)
+
+
+def _encode_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {"t": value.isoformat()}
+    return value
+
+
+def _decode_value(value: Any) -> Any:
+    if isinstance(value, dict) and isinstance(value.get("t"), str):
+        parsed = datetime.fromisoformat(value["t"])
+        if timezone.is_naive(parsed):
+            raise ValueError("naive datetime")
+        return parsed
+    if value is None or isinstance(value, str):
+        return value
+    raise ValueError("bad cursor value")
+
+
+def encode_cursor(cursor: Cursor) -> str:
+    payload = {
+        "o": cursor.sort, "s": cursor.segment, "v": _encode_value(cursor.value),
+        "i": cursor.pk, "d": cursor.direction,
+    }
+    raw = json.dumps(payload, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(token: str, *, sort: str) -> Cursor | None:
+    """The cursor, or ``None`` for anything malformed or made for another sort (first page)."""
+    if not token or len(token) > 600:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        data = json.loads(raw)
+        if not isinstance(data, dict) or data.get("o") != sort:
+            return None
+        segment = data["s"]
+        direction = data["d"]
+        pk = _as_uuid(data["i"])
+        value = _decode_value(data["v"])
+        if segment not in (0, 1) or direction not in ("n", "p") or pk is None:
+            return None
+        key, nullable = _SORT_KEYS[sort.lstrip("-")]
+        if segment == 1 and not nullable:
+            return None
+        if segment == 0 and (value is None or (key == "email_l") != isinstance(value, str)):
+            return None
+        return Cursor(sort=sort, segment=segment, value=value, pk=str(pk), direction=direction)
+    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return None
+
+
+@dataclass
+class UserPage:
+    rows: list[AppUser]
+    per_page: int
+    next_cursor: str | None = None
+    prev_cursor: str | None = None
+    total: int = 0
+    total_exact: bool = True  # False: "cap+" (more than the exact-count cap)
+    filters: UserFilters = field(default_factory=UserFilters)
+
+    @property
+    def total_label(self) -> str:
+        cap = policy().exact_count_cap
+        return f"{self.total:,}" if self.total_exact else f"{cap:,}+"
+
+
+class _Keyset:
+    """Orders and compares one sort. A nullable key pages its non-null values first, then its
+    nulls by id (the same direction), so every page is one index range read, whatever the
+    backend's NULL ordering."""
+
+    def __init__(self, sort: str):
+        self.sort = sort
+        self.desc = sort.startswith("-")
+        self.key, nullable = _SORT_KEYS[sort.lstrip("-")]
+        self.segments = 2 if nullable else 1
+
+    def segment_q(self, segment: int) -> Q:
+        if self.segments == 1:
+            return Q()
+        return Q(**{f"{self.key}__isnull": segment == 1})
+
+    def order(self, qs: QuerySet, segment: int, backwards: bool) -> QuerySet:
+        desc = self.desc != backwards
+        by_id = F("id").desc() if desc else F("id").asc()
+        if segment == 1:
+            return qs.order_by(by_id)
+        by_key = F(self.key).desc() if desc else F(self.key).asc()
+        return qs.order_by(by_key, by_id)
+
+    def beyond(self, cursor: Cursor, backwards: bool) -> Q:
+        """Rows strictly after (or before) the cursor within its segment.
+
+        Written ``key <= v AND (key < v OR id < pk)`` rather than a bare OR, so the first
+        comparison bounds the index range and deep pages cost what the first page costs.
+        """
+        desc = self.desc != backwards
+        op, op_eq = ("lt", "lte") if desc else ("gt", "gte")
+        if cursor.segment == 1:
+            return Q(**{f"id__{op}": cursor.pk})
+        return Q(**{f"{self.key}__{op_eq}": cursor.value}) & (
+            Q(**{f"{self.key}__{op}": cursor.value}) | Q(**{f"id__{op}": cursor.pk})
+        )
+
+    def cursor_for(self, row: AppUser, direction: str) -> str:
+        value = getattr(row, self.key) if self.key != "email_l" else row.email_l
+        segment = 1 if value is None else 0
+        return encode_cursor(
+            Cursor(sort=self.sort, segment=segment, value=value, pk=str(row.pk), direction=direction)
+        )
+
+    def read(self, qs: QuerySet, cursor: Cursor | None, limit: int, backwards: bool) -> list:
+        """Up to ``limit`` rows from the cursor on (one query per segment touched: at most 2)."""
+        rows: list = []
+        if backwards:
+            segments = range(cursor.segment if cursor else self.segments - 1, -1, -1)
+        else:
+            segments = range(cursor.segment if cursor else 0, self.segments)
+        for segment in segments:
+            part = qs.filter(self.segment_q(segment))
+            if cursor is not None and segment == cursor.segment:
+                part = part.filter(self.beyond(cursor, backwards))
+            rows.extend(self.order(part, segment, backwards)[: limit - len(rows)])
+            if len(rows) >= limit:
+                break
+        return rows
+
+
+def _capped_count(qs: QuerySet, *, filtered: bool, alias: str) -> tuple[int, bool]:
+    cap = policy().exact_count_cap
+    if not filtered and connections[alias].vendor == "postgresql":
+        # Unfiltered on PostgreSQL: when the planner already knows the table holds more than
+        # the cap, say "cap+" without counting anything.
+        with connections[alias].cursor() as cur:
+            cur.execute(
+                "SELECT reltuples FROM pg_class WHERE oid = 'accounts_appuser'::regclass"
+            )
+            row = cur.fetchone()
+        if row and row[0] and row[0] > cap:
+            return cap + 1, False
+    n = qs.order_by().values("pk")[: cap + 1].count()  # COUNT(*) over a LIMIT subquery
+    return n, n <= cap
+
+
+def app_user_list(
+    *, tenant: Tenant, filters: UserFilters, per_page: int = DEFAULT_PER_PAGE,
+    cursor: str = "", with_total: bool = True,
+) -> UserPage:
+    """One keyset page of the users matching ``filters``, with previous/next cursors."""
+    if per_page not in PER_PAGE_CHOICES:
+        per_page = DEFAULT_PER_PAGE
+    if filters.sort not in SORTS:
+        filters = replace(filters, sort="-created")
+    alias = tenant_db.using(tenant)
+    base = app_user_filter(tenant=tenant, filters=filters)
+    keyset = _Keyset(filters.sort)
+    listed = base.annotate(email_l=Lower("email")) if keyset.key == "email_l" else base
+    position = decode_cursor(cursor, sort=filters.sort)
+    page = UserPage(rows=[], per_page=per_page, filters=filters)
+
+    if position is not None and position.direction == "p":
+        rows = keyset.read(listed, position, per_page + 1, backwards=True)
+        more_before = len(rows) > per_page
+        rows = list(reversed(rows[:per_page]))
+        if rows:
+            page.rows = rows
+            page.prev_cursor = keyset.cursor_for(rows[0], "p") if more_before else None
+            page.next_cursor = keyset.cursor_for(rows[-1], "n")
+        else:
+            position = None  # nothing before any more: show the first page
+    if position is None or position.direction == "n":
+        rows = keyset.read(listed, position, per_page + 1, backwards=False)
+        page.rows = rows[:per_page]
+        if len(rows) > per_page:
+            page.next_cursor = keyset.cursor_for(page.rows[-1], "n")
+        if position is not None and page.rows:
+            page.prev_cursor = keyset.cursor_for(page.rows[0], "p")
+    if with_total:
+        page.total, page.total_exact = _capped_count(base, filtered=filters.is_filtered, alias=alias)
+    return page
+
+
+def app_user_iter(*, tenant: Tenant, filters: UserFilters, chunk: int = 1000):
+    """Every user matching ``filters`` in list order, read in keyset chunks (for exports)."""
+    base = app_user_filter(tenant=tenant, filters=filters)
+    keyset = _Keyset(filters.sort if filters.sort in SORTS else "-created")
+    listed = base.annotate(email_l=Lower("email")) if keyset.key == "email_l" else base
+    position: Cursor | None = None
+    while True:
+        rows = keyset.read(listed, position, chunk, backwards=False)
+        yield from rows
+        if len(rows) < chunk:
+            return
+        position = decode_cursor(keyset.cursor_for(rows[-1], "n"), sort=keyset.sort)
+
+
+# --- One user and what hangs off it ------------------------------------------------------------
+
+
+def app_user_get(*, tenant: Tenant, user_id: Any) -> AppUser | None:
+    """The user with this id in this tenant, or ``None`` (unknown, malformed or foreign alike)."""
+    pk = user_id if isinstance(user_id, uuid.UUID) else _as_uuid(str(user_id))
+    if pk is None:
+        return None
+    return app_user_queryset(tenant=tenant).filter(pk=pk).first()
+
+
+def app_user_by_email(*, tenant: Tenant, email: str) -> AppUser | None:
+    return (
+        app_user_queryset(tenant=tenant)
+        .alias(email_l=Lower("email"))
+        .filter(email_l=email.strip().lower())
+        .first()
+    )
+
+
+def app_user_sessions(*, tenant: Tenant, user: AppUser, limit: int = 50) -> list[AppSession]:
+    """The user's live sessions (not revoked, not expired), most recently seen first."""
+    return list(
+        AppSession.objects.using(tenant_db.using(tenant))
+        .filter(user_id=user.pk, revoked_at__isnull=True, expires_at__gt=timezone.now())
+        .order_by("-last_seen_at")[:limit]
+    )
+
+
+def app_user_factors(*, tenant: Tenant, user: AppUser) -> list[AppFactor]:
+    return list(
+        AppFactor.objects.using(tenant_db.using(tenant))
+        .filter(user_id=user.pk)
+        .defer("key")
+        .order_by("created_at")
+    )
+
+
+def app_user_pending_tokens(*, tenant: Tenant, user: AppUser) -> list[ActionToken]:
+    """Links that still work (purpose, created, expires). The hash is never read out."""
+    return list(
+        ActionToken.objects.using(tenant_db.using(tenant))
+        .filter(user_id=user.pk, used_at__isnull=True, revoked_at__isnull=True,
+                expires_at__gt=timezone.now())
+        .only("id", "purpose", "created_at", "expires_at", "created_by", "new_email", "user_id")
+        .order_by("-created_at")
+    )
+
+
+def app_user_history(*, tenant: Tenant, user: AppUser, limit: int = 50) -> list[AuditEntry]:
+    """The audit trail of this user (served by the ``(object_pk, -timestamp)`` index)."""
+    return list(
+        AuditEntry.objects.filter(tenant=tenant, object_pk=str(user.pk))
+        .select_related("actor")
+        .order_by("-timestamp")[:limit]
+    )
+
+
+def invitation_list(*, tenant: Tenant, limit: int = 200) -> list[AppUser]:
+    """Pending invitations: users invited and not yet accepted, newest first, each with
+    ``invite_expires_at`` (the live link's expiry, or ``None`` when it expired or was revoked)."""
+    alias = tenant_db.using(tenant)
+    users = list(
+        AppUser.objects.using(alias).filter(status_q("invited")).order_by("-created_at", "-id")[:limit]
+    )
+    expiry: dict = {}
+    if users:
+        for user_id, expires_at in (
+            ActionToken.objects.using(alias)
+            .filter(user_id__in=[u.pk for u in users], purpose=ActionToken.Purpose.INVITE,
+                    used_at__isnull=True, revoked_at__isnull=True, expires_at__gt=timezone.now())
+            .values_list("user_id", "expires_at")
+        ):
+            expiry[user_id] = max(expires_at, expiry.get(user_id, expires_at))
+    for user in users:
+        user.invite_expires_at = expiry.get(user.pk)
+    return users

@@ -1,0 +1,713 @@
+"""Every change to one app user. Keyword-only, actor first, one transaction over the tenant
+database and the control database (audit, outbox), the permission checked here again whatever
+the view did, an audit entry for each change and for each refusal.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import unicodedata
+import uuid
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib.auth.hashers import make_password
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
+from django.db.models import CharField, Value
+from django.db.models.functions import Cast, Concat, Lower, Replace
+from django.utils import timezone
+
+from accounts.models import BANNED_FOREVER, ActionToken, AppFactor, AppSession, AppUser
+from accounts.tokens import hash_token, token_issue, token_link, tokens_revoke_for_user
+from adminpanel.permissions import can_act_on_app_user
+from audit import services as audit
+from outbox.services import Mail, mail_enqueue
+from tenants import db as tenant_db
+from tenants.config import TenantSettings, tenant_settings
+from tenants.emails import render_email
+from tenants.models import Tenant
+
+# What the audit trail keeps of a user (the password hash never: audit drops it anyway).
+AUDIT_FIELDS = (
+    "email", "name", "role", "email_confirmed_at", "invited_at", "banned_until", "ban_reason",
+    "mfa_enabled", "deleted_at", "user_metadata", "app_metadata",
+)
+EMAIL_MAX_LENGTH = 254
+NAME_MAX_LENGTH = 150
+REASON_MAX_LENGTH = 500
+PASSWORD_MAX_LENGTH = 128
+METADATA_MAX_BYTES = 16 * 1024
+METADATA_MAX_DEPTH = 8
+DELETED_EMAIL_DOMAIN = "deleted.invalid"
+BAN_DURATIONS: dict[str, timedelta] = {
+    "1h": timedelta(hours=1),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+}
+# Direction overrides and isolates (the "Trojan Source" characters) and invisible marks.
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+UNSET: Any = object()
+
+
+class AppUserError(Exception):
+    """Bad input, or an action that does not apply to this user; the message is for people."""
+
+
+class AppUserNotFound(AppUserError):
+    """No such user in this tenant (unknown and foreign ids alike)."""
+
+    def __init__(self, message: str = "No such user in this tenant."):
+        super().__init__(message)
+
+
+class ActionRefused(AppUserError):
+    """The actor may not do this to this user (role, protected role, own email)."""
+
+    def __init__(self, reason: str, *, action: str, target_pk: Any = "", target_repr: str = ""):
+        super().__init__(reason)
+        self.action = action
+        self.target_pk = target_pk
+        self.target_repr = target_repr
+
+
+# --- Input rules (shared with forms, batches and the CSV import) ------------------------------
+
+
+def has_forbidden_chars(value: str) -> bool:
+    """Control characters, surrogates, line/paragraph separators or direction overrides."""
+    return any(
+        unicodedata.category(c) in {"Cc", "Cs", "Zl", "Zp"} or c in _BIDI for c in value
+    )
+
+
+def normalize_email(value: Any) -> str:
+    """Lower-cased, stripped, validated syntax (no uniqueness or domain check)."""
+    if not isinstance(value, str) or not value.strip():
+        raise AppUserError("Enter an email address.")
+    email = value.strip()
+    if len(email) > EMAIL_MAX_LENGTH:
+        raise AppUserError(f"An email address has at most {EMAIL_MAX_LENGTH} characters.")
+    if has_forbidden_chars(email) or any(c.isspace() for c in email):
+        raise AppUserError("Enter a valid email address.")
+    try:
+        validate_email(email)
+    except ValidationError as exc:
+        raise AppUserError("Enter a valid email address.") from exc
+    email = email.lower()
+    if email.endswith("@" + DELETED_EMAIL_DOMAIN):
+        raise AppUserError("This address is reserved for deleted users.")
+    return email
+
+
+def clean_email(value: Any, *, tenant: Tenant, settings: TenantSettings | None = None) -> str:
+    """A new address for this tenant: valid, lower-cased, and of a domain the tenant allows."""
+    email = normalize_email(value)
+    settings = settings or tenant_settings(tenant)
+    if not settings.email_domain_allowed(email):
+        domain = email.rsplit("@", 1)[-1]
+        allowed = ", ".join(settings.allowed_email_domains)
+        raise AppUserError(f"Addresses at {domain} are not allowed in this tenant (allowed: {allowed}).")
+    return email
+
+
+def clean_name(value: Any) -> str:
+    name = (value or "").strip() if isinstance(value, str | type(None)) else None
+    if name is None:
+        raise AppUserError("Enter a name as text.")
+    if len(name) > NAME_MAX_LENGTH:
+        raise AppUserError(f"A name has at most {NAME_MAX_LENGTH} characters ({len(name)} given).")
+    if has_forbidden_chars(name):
+        raise AppUserError("A name cannot contain control characters or text-direction overrides.")
+    return name
+
+
+def clean_role(value: Any, *, tenant: Tenant, settings: TenantSettings | None = None) -> str:
+    settings = settings or tenant_settings(tenant)
+    role = (value or "").strip() if isinstance(value, str | type(None)) else ""
+    role = role or settings.default_role
+    if role not in settings.roles:
+        raise AppUserError(
+            f"Unknown role '{role[:50]}'. The roles of this tenant are: {', '.join(settings.roles)}."
+        )
+    return role
+
+
+def clean_reason(value: Any) -> str:
+    reason = (value or "").strip() if isinstance(value, str | type(None)) else ""
+    if len(reason) > REASON_MAX_LENGTH:
+        raise AppUserError(f"A reason has at most {REASON_MAX_LENGTH} characters.")
+    if any(unicodedata.category(c) == "Cc" and c not in "\n\t" for c in reason) or any(
+        c in _BIDI for c in reason
+    ):
+        raise AppUserError("A reason cannot contain control characters or text-direction overrides.")
+    return reason
+
+
+def clean_password(value: Any, *, tenant: Tenant) -> str:
+    minimum = tenant_settings(tenant).password_min_length
+    if not isinstance(value, str) or not value:
+        raise AppUserError("Enter a password.")
+    if len(value) < minimum:
+        raise AppUserError(f"A password in this tenant has at least {minimum} characters.")
+    if len(value) > PASSWORD_MAX_LENGTH:
+        raise AppUserError(f"A password has at most {PASSWORD_MAX_LENGTH} characters.")
+    if "\x00" in value or not value.strip():
+        raise AppUserError("Enter a real password.")
+    return value
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    if isinstance(value, dict):
+        return max([_depth(v, level + 1) for v in value.values()], default=level + 1)
+    if isinstance(value, list):
+        return max([_depth(v, level + 1) for v in value], default=level + 1)
+    return level
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def clean_metadata(value: Any, *, label: str = "Metadata") -> dict:
+    """A JSON object (given as text or as a dict), at most 16 KB and 8 levels deep."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return {}
+    if isinstance(value, str):
+        if len(value) > METADATA_MAX_BYTES * 2:
+            raise AppUserError(f"{label} is larger than {METADATA_MAX_BYTES // 1024} KB.")
+        try:
+            data = json.loads(value, parse_constant=_no_constant)
+        except ValueError as exc:
+            where = f" (line {exc.lineno}, column {exc.colno})" if hasattr(exc, "lineno") else ""
+            raise AppUserError(f"{label} is not valid JSON{where}.") from exc
+    else:
+        data = value
+    if not isinstance(data, dict):
+        raise AppUserError(f"{label} must be a JSON object, like {{\"plan\": \"pro\"}}.")
+    try:
+        encoded = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise AppUserError(f"{label} holds a value JSON cannot represent.") from exc
+    if len(encoded.encode("utf-8", "surrogatepass")) > METADATA_MAX_BYTES:
+        raise AppUserError(f"{label} is larger than {METADATA_MAX_BYTES // 1024} KB.")
+    if "\\u0000" in encoded or "\x00" in encoded or any(0xD800 <= ord(c) <= 0xDFFF for c in encoded):
+        raise AppUserError(f"{label} cannot contain NUL characters or lone surrogates.")
+    if _depth(data) > METADATA_MAX_DEPTH:
+        raise AppUserError(f"{label} is nested more than {METADATA_MAX_DEPTH} levels deep.")
+    return data
+
+
+def ban_until_for(duration: str, *, until: datetime | None = None, now: datetime | None = None) -> datetime:
+    """When a ban of ``duration`` ("1h", "24h", "7d", "30d", "forever", "until") ends."""
+    now = now or timezone.now()
+    if duration == "forever":
+        return BANNED_FOREVER
+    if duration in BAN_DURATIONS:
+        return now + BAN_DURATIONS[duration]
+    if duration == "until":
+        if until is None:
+            raise AppUserError("Choose the date and time the ban ends.")
+        if timezone.is_naive(until):
+            until = timezone.make_aware(until)
+        if until <= now:
+            raise AppUserError("The end of a ban must be in the future.")
+        return min(until, BANNED_FOREVER)
+    raise AppUserError("Choose how long the ban lasts.")
+
+
+def deleted_email(pk: uuid.UUID | str) -> str:
+    """The unique, undeliverable address a soft-deleted user keeps (the id's hex)."""
+    return f"deleted-{uuid.UUID(str(pk)).hex}@{DELETED_EMAIL_DOMAIN}"
+
+
+# --- Plumbing ----------------------------------------------------------------------------------
+
+
+@contextmanager
+def atomic_both(alias: str):
+    """One transaction on the control database (audit, outbox) and one on the tenant's."""
+    with transaction.atomic(using=DEFAULT_DB_ALIAS), transaction.atomic(using=alias):
+        yield
+
+
+def audited_refusals(fn: Callable) -> Callable:
+    """Refusals are audited after the service's transaction has rolled back (so they stay)."""
+
+    @functools.wraps(fn)
+    def wrapper(*, actor, tenant: Tenant, **kwargs):
+        try:
+            return fn(actor=actor, tenant=tenant, **kwargs)
+        except ActionRefused as exc:
+            audit.record(
+                event="app_user.refused", actor=actor, tenant=tenant, target_model=AppUser,
+                target_pk=exc.target_pk or "", target_repr=exc.target_repr, action=audit.ACCESS,
+                data={"action": exc.action, "reason": str(exc)},
+            )
+            raise
+
+    return wrapper
+
+
+def authorize(actor, tenant: Tenant, action: str, *, role: str, email: str, pk: Any = "") -> None:
+    reason = can_act_on_app_user(
+        actor, tenant, action, target_role=role, target_email=email,
+        protected_roles=frozenset(tenant_settings(tenant).protected_roles),
+    )
+    if reason is not None:
+        raise ActionRefused(reason, action=action, target_pk=pk, target_repr=email)
+
+
+def _locked(alias: str, user_id: Any) -> AppUser:
+    try:
+        pk = user_id if isinstance(user_id, uuid.UUID) else uuid.UUID(str(user_id))
+    except ValueError as exc:
+        raise AppUserNotFound() from exc
+    user = AppUser.objects.using(alias).select_for_update().filter(pk=pk).first()
+    if user is None:
+        raise AppUserNotFound()
+    return user
+
+
+def _target(alias: str, tenant: Tenant, actor, user_id: Any, action: str, *, alive: bool = True) -> AppUser:
+    """Lock the user, check the actor may ``action`` it, and (by default) that it is not deleted."""
+    user = _locked(alias, user_id)
+    authorize(actor, tenant, action, role=user.role, email=user.email, pk=user.pk)
+    if alive and user.deleted_at is not None:
+        raise AppUserError("This user is deleted; nothing more can be done to it.")
+    return user
+
+
+def _email_taken(alias: str, email: str, *, exclude: Any = None) -> AppUser | None:
+    qs = AppUser.objects.using(alias).alias(email_l=Lower("email")).filter(email_l=email)
+    if exclude is not None:
+        qs = qs.exclude(pk=exclude)
+    return qs.first()
+
+
+def _save_new(alias: str, user: AppUser) -> None:
+    try:
+        with transaction.atomic(using=alias):
+            user.save(using=alias, force_insert=True)
+    except IntegrityError as exc:  # a concurrent request took the address first
+        raise AppUserError("A user with this email address already exists.") from exc
+
+
+def end_sessions(alias: str, user_ids: Iterable, *, now: datetime | None = None) -> int:
+    """Revoke every live session of these users at once; the portal refuses them from now on."""
+    ids = list(user_ids)
+    now = now or timezone.now()
+    ended = 0
+    for start in range(0, len(ids), 900):
+        ended += AppSession.objects.using(alias).filter(
+            user_id__in=ids[start:start + 900], revoked_at__isnull=True
+        ).update(revoked_at=now)
+    return ended
+
+
+def link_mail(*, tenant: Tenant, settings: TenantSettings, user_pk: Any, email: str, name: str,
+              purpose: str, raw: str) -> Mail:
+    """The message carrying a link (the raw token appears here and nowhere else)."""
+    lifetime = settings.lifetime(purpose)
+    rendered = render_email(
+        tenant, purpose, email=email, name=name, link=token_link(tenant, purpose, raw),
+        expires_minutes=max(1, int(lifetime.total_seconds() // 60)), sender_name=settings.sender_name,
+    )
+    return Mail(
+        key=f"{purpose}:{user_pk}:{hash_token(raw)[:24]}", to=email, subject=rendered.subject,
+        body=rendered.body, kind=purpose,
+    )
+
+
+def _send_link(*, actor, tenant: Tenant, user: AppUser, purpose: str) -> ActionToken:
+    token, raw = token_issue(tenant=tenant, user=user, purpose=purpose, created_by=actor)
+    mail = link_mail(
+        tenant=tenant, settings=tenant_settings(tenant), user_pk=user.pk, email=user.email,
+        name=user.name, purpose=purpose, raw=raw,
+    )
+    mail_enqueue(key=mail.key, to=mail.to, subject=mail.subject, body=mail.body, kind=mail.kind,
+                 tenant=tenant)
+    return token
+
+
+def soft_delete_ids(alias: str, user_ids: Iterable, *, now: datetime) -> int:
+    """GoTrue's soft delete, in bulk: email made unique and undeliverable, name, metadata and
+    password cleared, factors, sessions and links removed; the row and its history stay.
+    Irreversible. Returns how many users were deleted (already deleted ones are left alone)."""
+    ids = list(user_ids)
+    done = 0
+    obfuscated = Concat(
+        Value("deleted-"),
+        Replace(Cast("id", output_field=CharField()), Value("-"), Value("")),
+        Value("@" + DELETED_EMAIL_DOMAIN),
+        output_field=CharField(),
+    )
+    for start in range(0, len(ids), 900):
+        chunk = ids[start:start + 900]
+        AppFactor.objects.using(alias).filter(user_id__in=chunk).delete()
+        AppSession.objects.using(alias).filter(user_id__in=chunk).delete()
+        ActionToken.objects.using(alias).filter(user_id__in=chunk).delete()
+        done += AppUser.objects.using(alias).filter(pk__in=chunk, deleted_at__isnull=True).update(
+            email=obfuscated, name="", password="", user_metadata={}, app_metadata={},
+            mfa_enabled=False, banned_until=None, ban_reason="", deleted_at=now, updated_at=now,
+        )
+    return done
+
+
+# --- Creating and inviting ---------------------------------------------------------------------
+
+
+@audited_refusals
+def app_user_create(
+    *, actor, tenant: Tenant, email: str, name: str = "", role: str = "", password: str = "",
+    send_invitation: bool = False, confirmed: bool = False,
+    user_metadata: Any = None, app_metadata: Any = None,
+) -> AppUser:
+    """Create a user with an initial password (hashed; never shown again) or an invitation."""
+    alias = tenant_db.using(tenant)
+    email = clean_email(email, tenant=tenant)
+    name, role = clean_name(name), clean_role(role, tenant=tenant)
+    user_metadata = clean_metadata(user_metadata, label="User metadata")
+    app_metadata = clean_metadata(app_metadata, label="App metadata")
+    if password and send_invitation:
+        raise AppUserError("Either set an initial password or send an invitation, not both.")
+    if password:
+        clean_password(password, tenant=tenant)
+    authorize(actor, tenant, "create_user", role=role, email=email)
+    now = timezone.now()
+    with atomic_both(alias):
+        if _email_taken(alias, email):
+            raise AppUserError("A user with this email address already exists.")
+        user = AppUser(
+            email=email, name=name, role=role, user_metadata=user_metadata,
+            app_metadata=app_metadata, created_at=now, updated_at=now,
+            email_confirmed_at=now if confirmed else None,
+        )
+        if password:
+            user.password, user.password_changed_at = make_password(password), now
+        if send_invitation:
+            user.invited_at, user.invited_by = now, getattr(actor, "pk", None)
+        _save_new(alias, user)
+        audit.record(
+            event="app_user.create", actor=actor, tenant=tenant, target=user, action=audit.CREATE,
+            after=audit.snapshot(user, AUDIT_FIELDS),
+            data={"initial_password": bool(password), "invited": send_invitation, "confirmed": confirmed},
+        )
+        if send_invitation:
+            _send_link(actor=actor, tenant=tenant, user=user, purpose=ActionToken.Purpose.INVITE)
+    return user
+
+
+@audited_refusals
+def app_user_invite(
+    *, actor, tenant: Tenant, email: str, name: str = "", role: str = "", user_metadata: Any = None,
+) -> AppUser:
+    """Create an invited user and mail the invitation link (accepted in the tenant portal)."""
+    alias = tenant_db.using(tenant)
+    email = clean_email(email, tenant=tenant)
+    name, role = clean_name(name), clean_role(role, tenant=tenant)
+    user_metadata = clean_metadata(user_metadata, label="User metadata")
+    authorize(actor, tenant, "invite_user", role=role, email=email)
+    now = timezone.now()
+    with atomic_both(alias):
+        existing = _email_taken(alias, email)
+        if existing is not None:
+            if existing.status == "invited":
+                raise AppUserError("This address is already invited; resend the invitation instead.")
+            raise AppUserError("A user with this email address already exists.")
+        user = AppUser(
+            email=email, name=name, role=role, user_metadata=user_metadata, created_at=now,
+            updated_at=now, invited_at=now, invited_by=getattr(actor, "pk", None),
+        )
+        _save_new(alias, user)
+        token = _send_link(actor=actor, tenant=tenant, user=user, purpose=ActionToken.Purpose.INVITE)
+        audit.record(
+            event="app_user.invite", actor=actor, tenant=tenant, target=user, action=audit.CREATE,
+            after=audit.snapshot(user, AUDIT_FIELDS), data={"expires_at": token.expires_at},
+        )
+    return user
+
+
+@audited_refusals
+def app_user_invitation_resend(*, actor, tenant: Tenant, user_id: Any) -> ActionToken:
+    """A new invitation link (the earlier ones stop working)."""
+    alias = tenant_db.using(tenant)
+    with atomic_both(alias):
+        user = _target(alias, tenant, actor, user_id, "resend_invitation")
+        if user.status != "invited":
+            raise AppUserError("Only a pending invitation can be resent: this user is not waiting for one.")
+        token = _send_link(actor=actor, tenant=tenant, user=user, purpose=ActionToken.Purpose.INVITE)
+        audit.record(
+            event="app_user.invitation_resend", actor=actor, tenant=tenant, target=user,
+            data={"expires_at": token.expires_at},
+        )
+    return token
+
+
+@audited_refusals
+def app_user_invitation_revoke(*, actor, tenant: Tenant, user_id: Any) -> None:
+    """Withdraw a pending invitation: its links die and the never-accepted user is removed
+    (the audit trail keeps the invitation's history). Accepted users are deleted, not revoked."""
+    alias = tenant_db.using(tenant)
+    with atomic_both(alias):
+        user = _target(alias, tenant, actor, user_id, "revoke_invitation")
+        if user.status != "invited":
+            raise AppUserError("Only a pending invitation can be revoked: this user is not invited.")
+        before = audit.snapshot(user, AUDIT_FIELDS)
+        pk, email = user.pk, user.email
+        user.delete(using=alias)
+        audit.record(
+            event="app_user.invitation_revoke", actor=actor, tenant=tenant, target_model=AppUser,
+            target_pk=pk, target_repr=email, action=audit.DELETE, before=before,
+        )
+
+
+# --- Editing -----------------------------------------------------------------------------------
+
+
+@audited_refusals
+def app_user_update(
+    *, actor, tenant: Tenant, user_id: Any, name: Any = UNSET, email: Any = UNSET,
+    role: Any = UNSET, user_metadata: Any = UNSET, app_metadata: Any = UNSET,
+) -> AppUser:
+    """Change name, email, role or metadata (only what is given). A new email kills the
+    user's pending links (they were mailed to the old address)."""
+    alias = tenant_db.using(tenant)
+    settings = tenant_settings(tenant)
+    changes: dict[str, Any] = {}
+    if name is not UNSET:
+        changes["name"] = clean_name(name)
+    if email is not UNSET:
+        changes["email"] = clean_email(email, tenant=tenant, settings=settings)
+    if role is not UNSET:
+        changes["role"] = clean_role(role, tenant=tenant, settings=settings)
+    if user_metadata is not UNSET:
+        changes["user_metadata"] = clean_metadata(user_metadata, label="User metadata")
+    if app_metadata is not UNSET:
+        changes["app_metadata"] = clean_metadata(app_metadata, label="App metadata")
+    with atomic_both(alias):
+        user = _target(alias, tenant, actor, user_id, "edit_user")
+        changes = {k: v for k, v in changes.items() if getattr(user, k) != v}
+        if not changes:
+            return user
+        if "role" in changes:
+            authorize(actor, tenant, "change_role", role=user.role, email=user.email, pk=user.pk)
+            # Granting a protected role is as guarded as changing a user who holds one.
+            authorize(actor, tenant, "change_role", role=changes["role"], email=user.email, pk=user.pk)
+        if "email" in changes and _email_taken(alias, changes["email"], exclude=user.pk):
+            raise AppUserError("Another user already has this email address.")
+        before = audit.snapshot(user, AUDIT_FIELDS)
+        for key, value in changes.items():
+            setattr(user, key, value)
+        user.updated_at = timezone.now()
+        try:
+            with transaction.atomic(using=alias):
+                user.save(using=alias, update_fields=[*changes, "updated_at"])
+        except IntegrityError as exc:
+            raise AppUserError("Another user already has this email address.") from exc
+        if "email" in changes:
+            tokens_revoke_for_user(tenant=tenant, user_ids=[user.pk])
+        audit.record(
+            event="app_user.update", actor=actor, tenant=tenant, target=user,
+            before=before, after=audit.snapshot(user, AUDIT_FIELDS),
+        )
+    return user
+
+
+@audited_refusals
+def app_user_confirm_email(*, actor, tenant: Tenant, user_id: Any) -> AppUser:
+    alias = tenant_db.using(tenant)
+    with atomic_both(alias):
+        user = _target(alias, tenant, actor, user_id, "confirm_email")
+        if user.email_confirmed_at is not None:
+            raise AppUserError("This email address is already confirmed.")
+        before = audit.snapshot(user, AUDIT_FIELDS)
+        user.email_confirmed_at = user.updated_at = timezone.now()
+        user.save(using=alias, update_fields=["email_confirmed_at", "updated_at"])
+        audit.record(
+            event="app_user.email_confirm", actor=actor, tenant=tenant, target=user,
+            before=before, after=audit.snapshot(user, AUDIT_FIELDS),
+        )
+    return user
+
+
+# --- Bans and sessions -------------------------------------------------------------------------
+
+
+@audited_refusals
+def app_user_ban(*, actor, tenant: Tenant, user_id: Any, until: datetime, reason: str = "") -> AppUser:
+    """Ban until ``until`` (``BANNED_FOREVER`` for indefinitely). Every session ends at once
+    and pending recovery and magic links die; the ban lifts itself when ``until`` passes."""
+    alias = tenant_db.using(tenant)
+    reason = clean_reason(reason)
+    now = timezone.now()
+    if until <= now:
+        raise AppUserError("The end of a ban must be in the future.")
+    with atomic_both(alias):
+        user = _target(alias, tenant, actor, user_id, "ban_user")
+        before = audit.snapshot(user, AUDIT_FIELDS)
+        user.banned_until, user.ban_reason, user.updated_at = min(until, BANNED_FOREVER), reason, now
+        user.save(using=alias, update_fields=["banned_until", "ban_reason", "updated_at"])
+        ended = end_sessions(alias, [user.pk], now=now)
+        tokens_revoke_for_user(
+            tenant=tenant, user_ids=[user.pk],
+            purposes=[ActionToken.Purpose.RECOVERY, ActionToken.Purpose.MAGIC_LINK],
+        )
+        audit.record(
+            event="app_user.ban", actor=actor, tenant=tenant, target=user, before=before,
+            after=audit.snapshot(user, AUDIT_FIELDS),
+            data={"indefinitely": user.banned_until >= BANNED_FOREVER, "sessions_ended": ended},
+        )
+    return user
+
+
+@audited_refusals
+def app_user_unban(*, actor, tenant: Tenant, user_id: Any) -> AppUser:
+    alias = tenant_db.using(tenant)
+    with atomic_both(alias):
+        user = _target(alias, tenant, actor, user_id, "unban_user")
+        if user.banned_until is None:
+            raise AppUserError("This user is not banned.")
+        before = audit.snapshot(user, AUDIT_FIELDS)
+        user.banned_until, user.ban_reason, user.updated_at = None, "", timezone.now()
+        user.save(using=alias, update_fields=["banned_until", "ban_reason", "updated_at"])
+        audit.record(
+            event="app_user.unban", actor=actor, tenant=tenant, target=user, before=before,
+            after=audit.snapshot(user, AUDIT_FIELDS),
+        )
+    return user
+
+
+@audited_refusals
+def app_user_sign_out(*, actor, tenant: Tenant, user_id: Any, session_id: Any = None) -> int:
+    """End one session (``session_id``) or every session of the user. Returns how many ended."""
+    alias = tenant_db.using(tenant)
+    with atomic_both(alias):
+        user = _target(alias, tenant, actor, user_id, "sign_out_user", alive=False)
+        qs = AppSession.objects.using(alias).filter(user_id=user.pk, revoked_at__isnull=True)
+        if session_id is not None:
+            try:
+                qs = qs.filter(pk=uuid.UUID(str(session_id)))
+            except ValueError as exc:
+                raise AppUserError("No such session.") from exc
+        ended = qs.update(revoked_at=timezone.now())
+        if session_id is not None and not ended:
+            raise AppUserError("This session has already ended.")
+        audit.record(
+            event="app_user.sign_out", actor=actor, tenant=tenant, target=user,
+            data={"sessions_ended": ended, "session": str(session_id) if session_id else "all"},
+        )
+    return ended
+
+
+# --- Links -------------------------------------------------------------------------------------
+
+
+def _linkable(user: AppUser, what: str) -> None:
+    if user.is_banned:
+        raise AppUserError(f"This user is banned: unban them before sending {what}.")
+
+
+@audited_refusals
+def app_user_send_recovery(*, actor, tenant: Tenant, user_id: Any, sign_out: bool = False) -> ActionToken:
+    """Mail a password-recovery link; with ``sign_out`` every session ends now as well."""
+    alias = tenant_db.using(tenant)
+    with atomic_both(alias):
+        user = _target(alias, tenant, actor, user_id, "send_recovery")
+        _linkable(user, "a recovery link")
+        token = _send_link(actor=actor, tenant=tenant, user=user, purpose=ActionToken.Purpose.RECOVERY)
+        ended = end_sessions(alias, [user.pk]) if sign_out else 0
+        audit.record(
+            event="app_user.recovery_sent", actor=actor, tenant=tenant, target=user,
+            data={"expires_at": token.expires_at, "signed_out": sign_out, "sessions_ended": ended},
+        )
+    return token
+
+
+@audited_refusals
+def app_user_send_magic_link(*, actor, tenant: Tenant, user_id: Any) -> ActionToken:
+    alias = tenant_db.using(tenant)
+    with atomic_both(alias):
+        user = _target(alias, tenant, actor, user_id, "send_magic_link")
+        _linkable(user, "a magic link")
+        token = _send_link(actor=actor, tenant=tenant, user=user, purpose=ActionToken.Purpose.MAGIC_LINK)
+        audit.record(
+            event="app_user.magic_link_sent", actor=actor, tenant=tenant, target=user,
+            data={"expires_at": token.expires_at},
+        )
+    return token
+
+
+# --- Factors -----------------------------------------------------------------------------------
+
+
+@audited_refusals
+def app_user_factor_remove(*, actor, tenant: Tenant, user_id: Any, factor_id: Any = None) -> int:
+    """Remove one MFA factor (``factor_id``) or all of them; ``mfa_enabled`` follows, and every
+    session ends (a session verified with the removed factor must not outlive it)."""
+    alias = tenant_db.using(tenant)
+    with atomic_both(alias):
+        user = _target(alias, tenant, actor, user_id, "remove_factor")
+        qs = AppFactor.objects.using(alias).filter(user_id=user.pk)
+        if factor_id is not None:
+            try:
+                qs = qs.filter(pk=uuid.UUID(str(factor_id)))
+            except ValueError as exc:
+                raise AppUserError("No such factor.") from exc
+        removed = [
+            {"id": str(pk), "kind": kind, "name": name}
+            for pk, kind, name in qs.values_list("pk", "kind", "friendly_name")
+        ]
+        if not removed:
+            raise AppUserError("No such factor." if factor_id is not None else "This user has no factor.")
+        qs.delete()
+        before = audit.snapshot(user, AUDIT_FIELDS)
+        user.mfa_enabled = AppFactor.objects.using(alias).filter(
+            user_id=user.pk, confirmed_at__isnull=False
+        ).exists()
+        user.updated_at = timezone.now()
+        user.save(using=alias, update_fields=["mfa_enabled", "updated_at"])
+        ended = end_sessions(alias, [user.pk])
+        audit.record(
+            event="app_user.factor_remove", actor=actor, tenant=tenant, target=user, before=before,
+            after=audit.snapshot(user, AUDIT_FIELDS),
+            data={"factors": removed, "all": factor_id is None, "sessions_ended": ended},
+        )
+    return len(removed)
+
+
+# --- Deleting ----------------------------------------------------------------------------------
+
+
+@audited_refusals
+def app_user_delete(*, actor, tenant: Tenant, user_id: Any, hard: bool = False) -> None:
+    """Soft delete (GoTrue semantics, irreversible: see ``soft_delete_ids``) or, with ``hard``,
+    remove the row and everything under it. The audit trail keeps the history either way."""
+    alias = tenant_db.using(tenant)
+    now = timezone.now()
+    with atomic_both(alias):
+        user = _target(alias, tenant, actor, user_id, "delete_user", alive=False)
+        if not hard and user.deleted_at is not None:
+            raise AppUserError("This user is already deleted.")
+        before = audit.snapshot(user, AUDIT_FIELDS)
+        pk, email = user.pk, user.email
+        if hard:
+            user.delete(using=alias)
+            audit.record(
+                event="app_user.delete", actor=actor, tenant=tenant, target_model=AppUser,
+                target_pk=pk, target_repr=email, action=audit.DELETE, before=before,
+                data={"hard": True},
+            )
+            return
+        soft_delete_ids(alias, [pk], now=now)
+        user.refresh_from_db(using=alias)
+        audit.record(
+            event="app_user.soft_delete", actor=actor, tenant=tenant, target_model=AppUser,
+            target_pk=pk, target_repr=email, before=before,
+            after=audit.snapshot(user, AUDIT_FIELDS), data={"hard": False},
+        )
