@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django_htmx.http import HttpResponseClientRedirect
 
-from adminpanel.permissions import actor_role, role_can
+from adminpanel.permissions import actor_role, is_instance_admin, role_can
 from adminpanel.staff_session import otp_is_recent
 from tenants import db as tenant_db
 from tenants.models import Tenant
@@ -71,5 +71,21 @@ def recent_otp_required(view: Callable) -> Callable:
         if getattr(request, "htmx", False):
             return HttpResponseClientRedirect(target)
         return HttpResponseRedirect(target)
+
+    return wrapper
+
+
+def instance_admin_required(view: Callable) -> Callable:
+    """Instance pages (``/tenants/``, ``/audit/``...): instance admins only; for everybody
+    else they do not exist (404, like a tenant they are not assigned to).
+
+    The staff middleware has already required a verified session; this is the role gate.
+    """
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not is_instance_admin(request.user):
+            raise Http404("No such page.")
+        return view(request, *args, **kwargs)
 
     return wrapper

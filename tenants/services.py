@@ -8,6 +8,7 @@ the command line and first-run setup).
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from collections.abc import Mapping
@@ -58,11 +59,33 @@ def _clean_slug(slug: str) -> str:
     return slug
 
 
+METADATA_MAX_CHARS = 10_000
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 def _clean_metadata(metadata: Mapping[str, Any] | None) -> dict:
     if metadata is None:
         return {}
     if not isinstance(metadata, Mapping):
         raise TenantError("Tenant metadata must be a JSON object.")
+    try:
+        size = len(json.dumps(metadata))
+    except (TypeError, ValueError):
+        raise TenantError("Tenant metadata must be plain JSON values.") from None
+    if size > METADATA_MAX_CHARS:
+        raise TenantError(f"Tenant metadata has at most {METADATA_MAX_CHARS:,} characters of JSON.")
+    # PostgreSQL's jsonb cannot store NUL characters; refuse them with a message, not a 500.
+    if _has_nul(metadata):
+        raise TenantError("Tenant metadata cannot contain NUL characters.")
     return dict(metadata)
 
 
@@ -99,6 +122,27 @@ def tenant_create(
     is_default: bool = False,
 ) -> Tenant:
     """Create a tenant with its own database, or finish one whose creation was interrupted."""
+    tenant = tenant_register(
+        actor=actor, slug=slug, name=name, metadata=metadata, db_server=db_server,
+        is_default=is_default,
+    )
+    return _provision(tenant, actor=actor)
+
+
+def tenant_register(
+    *,
+    actor,
+    slug: str,
+    name: str,
+    metadata: Mapping[str, Any] | None = None,
+    db_server: str | None = None,
+    is_default: bool = False,
+) -> Tenant:
+    """The first step of a creation: write the record (``provisioning``), nothing else yet.
+
+    Returns the existing record when one with this slug is still ``provisioning`` or ``failed``
+    (the creation resumes). ``tenant_provision_step`` / ``tenant_retry`` do the rest.
+    """
     _check_actor(actor)
     slug = _clean_slug(slug)
     name = _clean_name(name)
@@ -127,7 +171,7 @@ def tenant_create(
             tenant = Tenant.objects.get(slug=slug)
             if tenant.status not in {Tenant.Status.PROVISIONING, Tenant.Status.FAILED}:
                 raise TenantError(f"A tenant with the slug {slug!r} already exists.") from None
-    return _provision(tenant, actor=actor)
+    return tenant
 
 
 def tenant_retry(*, actor, tenant: Tenant) -> Tenant:
@@ -138,29 +182,102 @@ def tenant_retry(*, actor, tenant: Tenant) -> Tenant:
     return _provision(tenant, actor=actor)
 
 
-def _provision(tenant: Tenant, *, actor) -> Tenant:
+# The steps of provisioning, in order. Each one is idempotent and can run on its own (the
+# console runs them one request at a time to show progress); ``_provision`` runs them all.
+PROVISION_STEPS = ("database", "migrate", "activate")
+
+
+def _fail(tenant: Tenant, *, actor, exc: BaseException) -> TenantError:
+    log.exception("Provisioning tenant %s failed", tenant.slug)
+    before = audit.snapshot(tenant, _AUDITED_FIELDS)
+    tenant.status = Tenant.Status.FAILED
+    tenant.last_error = str(exc)[:2000]
+    _save(tenant, "status", "last_error")
+    _audit("tenant.create_failed", actor=actor, tenant=tenant, before=before,
+           data={"error": tenant.last_error})
+    return TenantError(
+        f"Creating the database of {tenant.slug!r} failed: {exc}. "
+        f"Run the same command again to retry."
+    )
+
+
+def _run_step(tenant: Tenant, *, actor, step: str, facts: dict) -> dict:
+    """Run one provisioning step; returns what it did. Failure marks the tenant ``failed``."""
+    if step not in PROVISION_STEPS:
+        raise TenantError(f"Unknown provisioning step {step[:40]!r}.")
+    if tenant.status == Tenant.Status.ACTIVE:
+        return {"step": step, "skipped": True}  # finished already (another tab, a retry)
+    if tenant.status not in {Tenant.Status.PROVISIONING, Tenant.Status.FAILED}:
+        raise TenantError(f"Tenant {tenant.slug!r} is {tenant.status}; it is not being created.")
     try:
-        created = db.create_database(tenant)
-        version = db.migrate_database(tenant)
+        if step == "database":
+            result = {"step": step, "created": db.create_database(tenant)}
+        elif step == "migrate":
+            if not db.database_exists(tenant):
+                raise db.TenantDatabaseError("The database does not exist yet.")
+            version = db.migrate_database(tenant)
+            tenant.schema_version = version
+            _save(tenant, "schema_version")
+            result = {"step": step, "schema_version": version}
     except Exception as exc:  # noqa: BLE001 - any failure is recorded and reported
-        log.exception("Provisioning tenant %s failed", tenant.slug)
-        before = audit.snapshot(tenant, _AUDITED_FIELDS)
-        tenant.status = Tenant.Status.FAILED
-        tenant.last_error = str(exc)[:2000]
-        _save(tenant, "status", "last_error")
-        _audit("tenant.create_failed", actor=actor, tenant=tenant, before=before,
-               data={"error": tenant.last_error})
-        raise TenantError(
-            f"Creating the database of {tenant.slug!r} failed: {exc}. "
-            f"Run the same command again to retry."
-        ) from exc
+        raise _fail(tenant, actor=actor, exc=exc) from exc
+    if step != "activate":
+        if tenant.status == Tenant.Status.FAILED:  # a retried step worked: creation resumes
+            tenant.status = Tenant.Status.PROVISIONING
+            tenant.last_error = ""
+            _save(tenant, "status", "last_error")
+        return result
+    # activate: only a database at the newest schema becomes active.
+    if tenant.schema_version != db.latest_schema_version():
+        raise _fail(tenant, actor=actor, exc=db.TenantDatabaseError(
+            "The database is not at the newest schema yet; run the migrate step first."))
     before = audit.snapshot(tenant, _AUDITED_FIELDS)
     tenant.status = Tenant.Status.ACTIVE
-    tenant.schema_version = version
     tenant.last_error = ""
-    _save(tenant, "status", "schema_version", "last_error")
+    _save(tenant, "status", "last_error")
     _audit("tenant.provisioned", actor=actor, tenant=tenant, before=before,
-           data={"database_created": created, "schema_version": version})
+           data={**facts, "schema_version": tenant.schema_version})
+    return {"step": step, "status": tenant.status}
+
+
+def tenant_provision_step(*, actor, tenant: Tenant, step: str) -> dict:
+    """Run one step of a tenant's creation (``database``, ``migrate`` or ``activate``).
+
+    Idempotent: a step that already happened does nothing harmful, and a tenant that is already
+    active answers ``{"skipped": True}``. A failure marks the tenant ``failed`` with its error
+    and raises ``TenantError``; running the step again resumes.
+    """
+    _check_actor(actor)
+    return _run_step(tenant, actor=actor, step=step, facts={})
+
+
+def _provision(tenant: Tenant, *, actor) -> Tenant:
+    facts: dict = {}
+    for step in PROVISION_STEPS:
+        result = _run_step(tenant, actor=actor, step=step, facts=facts)
+        if step == "database":
+            facts["database_created"] = result.get("created", False)
+    return tenant
+
+
+def tenant_update(
+    *, actor, tenant: Tenant, name: str, metadata: Mapping[str, Any] | None
+) -> Tenant:
+    """Change a tenant's name and metadata (the slug and placement never change)."""
+    _check_actor(actor)
+    name = _clean_name(name)
+    metadata = _clean_metadata(metadata)
+    with transaction.atomic():
+        tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        if tenant.status == Tenant.Status.PURGED:
+            raise TenantError(f"Tenant {tenant.slug!r} was purged; it cannot be edited.")
+        if tenant.name == name and tenant.metadata == metadata:
+            return tenant
+        before = audit.snapshot(tenant, _AUDITED_FIELDS)
+        tenant.name = name
+        tenant.metadata = metadata
+        _save(tenant, "name", "metadata")
+        _audit("tenant.update", actor=actor, tenant=tenant, before=before)
     return tenant
 
 
