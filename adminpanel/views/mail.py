@@ -1,0 +1,44 @@
+"""The mail outbox, for instance admins: follow an invitation link without an SMTP server."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from datetime import timezone as dt_timezone
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.http import require_GET
+
+from adminpanel.views.staff import instance_admin_required
+from outbox.selectors import PAGE_SIZE, outbox_get, outbox_list
+
+
+def _before(raw: str) -> datetime | None:
+    try:
+        value = parse_datetime(raw[:40]) if raw else None
+    except ValueError:
+        return None
+    if value is not None and timezone.is_naive(value):
+        value = timezone.make_aware(value, dt_timezone.utc)
+    return value
+
+
+@instance_admin_required
+@require_GET
+def mail_list(request: HttpRequest) -> HttpResponse:
+    before = _before(request.GET.get("before", ""))
+    messages_ = outbox_list(before=before)
+    older = messages_[-1].created_at.isoformat() if len(messages_) == PAGE_SIZE else None
+    return render(request, "adminpanel/mail/list.html",
+                  {"outbox": messages_, "older": older, "paged": before is not None})
+
+
+@instance_admin_required
+@require_GET
+def mail_detail(request: HttpRequest, pk) -> HttpResponse:
+    message = outbox_get(pk=pk)
+    if message is None:
+        raise Http404("No such message.")
+    return render(request, "adminpanel/mail/detail.html", {"message": message})

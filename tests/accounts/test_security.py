@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.test import Client
+
+from accounts import otp
+from audit.models import AuditEntry
+from tests.accounts.helpers import STAFF_PASSWORD, code_for, code_from_base32, enrol, sign_in_password
+from tests.conftest import login_verified
+
+pytestmark = pytest.mark.django_db
+
+NEW_PASSWORD = "a-brand-new-passphrase-99"
+
+
+@pytest.fixture
+def member(staff_factory):
+    user = staff_factory("member@console.test")
+    enrol(user)
+    return user
+
+
+def test_security_page(client, member):
+    login_verified(client, member)
+    page = client.get("/account/security/")
+    assert page.status_code == 200
+    assert b"10 left" in page.content and b"Authenticator app" in page.content
+
+
+def test_change_password_keeps_the_session_and_needs_the_current_one(client, member):
+    login_verified(client, member)
+    key = client.session.session_key
+    bad = client.post("/account/security/password/", {
+        "current_password": "wrong-one-123456", "password": NEW_PASSWORD, "password_confirm": NEW_PASSWORD})
+    assert bad.status_code == 200 and b"current password is not correct" in bad.content
+    weak = client.post("/account/security/password/", {
+        "current_password": STAFF_PASSWORD, "password": "password", "password_confirm": "password"})
+    assert weak.status_code == 200 and b"too common" in weak.content
+    member.refresh_from_db()
+    assert member.check_password(STAFF_PASSWORD)
+    ok = client.post("/account/security/password/", {
+        "current_password": STAFF_PASSWORD, "password": NEW_PASSWORD, "password_confirm": NEW_PASSWORD})
+    assert ok.status_code == 302
+    assert client.session.session_key != key
+    assert client.get("/").status_code == 200
+    member.refresh_from_db()
+    assert member.check_password(NEW_PASSWORD)
+    entry = AuditEntry.objects.get(event="staff.password_change")
+    assert not entry.changes or "password" not in entry.changes
+    # Other sessions of the member end (Django's session auth hash).
+    other = Client()
+    login_verified(other, member)
+    client.post("/account/security/password/", {
+        "current_password": NEW_PASSWORD, "password": NEW_PASSWORD + "x", "password_confirm": NEW_PASSWORD + "x"})
+    assert other.get("/")["Location"].startswith("/login/")
+
+
+def test_regenerate_backup_codes_replaces_the_old_ones(client, member):
+    old = otp.backup_device(member).token_set.values_list("token", flat=True)
+    old = set(old)
+    login_verified(client, member)
+    response = client.post("/account/security/backup-codes/")
+    assert response.status_code == 200
+    shown = {c.replace("-", "") for c in re.findall(r"<li>([a-z2-7]{4}-[a-z2-7]{4})</li>", response.content.decode())}
+    assert len(shown) == 10 and not (shown & old)
+    assert set(otp.backup_device(member).token_set.values_list("token", flat=True)) == shown
+    assert client.get("/account/security/backup-codes/").status_code == 405
+
+
+def test_replace_the_authenticator_with_a_current_code(client, member):
+    old_device = otp.totp_device(member)
+    login_verified(client, member)
+    page = client.get("/account/security/authenticator/")
+    assert page.status_code == 200
+    secret = re.search(r'data-totp-secret="([A-Z2-7]+)"', page.content.decode()).group(1)
+    wrong = client.post("/account/security/authenticator/", {
+        "current_code": "000000", "new_code": code_from_base32(secret)})
+    assert wrong.status_code == 200 and b"current authenticator is not valid" in wrong.content
+    assert otp.totp_device(member).pk == old_device.pk
+    old_device.refresh_from_db()
+    old_device.throttling_failure_timestamp = None
+    old_device.save()
+    bad_new = client.post("/account/security/authenticator/", {
+        "current_code": code_for(old_device), "new_code": "123456"})
+    assert bad_new.status_code == 200 and b"new authenticator is not valid" in bad_new.content
+    ok = client.post("/account/security/authenticator/", {
+        "current_code": code_for(old_device, steps_ahead=1), "new_code": code_from_base32(secret)})
+    assert ok.status_code == 302
+    new_device = otp.totp_device(member)
+    assert new_device.pk != old_device.pk
+    # This session stays signed in; the old app no longer works, the new one does.
+    assert client.get("/").status_code == 200
+    client.post("/logout/")
+    sign_in_password(client, member.email)
+    assert client.post("/login/verify/", {"code": code_for(old_device, steps_ahead=1)}).status_code == 200
+    new_device.refresh_from_db()
+    new_device.throttling_failure_timestamp = None
+    new_device.save()
+    assert client.post("/login/verify/", {"code": code_for(new_device, steps_ahead=1)})["Location"] == "/"
+    assert AuditEntry.objects.filter(event="staff.otp_replace").exists()
