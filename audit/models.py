@@ -9,6 +9,7 @@ from __future__ import annotations
 from auditlog.models import AbstractLogEntry, LogEntryManager
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class AuditEntryManager(LogEntryManager):
@@ -28,8 +29,24 @@ class AuditEntryManager(LogEntryManager):
 
 
 class AuditEntry(AbstractLogEntry):
+    # auditlog indexes several columns one by one; the composite indexes in Meta serve every
+    # lookup this product makes, and each index dropped makes batch inserts cheaper.
+    content_type = models.ForeignKey(
+        "contenttypes.ContentType", on_delete=models.CASCADE, related_name="+",
+        verbose_name="content type", db_index=False,
+    )
+    object_pk = models.CharField(max_length=255, verbose_name="object pk")
+    object_id = models.BigIntegerField(blank=True, null=True, verbose_name="object id")
+    action = models.PositiveSmallIntegerField(
+        choices=AbstractLogEntry.Action.choices, verbose_name="action"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, blank=True, null=True,
+        related_name="+", verbose_name="actor", db_index=False,
+    )
+    timestamp = models.DateTimeField(default=timezone.now, verbose_name="timestamp")
     # What happened, as "<entity>.<verb>" ("app_user.ban", "staff.login_failed", ...).
-    event = models.CharField(max_length=80, db_index=True)
+    event = models.CharField(max_length=80)
     tenant = models.ForeignKey(
         "tenants.Tenant",
         on_delete=models.PROTECT,  # tenants are never deleted from the control database
@@ -44,6 +61,7 @@ class AuditEntry(AbstractLogEntry):
         null=True,
         blank=True,
         related_name="+",
+        db_index=False,  # the partial index "audit_impersonated" serves the filter
     )
 
     objects = AuditEntryManager()
@@ -55,6 +73,7 @@ class AuditEntry(AbstractLogEntry):
             models.Index(fields=["tenant", "-timestamp", "-id"], name="audit_tenant_time"),
             models.Index(fields=["actor", "-timestamp", "-id"], name="audit_actor_time"),
             models.Index(fields=["object_pk", "-timestamp"], name="audit_target_time"),
+            models.Index(fields=["event", "-timestamp"], name="audit_event_time"),
             models.Index(fields=["-timestamp", "-id"], name="audit_time"),
             models.Index(
                 fields=["-timestamp", "-id"],
