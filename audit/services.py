@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import DEFAULT_DB_ALIAS, models
+from django.db import DEFAULT_DB_ALIAS, connections, models
+from django.utils import timezone
 
 from adminpanel import request_context
 from audit.models import AuditEntry
@@ -86,28 +87,58 @@ def _content_type(model: type[models.Model]) -> ContentType:
     )
 
 
-def _build(
+def _values(
     entry: Entry, *, actor, tenant, impersonator, remote_addr, correlation_id
-) -> AuditEntry:
+) -> dict[str, Any]:
     data = {str(k): _plain(v) for k, v in entry.data.items() if str(k) not in SECRET_FIELDS}
     if tenant is not None:
         data.setdefault("tenant", tenant.slug)
-    return AuditEntry(
-        event=entry.event,
-        content_type=_content_type(entry.target_model),
-        object_pk=str(entry.target_pk)[:255],
-        object_repr=(entry.target_repr or str(entry.target_pk))[:MAX_VALUE_LENGTH],
-        action=entry.action,
-        changes=entry.changes or None,
-        changes_text="",
-        actor=actor if getattr(actor, "pk", None) else None,
-        actor_email=getattr(actor, "email", None),
-        impersonator=impersonator,
-        tenant=tenant,
-        remote_addr=remote_addr,
-        cid=correlation_id,
-        additional_data=data or None,
-    )
+    return {
+        "event": entry.event,
+        "content_type_id": _content_type(entry.target_model).pk,
+        "object_pk": str(entry.target_pk)[:255],
+        "object_repr": (entry.target_repr or str(entry.target_pk))[:MAX_VALUE_LENGTH],
+        "action": entry.action,
+        "changes": entry.changes or None,
+        "changes_text": "",
+        "actor_id": actor.pk if getattr(actor, "pk", None) else None,
+        "actor_email": getattr(actor, "email", None),
+        "impersonator_id": getattr(impersonator, "pk", None),
+        "tenant_id": getattr(tenant, "pk", None),
+        "remote_addr": remote_addr,
+        "cid": correlation_id,
+        "additional_data": data or None,
+    }
+
+
+def _build(entry: Entry, **facts) -> AuditEntry:
+    return AuditEntry(**_values(entry, **facts))
+
+
+# COPY is several times faster than INSERT for the thousands of entries of a batch.
+_COPY_MIN = 200
+_COPY_COLUMNS = (
+    "event", "content_type_id", "object_pk", "object_repr", "action", "changes", "changes_text",
+    "actor_id", "actor_email", "impersonator_id", "tenant_id", "remote_addr", "cid",
+    "additional_data", "timestamp",
+)
+
+
+def _copy(rows: list[dict[str, Any]]) -> None:
+    from psycopg.types.json import Jsonb
+
+    now = timezone.now()
+    table = AuditEntry._meta.db_table
+    connection = connections[DEFAULT_DB_ALIAS]
+    with connection.cursor() as cursor:
+        raw = cursor.cursor  # the psycopg cursor under Django's wrapper
+        with raw.copy(f"COPY {table} ({', '.join(_COPY_COLUMNS)}) FROM STDIN") as copy:  # noqa: S608
+            for row in rows:
+                row["timestamp"] = now
+                for key in ("changes", "additional_data"):
+                    if row[key] is not None:
+                        row[key] = Jsonb(row[key])
+                copy.write_row([row[c] for c in _COPY_COLUMNS])
 
 
 def _request_facts() -> tuple[str | None, str]:
@@ -171,16 +202,13 @@ def record_many(
 ) -> int:
     """Write many entries with one ``bulk_create`` per ``batch_size``; returns how many."""
     remote_addr, cid = _request_facts()
-    rows = [
-        _build(
-            entry,
-            actor=actor,
-            tenant=tenant,
-            impersonator=impersonator,
-            remote_addr=remote_addr,
-            correlation_id=cid,
+    facts = {"actor": actor, "tenant": tenant, "impersonator": impersonator,
+             "remote_addr": remote_addr, "correlation_id": cid}
+    rows = [_values(entry, **facts) for entry in entries]
+    if len(rows) >= _COPY_MIN and connections[DEFAULT_DB_ALIAS].vendor == "postgresql":
+        _copy(rows)
+    else:
+        AuditEntry.objects.using(DEFAULT_DB_ALIAS).bulk_create(
+            [AuditEntry(**row) for row in rows], batch_size=batch_size
         )
-        for entry in entries
-    ]
-    AuditEntry.objects.using(DEFAULT_DB_ALIAS).bulk_create(rows, batch_size=batch_size)
     return len(rows)
