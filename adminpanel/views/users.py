@@ -238,6 +238,22 @@ def user_create(request: HttpRequest) -> HttpResponse:
 # --- Detail ------------------------------------------------------------------------------------
 
 
+_EMPTY = (None, "", {}, [], False)
+
+
+def _history(tenant, user: AppUser) -> list:
+    """The user's audit entries, each with the changes worth showing (empty → empty is noise)."""
+    entries = selectors.app_user_history(tenant=tenant, user=user)
+    for entry in entries:
+        changes = entry.changes if isinstance(entry.changes, dict) else {}
+        entry.visible_changes = [
+            (field, pair[0], pair[1]) for field, pair in sorted(changes.items())
+            if isinstance(pair, list | tuple) and len(pair) == 2
+            and (pair[0] not in _EMPTY or pair[1] not in _EMPTY)
+        ]
+    return entries
+
+
 @require_GET
 @console("view_users")
 def user_detail(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
@@ -251,7 +267,8 @@ def user_detail(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
         "sessions": selectors.app_user_sessions(tenant=tenant, user=user),
         "factors": selectors.app_user_factors(tenant=tenant, user=user),
         "tokens": selectors.app_user_pending_tokens(tenant=tenant, user=user),
-        "history": selectors.app_user_history(tenant=tenant, user=user),
+        "history": _history(tenant, user),
+        "empty": _EMPTY,
         "profile_form": ProfileForm(
             initial={"email": user.email, "name": user.name, "role": user.role}, settings=settings
         ),

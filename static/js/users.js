@@ -59,17 +59,19 @@
     if (field && chosen) { field.hidden = chosen.value !== "password"; }
   }
 
-  // Keep pushed URLs short: drop empty filter values from the list's htmx requests.
+  // Keep pushed URLs short: drop empty and default values from the list's htmx requests.
+  var DEFAULTS = { sort: "-created", per_page: "50" };
+  function droppable(key, value) { return value === "" || DEFAULTS[key] === value; }
   document.addEventListener("htmx:configRequest", function (event) {
     var elt = event.detail.elt;
     if (!elt || !elt.closest || !(elt.closest("#users-filter") || elt.id === "users-q")) { return; }
     var params = event.detail.parameters;
     var names = [];
     if (params instanceof FormData) {
-      params.forEach(function (value, key) { if (value === "") { names.push(key); } });
+      params.forEach(function (value, key) { if (droppable(key, value)) { names.push(key); } });
       names.forEach(function (key) { params.delete(key); });
     } else if (params) {
-      Object.keys(params).forEach(function (key) { if (params[key] === "") { delete params[key]; } });
+      Object.keys(params).forEach(function (key) { if (droppable(key, params[key])) { delete params[key]; } });
     }
   });
 
