@@ -17,10 +17,11 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 
 from accounts.models import User
+from adminpanel.permissions import can
 from audit import services as audit
 from portal.models import Impersonation
 from portal.services.common import PortalActor, record
-from portal.services.impersonation import impersonation_session_gone
+from portal.services.impersonation import impersonation_revoke_session, impersonation_session_gone
 from portal.services.sessions import COOKIE_NAME, SessionRefused, cookie_path, session_validate
 from tenants.config import tenant_settings
 from tenants.models import Tenant
@@ -84,7 +85,11 @@ def portal_view(*, signed_in: bool = True, enrolment: bool = False) -> Callable:
                     if exc.session is not None and exc.session.impersonator_id:
                         impersonation_session_gone(tenant=tenant, session=exc.session)
                 else:
-                    request.portal_actor = _actor(tenant, valid.session, valid.user)
+                    actor = _actor(tenant, valid.session, valid.user)
+                    if actor is None:  # the impersonator lost the right to impersonate
+                        refused = "impersonation_ended"
+                        impersonation_revoke_session(tenant=tenant, session=valid.session)
+                    request.portal_actor = actor
             actor = request.portal_actor
             if signed_in and actor is None:
                 response = login_redirect(tenant, refused)
@@ -104,10 +109,13 @@ def portal_view(*, signed_in: bool = True, enrolment: bool = False) -> Callable:
     return decorator
 
 
-def _actor(tenant: Tenant, session, user) -> PortalActor:
+def _actor(tenant: Tenant, session, user) -> PortalActor | None:
+    """The request's actor; ``None`` when an impersonator was deactivated or lost the role."""
     if not session.impersonator_id:
         return PortalActor(user=user, session=session)
     staff = User.objects.filter(pk=session.impersonator_id).first()
+    if staff is None or not can(staff, tenant, "impersonate"):
+        return None
     imp_id = (
         Impersonation.objects.filter(tenant=tenant, session_id=session.pk)
         .values_list("pk", flat=True).first()

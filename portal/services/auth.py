@@ -18,7 +18,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import ActionToken, AppUser
-from accounts.tokens import TokenInvalid, token_issue, token_link, token_peek, token_redeem
+from accounts.tokens import token_issue, token_link, token_peek, token_redeem
 from audit import services as audit
 from outbox.services import mail_enqueue
 from portal.services import limits
@@ -43,8 +43,6 @@ LOCKED = "Too many failed attempts for this account. Try again in 15 minutes."
 LINK_PURPOSES = (ActionToken.Purpose.RECOVERY, ActionToken.Purpose.MAGIC_LINK)
 MAX_PASSWORD_LENGTH = 256
 UNUSABLE_PASSWORD = "!"  # never matches; check_password still runs the default hasher once
-
-__all__ = ["TokenInvalid"]
 
 
 @dataclass(frozen=True)

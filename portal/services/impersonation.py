@@ -186,3 +186,12 @@ def impersonation_session_gone(*, tenant: Tenant, session: AppSession) -> None:
         impersonations_expire(tenant=tenant)
     elif _close(imp, reason=Impersonation.EndReason.SESSION_ENDED, ended_by=None):
         _audit("impersonation.session_ended", actor=None, imp=imp, tenant=tenant)
+
+
+def impersonation_revoke_session(*, tenant: Tenant, session: AppSession) -> None:
+    """The impersonator was deactivated or lost the admin role: end the session and the record."""
+    AppSession.objects.using(tenant.db_alias).filter(pk=session.pk, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    session.revoked_at = timezone.now()
+    impersonation_session_gone(tenant=tenant, session=session)

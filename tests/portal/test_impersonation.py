@@ -136,7 +136,6 @@ def test_a_second_impersonation_while_one_runs_is_refused(admin_client, tenant, 
     second = start(admin_client, tenant, bob)
     assert second.status_code == 409 and b"already impersonating" in second.content
     assert Impersonation.objects.count() == 1
-    # Another admin may impersonate at the same time.
 
 
 def test_a_second_admin_can_impersonate_meanwhile(admin_client, staff_factory, as_staff, tenant, app_user):
@@ -264,3 +263,19 @@ def test_console_sign_out_of_the_user_ends_the_impersonation_on_the_next_request
     response = admin_client.get(f"/p/{tenant.slug}/account/")
     assert "reason=impersonation_ended" in response["Location"]
     assert Impersonation.objects.get().end_reason == "session_ended"
+
+
+@pytest.mark.parametrize("change", ["deactivated", "demoted"])
+def test_an_impersonator_who_loses_the_right_is_refused_on_the_next_request(admin_client, admin, tenant, app_user, change):
+    from tenants.models import TenantAdmin
+
+    start(admin_client, tenant, app_user)
+    if change == "deactivated":
+        type(admin).objects.filter(pk=admin.pk).update(is_active=False)
+    else:
+        TenantAdmin.objects.filter(user=admin, tenant=tenant).update(role="support")
+    response = admin_client.get(f"/p/{tenant.slug}/account/")
+    assert response.status_code == 302 and "reason=impersonation_ended" in response["Location"]
+    imp = Impersonation.objects.get()
+    assert imp.end_reason == "session_ended"
+    assert AppSession.objects.using(tenant.db_alias).get(pk=imp.session_id).revoked_at is not None
