@@ -62,7 +62,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "accounts.admin_config.ConsoleAdminConfig",  # django.contrib.admin behind password + TOTP
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "tenants",
     "audit",
     "outbox",
+    "portal",
 ]
 
 MIDDLEWARE = [
@@ -96,6 +97,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "adminpanel.middleware.bind_request_context",
+    "adminpanel.middleware.require_verified_staff",
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -207,7 +209,16 @@ TRUSTED_PROXY_HEADER = os.environ.get("TRUSTED_PROXY_HEADER", "")
 AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
 AXES_LOCKOUT_PARAMETERS = ["username"]
 AXES_USERNAME_FORM_FIELD = "email"
-AXES_RESET_ON_SUCCESS = True
+# Numbers from adminpanel.policy (5 failures → 15 minutes). The counter is reset by a complete
+# sign-in (password and TOTP, accounts.lockout.reset), not by the password alone: TOTP failures
+# count toward the same limit. A locked account gets the wrong-password page, unchanged.
+AXES_RESET_ON_SUCCESS = False
+AXES_FAILURE_LIMIT = "accounts.lockout.axes_failure_limit"
+AXES_COOLOFF_TIME = "accounts.lockout.axes_cooloff"
+AXES_USERNAME_CALLABLE = "accounts.lockout.axes_username"
+AXES_CLIENT_IP_CALLABLE = "accounts.lockout.axes_client_ip"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.axes_lockout_response"
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_ENABLE_ACCESS_FAILURE_LOG = False
 AXES_VERBOSE = False
 SILENCED_SYSTEM_CHECKS = [
@@ -222,6 +233,9 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie; see base.html
 SESSION_COOKIE_NAME = "adminpanel_session"
+# The absolute limit of a staff session (policy: 12 hours); the idle limit (30 minutes) and the
+# absolute one are enforced by adminpanel.middleware.require_verified_staff.
+SESSION_COOKIE_AGE = int(SECURITY_POLICY.get("staff_session_absolute_hours", 12)) * 3600
 CSRF_COOKIE_NAME = "adminpanel_csrftoken"
 
 # --- Audit (django-auditlog with our own entry model) --------------------------------------
