@@ -188,6 +188,8 @@ def audit_page(qs: QuerySet[AuditEntry], *, cursor: str = "", size: int = PAGE_S
 def _short(value: Any) -> str:
     if value is None:
         return "∅"
+    if value == "":
+        return '""'  # an empty text is a value too: show it, not a blank
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dict | list):

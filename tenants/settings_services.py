@@ -63,7 +63,8 @@ def _as_list(value: Any) -> list:
     if value is None:
         return []
     if isinstance(value, str):
-        return [part for part in re.split(r"[\s,]+", value) if part]
+        # One per line or comma-separated; "not a domain" stays one (wrong) entry, not three.
+        return [part.strip() for part in re.split(r"[,\n\r]+", value) if part.strip()]
     return list(value)
 
 

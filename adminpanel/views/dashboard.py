@@ -52,10 +52,14 @@ def chart(series: list[stats.DayPoint]) -> dict:
         points.append(f"{round(x + slot / 2, 1)},{y(p.signins)}")
     grid = [{"y": y(v), "label": f"{v:,}"} for v in (0, top // 2, top)]
     label_at = sorted({0, n // 2, n - 1}) if series else []
-    xlabels = [
-        {"x": round(PAD_LEFT + i * slot + slot / 2, 1), "text": f"{series[i].day.day} {series[i].day:%b}"}
-        for i in label_at
-    ]
+    xlabels = []
+    for i in label_at:
+        # The first and last labels are anchored inwards so that they are never clipped.
+        anchor = "start" if i == 0 else "end" if i == n - 1 else "middle"
+        x = {"start": PAD_LEFT + i * slot, "end": PAD_LEFT + (i + 1) * slot}.get(
+            anchor, PAD_LEFT + i * slot + slot / 2)
+        xlabels.append({"x": round(x, 1), "anchor": anchor,
+                        "text": f"{series[i].day.day} {series[i].day:%b}"})
     return {
         "width": WIDTH, "height": HEIGHT, "bars": bars, "line": " ".join(points),
         "grid": grid, "xlabels": xlabels, "left": PAD_LEFT, "right": WIDTH - PAD_RIGHT,

@@ -15,7 +15,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 
 from adminpanel.decorators import instance_admin_required, recent_otp_required
 from tenants import db, selectors, services, stats
@@ -120,6 +120,10 @@ def step_states(tenant: Tenant, *, ran: dict | None = None, error: str = "") -> 
         detail = ""
         if ran and ran.get("step") == key:
             detail = _describe(ran)
+        elif state == "done" and key == "database":
+            detail = f"{tenant.db_name} on server {tenant.db_server}"
+        elif state == "done" and key == "migrate":
+            detail = "Schema " + ", ".join(f"{k} {v}" for k, v in tenant.schema_version.items())
         steps.append({"key": key, "label": label, "state": state, "detail": detail})
     # Run the next step automatically only while creating, and never the same step twice in a
     # row (a step that "worked" without taking effect would otherwise loop).
@@ -140,7 +144,7 @@ def _describe(ran: dict) -> str:
     if ran.get("skipped"):
         return "Already done."
     if ran["step"] == "database":
-        return "Created." if ran.get("created") else "It already existed."
+        return "Created." if ran.get("created") else "It already existed; kept as it is."
     if ran["step"] == "migrate":
         return "Schema " + ", ".join(f"{k} {v}" for k, v in (ran.get("schema_version") or {}).items())
     return "The tenant is active."
@@ -159,7 +163,11 @@ def tenant_retry(request: HttpRequest, slug: str) -> HttpResponse:
         except services.TenantError as exc:
             error = str(exc)
         tenant.refresh_from_db()
-        context = step_states(tenant, ran=ran, error=error)
+        if tenant.status == Tenant.Status.ACTIVE and step == "activate":
+            messages.success(request, f"Tenant {tenant.slug} is active.")  # for the refreshed page
+        # The tenant's own error (the cause) reads better here than the command-line advice.
+        context = step_states(tenant, ran=ran, error=tenant.last_error or error)
+        context["oob"] = True  # the page's status badge follows
         return render(request, "adminpanel/tenants/detail.html#provision-steps", context)
     try:
         services.tenant_retry(actor=request.user, tenant=tenant)
@@ -174,6 +182,8 @@ def tenant_retry(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 def tenant_detail(request: HttpRequest, slug: str) -> HttpResponse:
     tenant = _tenant(slug)
+    if request.htmx:  # the progress box asks for a fresh page once the creation is done
+        return HttpResponseClientRefresh()
     initial = {"name": tenant.name, "metadata": _json(tenant.metadata)}
     return render(request, "adminpanel/tenants/detail.html", _detail_context(
         tenant, edit_form=TenantEditForm(initial=initial), purge_form=PurgeForm()

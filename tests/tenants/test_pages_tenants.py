@@ -112,9 +112,14 @@ def test_create_with_htmx_shows_each_step(client, admin):
     assert "Created." in steps[0]
     assert 'data-step="migrate" hx-post' in steps[0]  # the next step runs by itself
     assert "Schema accounts" in steps[1] and 'data-step="activate" hx-post' in steps[1]
-    assert "The tenant is active." in steps[2] and "hx-trigger" not in steps[2]
+    assert "The tenant is active." in steps[2] and "hx-post" not in steps[2]  # the chain ends
+    assert 'id="tenant-status" hx-swap-oob="true"' in steps[2] and "Active" in steps[2]
     tenant.refresh_from_db()
     assert tenant.status == Tenant.Status.ACTIVE
+    # Then the page asks for itself once, and gets a full refresh (never a fragment swap).
+    refresh = client.get("/tenants/initech/", HTTP_HX_REQUEST="true")
+    assert refresh["HX-Refresh"] == "true"
+    assert "Tenant initech is active." in client.get("/tenants/initech/").content.decode()
 
 
 def test_create_failure_shows_the_error_and_retry_succeeds(client, admin, monkeypatch):
