@@ -406,3 +406,10 @@ def test_create_page_with_password_or_invitation(acme, staff):
     assert response.status_code == 200 and "at least 10" in response.content.decode()
     assert "short" not in re.findall(r'value="([^"]*)"', response.content.decode())  # never echoed
     assert staff("support").get("/t/acme/users/new/").status_code == 403
+
+
+def test_detail_offers_impersonation_to_admins_only(acme, staff):
+    ann = make_user(acme, "ann@example.test")
+    start = f'action="/t/acme/impersonations/start/{ann.pk}/"'
+    assert start in staff("admin").get(f"/t/acme/users/{ann.pk}/").content.decode()
+    assert start not in staff("support").get(f"/t/acme/users/{ann.pk}/").content.decode()
