@@ -256,3 +256,20 @@ def test_invitations_page_lists_pending_invitations_with_resend_and_revoke(acme,
     assert support.post(f"/t/acme/invitations/{invited.pk}/revoke/").status_code == 302
     assert reload(acme, invited) is None
     assert AuditEntry.objects.filter(event="app_user.invitation_revoke").count() == 1
+
+
+@pytest.mark.parametrize("method, path", [
+    ("get", "/t/acme/users/"), ("get", "/t/acme/users/new/"), ("post", "/t/acme/users/new/"),
+    ("get", "/t/acme/users/invite/"), ("post", "/t/acme/users/invite/"), ("post", "/t/acme/users/batch/"),
+    ("get", "/t/acme/users/export.csv"), ("get", "/t/acme/users/import/"), ("get", "/t/acme/invitations/"),
+])
+def test_pages_of_a_tenant_one_is_not_assigned_to_are_404(acme, make_tenant, staff_factory, method, path):
+    globex = make_tenant("globex")
+    outsider = login_verified(Client(), staff_factory("out@console.test", tenants={globex: "admin"}))
+    users = make_users(acme, 2)
+    data = {"email": "x@example.test", "role": "user", "mode": "invite", "action": "delete", "scope": "all",
+            "confirm": "1"}
+    response = getattr(outsider, method)(path, data if method == "post" else None)
+    assert response.status_code == 404
+    assert AppUser.objects.using(acme.db_alias).count() == 2
+    assert reload(acme, users[0]).deleted_at is None
