@@ -224,7 +224,11 @@ class AppSession(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["user", "-last_seen_at"], name="appsession_user")]
+        indexes = [
+            models.Index(fields=["user", "-last_seen_at"], name="appsession_user"),
+            # The dashboard counts sign-ins per day from session creation over 30/90 days.
+            models.Index(fields=["created_at"], name="appsession_created"),
+        ]
 
     def __str__(self) -> str:
         return f"session {self.id} of {self.user_id}"

@@ -26,7 +26,6 @@ PATHS = {
     ActionToken.Purpose.INVITE: "accept",
     ActionToken.Purpose.RECOVERY: "recover",
     ActionToken.Purpose.MAGIC_LINK: "magic",
-    ActionToken.Purpose.EMAIL_CHANGE: "confirm-email",
 }
 
 

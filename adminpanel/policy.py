@@ -34,6 +34,8 @@ class Policy:
     link_requests_per_minute: int = 1
     link_requests_per_hour: int = 5
     impersonation_minutes: int = 60
+    portal_session_days: int = 7  # an app-user session lasts a week at most
+    portal_session_idle_hours: int = 24  # and ends after a day without a request
     # Lists and batches
     batch_max_users: int = 10_000
     exact_count_cap: int = 10_000

@@ -54,6 +54,9 @@ def server_settings(server: str) -> dict:
         raise ImproperlyConfigured(f"Unknown tenant database server {server!r}.")
     # Tenants are many: keep no pooled connections open between requests.
     base["CONN_MAX_AGE"] = 0
+    if base["ENGINE"] == "django.db.backends.postgresql":
+        # One unreachable tenant server must not hang a page that lists many tenants.
+        base["OPTIONS"] = {"connect_timeout": 5, **base.get("OPTIONS", {})}
     base["TEST"] = {**base.get("TEST", {}), "MIRROR": None}
     return base
 

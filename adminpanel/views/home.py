@@ -6,13 +6,18 @@ from django.views.decorators.http import require_GET
 
 from accounts import otp
 from accounts.selectors import recent_activity, tenant_memberships
+from tenants.stats import overview_for
 
 
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     """The console home: the tenants I can reach with my role, and what I did lately."""
+    memberships = tenant_memberships(actor=request.user)
     return render(request, "adminpanel/home.html", {
-        "memberships": tenant_memberships(actor=request.user),
+        "memberships": memberships,
+        "overview": overview_for(
+            [m.tenant for m in memberships], roles={m.tenant.slug: m.role for m in memberships}
+        ),
         "activity": recent_activity(actor=request.user),
         "backup_left": otp.backup_codes_left(request.user),
     })

@@ -23,9 +23,9 @@ from portal.services.common import PortalActor, record, user_refusal
 from tenants.models import Tenant
 
 COOKIE_NAME = "portal_session"
-# Sessions of app users: a week at most, and a day without any request ends them.
-SESSION_LIFETIME = timedelta(days=7)
-SESSION_IDLE = timedelta(hours=24)
+# Sessions of app users: a week at most, and a day without any request ends them (policy).
+SESSION_LIFETIME = timedelta(days=policy().portal_session_days)
+SESSION_IDLE = timedelta(hours=policy().portal_session_idle_hours)
 # last_seen_at is written at most once a minute per session, not on every request.
 TOUCH_EVERY = timedelta(seconds=60)
 SCOPES = ("local", "others", "global")
