@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import functools
+
 from django.http import HttpRequest
 
 from adminpanel.permissions import is_instance_admin
@@ -14,6 +16,7 @@ def console(request: HttpRequest) -> dict:
     if user is None or not user.is_authenticated or not getattr(user, "is_verified", lambda: False)():
         return {}
 
+    @functools.cache  # evaluated lazily, at most once per request (the header reads it thrice)
     def reachable() -> list[dict]:
         if user.is_superuser:
             return [
