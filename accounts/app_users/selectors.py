@@ -311,6 +311,13 @@ def _capped_count(qs: QuerySet, *, filtered: bool, alias: str) -> tuple[int, boo
     return n, n <= cap
 
 
+# What a row of the list shows (and what ``AppUser.status`` reads).
+LIST_FIELDS = (
+    "id", "email", "name", "role", "password", "email_confirmed_at", "invited_at", "banned_until",
+    "ban_reason", "last_sign_in_at", "mfa_enabled", "deleted_at", "created_at",
+)
+
+
 def app_user_list(
     *, tenant: Tenant, filters: UserFilters, per_page: int = DEFAULT_PER_PAGE,
     cursor: str = "", with_total: bool = True,
@@ -323,7 +330,8 @@ def app_user_list(
     alias = tenant_db.using(tenant)
     base = app_user_filter(tenant=tenant, filters=filters)
     keyset = _Keyset(filters.sort)
-    listed = base.annotate(email_l=Lower("email")) if keyset.key == "email_l" else base
+    listed = base.only(*LIST_FIELDS)  # the metadata JSON is not shown: do not fetch and parse it
+    listed = listed.annotate(email_l=Lower("email")) if keyset.key == "email_l" else listed
     position = decode_cursor(cursor, sort=filters.sort)
     page = UserPage(rows=[], per_page=per_page, filters=filters)
 
