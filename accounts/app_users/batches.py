@@ -19,7 +19,7 @@ from typing import Any
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from accounts.app_users.selectors import UserFilters, app_user_filter
+from accounts.app_users.selectors import UserFilters, app_user_filter, app_user_matching
 from accounts.app_users.services import (
     AUDIT_FIELDS,
     ActionRefused,
@@ -139,8 +139,9 @@ def selection_count(*, tenant: Tenant, selection: Selection) -> int:
 def _load(alias: str, tenant: Tenant, selection: Selection, result: BatchResult) -> list[AppUser]:
     cap = policy().batch_max_users
     if selection.filters is not None:
-        qs = app_user_filter(tenant=tenant, filters=selection.filters)
-        users = list(qs.select_for_update().only(*_LOAD_FIELDS).order_by()[: cap + 1])
+        users = app_user_matching(
+            tenant=tenant, filters=selection.filters, fields=_LOAD_FIELDS, limit=cap + 1, lock=True
+        )
         if len(users) > cap:
             raise BatchTooLarge(
                 f"This selection holds more than {cap:,} users; one batch acts on at most "

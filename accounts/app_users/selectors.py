@@ -12,11 +12,12 @@ import base64
 import binascii
 import json
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -295,20 +296,68 @@ class _Keyset:
         return rows
 
 
-def _capped_count(qs: QuerySet, *, filtered: bool, alias: str) -> tuple[int, bool]:
-    cap = policy().exact_count_cap
-    if not filtered and connections[alias].vendor == "postgresql":
-        # Unfiltered on PostgreSQL: when the planner already knows the table holds more than
-        # the cap, say "cap+" without counting anything.
+# --- Steering the PostgreSQL planner ----------------------------------------------------------
+#
+# PostgreSQL cannot estimate how many rows ``UPPER(email) LIKE '%term%'`` matches: it guesses the
+# same fraction for "john" (16,000 of a million) as for a name seven users have. With a guess
+# like that it may count matches with a sequential scan, or look for seven rare users by walking
+# the whole created-at index. So the list measures instead of guessing: the capped count runs on
+# bitmap scans of the indexes (it stops after cap + 1 matches), and the count decides how the page
+# is read. Few matches: fetch them all through the indexes and sort them (cheap). Many: walk the
+# sort's index and filter, which meets 51 matches within a few thousand rows.
+
+
+@contextmanager
+def _steer(alias: str, plan: str | None):
+    """Run the queries inside with ``plan`` = "bitmap" (bitmap index scans only) or "ordered"
+    (walk an index in the sort's order); no-op off PostgreSQL or with ``None``."""
+    if plan is None or connections[alias].vendor != "postgresql":
+        yield
+        return
+    settings = {
+        "bitmap": ("enable_seqscan", "enable_indexscan"),
+        "ordered": ("enable_seqscan", "enable_bitmapscan"),
+    }[plan]
+    nested = connections[alias].in_atomic_block
+    off = ", ".join(f"set_config('{name}', 'off', true)" for name in settings)
+    with transaction.atomic(using=alias):
         with connections[alias].cursor() as cur:
-            cur.execute(
-                "SELECT reltuples FROM pg_class WHERE oid = 'accounts_appuser'::regclass"
-            )
-            row = cur.fetchone()
-        if row and row[0] and row[0] > cap:
-            return cap + 1, False
-    n = qs.order_by().values("pk")[: cap + 1].count()  # COUNT(*) over a LIMIT subquery
+            cur.execute(f"SELECT {off}")  # noqa: S608 - fixed names from the dict above
+        yield
+        if nested:  # inside a caller's transaction (a batch) the settings would outlive us
+            on = ", ".join(f"set_config('{name}', 'on', true)" for name in settings)
+            with connections[alias].cursor() as cur:
+                cur.execute(f"SELECT {on}")  # noqa: S608
+
+
+def _estimated_rows(alias: str) -> float | None:
+    if connections[alias].vendor != "postgresql":
+        return None
+    with connections[alias].cursor() as cur:
+        cur.execute("SELECT reltuples FROM pg_class WHERE oid = 'accounts_appuser'::regclass")
+        row = cur.fetchone()
+    return row[0] if row and row[0] and row[0] > 0 else None
+
+
+def _capped_count(qs: QuerySet, *, filtered: bool, alias: str, table_rows: float | None = None) -> tuple[int, bool]:
+    cap = policy().exact_count_cap
+    if not filtered and table_rows is not None and table_rows > cap:
+        # Unfiltered on PostgreSQL: the planner already knows the table holds more than the
+        # cap; say "cap+" without counting anything.
+        return cap + 1, False
+    with _steer(alias, "bitmap" if filtered else None):
+        n = qs.order_by().values("pk")[: cap + 1].count()  # COUNT(*) over a LIMIT subquery
     return n, n <= cap
+
+
+def _page_plan(count: int, table_rows: float | None) -> str:
+    """Bitmap-and-sort while the matches are few; ordered index walk once they are dense.
+
+    Fetching and sorting ``c`` matches costs about ``c`` row reads; walking the sort's index
+    until 51 matches turn up costs about ``51 * N / c``. They cross near ``sqrt(51 * N)``.
+    """
+    n = table_rows or 0
+    return "bitmap" if count <= max(2_000, int((51 * n) ** 0.5)) else "ordered"
 
 
 # What a row of the list shows (and what ``AppUser.status`` reads).
@@ -334,41 +383,71 @@ def app_user_list(
     listed = listed.annotate(email_l=Lower("email")) if keyset.key == "email_l" else listed
     position = decode_cursor(cursor, sort=filters.sort)
     page = UserPage(rows=[], per_page=per_page, filters=filters)
+    table_rows = _estimated_rows(alias)
+    plan = None
+    if filters.is_filtered and table_rows is not None:
+        # Count first (cheap, on bitmap scans): the count tells how to read the page.
+        page.total, page.total_exact = _capped_count(
+            base, filtered=True, alias=alias, table_rows=table_rows
+        )
+        plan = _page_plan(page.total, table_rows)
 
-    if position is not None and position.direction == "p":
-        rows = keyset.read(listed, position, per_page + 1, backwards=True)
-        more_before = len(rows) > per_page
-        rows = list(reversed(rows[:per_page]))
-        if rows:
-            page.rows = rows
-            page.prev_cursor = keyset.cursor_for(rows[0], "p") if more_before else None
-            page.next_cursor = keyset.cursor_for(rows[-1], "n")
-        else:
-            position = None  # nothing before any more: show the first page
-    if position is None or position.direction == "n":
-        rows = keyset.read(listed, position, per_page + 1, backwards=False)
-        page.rows = rows[:per_page]
-        if len(rows) > per_page:
-            page.next_cursor = keyset.cursor_for(page.rows[-1], "n")
-        if position is not None and page.rows:
-            page.prev_cursor = keyset.cursor_for(page.rows[0], "p")
-    if with_total:
-        page.total, page.total_exact = _capped_count(base, filtered=filters.is_filtered, alias=alias)
+    with _steer(alias, plan):
+        if position is not None and position.direction == "p":
+            rows = keyset.read(listed, position, per_page + 1, backwards=True)
+            more_before = len(rows) > per_page
+            rows = list(reversed(rows[:per_page]))
+            if rows:
+                page.rows = rows
+                page.prev_cursor = keyset.cursor_for(rows[0], "p") if more_before else None
+                page.next_cursor = keyset.cursor_for(rows[-1], "n")
+            else:
+                position = None  # nothing before any more: show the first page
+        if position is None or position.direction == "n":
+            rows = keyset.read(listed, position, per_page + 1, backwards=False)
+            page.rows = rows[:per_page]
+            if len(rows) > per_page:
+                page.next_cursor = keyset.cursor_for(page.rows[-1], "n")
+            if position is not None and page.rows:
+                page.prev_cursor = keyset.cursor_for(page.rows[0], "p")
+    if with_total and plan is None:
+        page.total, page.total_exact = _capped_count(
+            base, filtered=filters.is_filtered, alias=alias, table_rows=table_rows
+        )
     return page
 
 
 def app_user_iter(*, tenant: Tenant, filters: UserFilters, chunk: int = 1000):
     """Every user matching ``filters`` in list order, read in keyset chunks (for exports)."""
+    alias = tenant_db.using(tenant)
     base = app_user_filter(tenant=tenant, filters=filters)
     keyset = _Keyset(filters.sort if filters.sort in SORTS else "-created")
     listed = base.annotate(email_l=Lower("email")) if keyset.key == "email_l" else base
+    plan = None
+    table_rows = _estimated_rows(alias)
+    if filters.is_filtered and table_rows is not None:
+        count, _ = _capped_count(base, filtered=True, alias=alias, table_rows=table_rows)
+        plan = _page_plan(count, table_rows)
     position: Cursor | None = None
     while True:
-        rows = keyset.read(listed, position, chunk, backwards=False)
+        with _steer(alias, plan):
+            rows = keyset.read(listed, position, chunk, backwards=False)
         yield from rows
         if len(rows) < chunk:
             return
         position = decode_cursor(keyset.cursor_for(rows[-1], "n"), sort=keyset.sort)
+
+
+def app_user_matching(*, tenant: Tenant, filters: UserFilters, fields: tuple[str, ...], limit: int,
+                      lock: bool = False) -> list[AppUser]:
+    """Up to ``limit`` users matching ``filters``, in no order (what a batch acts on), read
+    through the indexes (bitmap scans on PostgreSQL) whatever the planner guesses."""
+    alias = tenant_db.using(tenant)
+    qs = app_user_filter(tenant=tenant, filters=filters).only(*fields).order_by()
+    if lock:
+        qs = qs.select_for_update()
+    with _steer(alias, "bitmap" if filters.is_filtered else None):
+        return list(qs[:limit])
 
 
 # --- One user and what hangs off it ------------------------------------------------------------

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.db import connections
+from django.db import connections, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
@@ -55,15 +55,27 @@ def viewer(big, staff_factory):
 
 
 def _plans(client, tenant, url) -> list[tuple[str, str]]:
-    """(sql, plan) of every users-table query the view ran for ``url``."""
+    """(sql, plan) of every users-table query the view ran for ``url``, EXPLAINed under the
+    planner settings (``set_config(..., true)``) that were in force when the view ran it."""
     with CaptureQueriesContext(connections[tenant.db_alias]) as captured:
         response = client.get(url)
     assert response.status_code == 200
-    statements = [q["sql"] for q in captured.captured_queries if "accounts_appuser" in q["sql"]]
+    statements, settings = [], []
+    for q in captured.captured_queries:
+        sql = q["sql"]
+        if sql in ("BEGIN", "COMMIT", "ROLLBACK"):
+            settings = []
+        elif sql.startswith("SELECT set_config("):
+            settings.append(sql)
+        elif 'FROM "accounts_appuser"' in sql:
+            statements.append((sql, list(settings)))
     assert statements, url
     plans = []
-    with connections[tenant.db_alias].cursor() as cur:
-        for sql in statements:
+    conn = connections[tenant.db_alias]
+    for sql, sets in statements:
+        with transaction.atomic(using=tenant.db_alias), conn.cursor() as cur:
+            for statement in sets:
+                cur.execute(statement)
             cur.execute("EXPLAIN " + sql)
             plans.append((sql, "\n".join(row[0] for row in cur.fetchall())))
     return plans, response
@@ -111,3 +123,16 @@ def test_unfiltered_total_comes_from_the_planner_without_counting(big, viewer):
         page = viewer.get("/t/big/users/").content.decode()
     assert "<strong>10,000+</strong> users" in page
     assert not any("COUNT(" in q["sql"].upper() for q in captured.captured_queries)
+
+
+def test_search_pages_follow_the_measured_count_not_the_planner_guess(big, viewer):
+    """The planner guesses the same selectivity for any '%term%'; the list counts first (bitmap
+    scans) and reads the page accordingly: few matches → bitmap + sort, many → ordered index."""
+    rare, _ = _plans(viewer, big, "/t/big/users/?q=user012345")
+    count_plan, page_plan = rare[0][1], rare[1][1]
+    assert "COUNT(" in rare[0][0].upper() and "Bitmap Index Scan on appuser_email_trgm" in count_plan
+    assert "Bitmap Index Scan on appuser_email_trgm" in page_plan and "Sort" in page_plan
+    common, _ = _plans(viewer, big, "/t/big/users/?q=gmail")
+    assert "Bitmap Index Scan" in common[0][1]
+    assert "Index Scan using appuser_created_keyset" in common[1][1]
+    assert "Bitmap" not in common[1][1]
