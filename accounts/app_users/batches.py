@@ -19,7 +19,12 @@ from typing import Any
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from accounts.app_users.selectors import UserFilters, app_user_filter, app_user_matching
+from accounts.app_users.selectors import (
+    UserFilters,
+    app_user_matching,
+    app_user_matching_count,
+    light_rows,
+)
 from accounts.app_users.services import (
     AUDIT_FIELDS,
     ActionRefused,
@@ -132,8 +137,7 @@ def selection_count(*, tenant: Tenant, selection: Selection) -> int:
     cap = policy().batch_max_users
     if selection.filters is None:
         return len(selection.ids)
-    qs = app_user_filter(tenant=tenant, filters=selection.filters)
-    return qs.order_by().values("pk")[: cap + 1].count()
+    return app_user_matching_count(tenant=tenant, filters=selection.filters, cap=cap)
 
 
 def _load(alias: str, tenant: Tenant, selection: Selection, result: BatchResult) -> list[AppUser]:
@@ -159,9 +163,9 @@ def _load(alias: str, tenant: Tenant, selection: Selection, result: BatchResult)
             result.error(raw, "", "No such user in this tenant.")
     users: list[AppUser] = []
     for chunk in _chunks(valid):
-        users.extend(
-            AppUser.objects.using(alias).select_for_update().only(*_LOAD_FIELDS).filter(pk__in=chunk)
-        )
+        users.extend(light_rows(
+            AppUser.objects.using(alias).select_for_update().filter(pk__in=chunk), _LOAD_FIELDS, alias
+        ))
     found = {u.pk for u in users}
     for pk in valid:
         if pk not in found:

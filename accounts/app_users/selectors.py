@@ -19,6 +19,7 @@ from typing import Any
 
 from django.db import connections, transaction
 from django.db.models import F, Q, QuerySet
+from django.db.models.base import ModelState
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -443,11 +444,37 @@ def app_user_matching(*, tenant: Tenant, filters: UserFilters, fields: tuple[str
     """Up to ``limit`` users matching ``filters``, in no order (what a batch acts on), read
     through the indexes (bitmap scans on PostgreSQL) whatever the planner guesses."""
     alias = tenant_db.using(tenant)
-    qs = app_user_filter(tenant=tenant, filters=filters).only(*fields).order_by()
+    qs = app_user_filter(tenant=tenant, filters=filters).order_by()
     if lock:
         qs = qs.select_for_update()
     with _steer(alias, "bitmap" if filters.is_filtered else None):
-        return list(qs[:limit])
+        return light_rows(qs[:limit], fields, alias)
+
+
+def light_rows(qs: QuerySet, fields: tuple[str, ...], alias: str) -> list[AppUser]:
+    """``AppUser`` instances from value tuples, without ``Model.__init__``.
+
+    A batch loads up to 10,000 users to check them one by one; building full model instances
+    cost more than reading the rows. Fields not in ``fields`` load on access, as with ``only()``.
+    """
+    out = []
+    new = AppUser.__new__
+    for values in qs.values_list(*fields):
+        user = new(AppUser)
+        user.__dict__.update(zip(fields, values))
+        state = ModelState()
+        state.db, state.adding = alias, False
+        user._state = state
+        out.append(user)
+    return out
+
+
+def app_user_matching_count(*, tenant: Tenant, filters: UserFilters, cap: int) -> int:
+    """How many users match, counted up to ``cap + 1`` through the indexes."""
+    alias = tenant_db.using(tenant)
+    qs = app_user_filter(tenant=tenant, filters=filters)
+    with _steer(alias, "bitmap" if filters.is_filtered else None):
+        return qs.order_by().values("pk")[: cap + 1].count()
 
 
 # --- One user and what hangs off it ------------------------------------------------------------
