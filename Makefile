@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install migrate run test test-sqlite test-postgres bench clean
+.PHONY: install migrate run test test-sqlite test-postgres bench bench-small clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,14 @@ test-sqlite: install
 
 test-postgres: install
 	ONLY=postgres ./scripts/test.sh
+
+# Ours against the Django admin (and a save() loop), side by side: see README "Performance".
+# Default: 1,000,000 users on PostgreSQL (127.0.0.1:5432; BENCH_DATABASE_URL to change).
+bench: install
+	$(PY) -m benchmarks.run $(BENCH_ARGS)
+
+bench-small: install
+	$(PY) -m benchmarks.run --users 100000 --database sqlite $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache test-artifacts
