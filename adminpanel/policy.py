@@ -7,7 +7,6 @@ Code and tests read them through ``policy()``; a deployment overrides any of the
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
 from functools import cache
 
 from django.conf import settings
@@ -39,22 +38,6 @@ class Policy:
     # Lists and batches
     batch_max_users: int = 10_000
     exact_count_cap: int = 10_000
-
-    @property
-    def invitation_lifetime(self) -> timedelta:
-        return timedelta(hours=self.invitation_hours)
-
-    @property
-    def recovery_lifetime(self) -> timedelta:
-        return timedelta(minutes=self.recovery_minutes)
-
-    @property
-    def magic_link_lifetime(self) -> timedelta:
-        return timedelta(minutes=self.magic_link_minutes)
-
-    @property
-    def recent_otp(self) -> timedelta:
-        return timedelta(minutes=self.recent_otp_minutes)
 
 
 @cache

@@ -191,7 +191,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {
         "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
-        "OPTIONS": {"min_length": int(os.environ.get("STAFF_PASSWORD_MIN_LENGTH", "12"))},
+        # The policy's number (adminpanel/policy.py), overridable through SECURITY_POLICY.
+        "OPTIONS": {
+            "min_length": int(
+                json.loads(os.environ.get("SECURITY_POLICY", "{}")).get("staff_password_min_length", 12)
+            )
+        },
     },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
