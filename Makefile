@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install migrate run test test-sqlite test-postgres bench bench-small clean
+.PHONY: install migrate run test test-sqlite test-postgres lint bench bench-small clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ run: migrate
 # The whole suite: SQLite, then PostgreSQL (with Redis) when a server is reachable.
 test: install
 	./scripts/test.sh
+
+lint: install
+	$(VENV)/bin/ruff check .
 
 test-sqlite: install
 	ONLY=sqlite ./scripts/test.sh

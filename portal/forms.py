@@ -23,7 +23,9 @@ def clean_text(value: str, *, label: str) -> str:
 
 
 class LoginForm(forms.Form):
-    email = forms.CharField(max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "username", "autofocus": True}))
+    email = forms.CharField(
+        max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "username", "autofocus": True})
+    )
     password = forms.CharField(max_length=MAX_PASSWORD_LENGTH, strip=False,
                                widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
 
@@ -39,7 +41,9 @@ class CodeForm(forms.Form):
 
 
 class EmailForm(forms.Form):
-    email = forms.EmailField(max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}))
+    email = forms.EmailField(
+        max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True})
+    )
 
 
 class SetPasswordForm(forms.Form):

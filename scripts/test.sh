@@ -26,6 +26,9 @@ redis.Redis.from_url(sys.argv[1], socket_connect_timeout=3).ping()
 PYEOF
 }
 
+echo "=== Lint (ruff) ==="
+.venv/bin/ruff check . || exit 1
+
 sqlite_rc=0; pg_rc=0; pg_state="not run"
 if [ "$ONLY" != "postgres" ]; then
   echo "=== Pass 1: SQLite (embedded default), browser journeys included ==="

@@ -229,8 +229,8 @@ def validate_template(kind: str, subject: str, body: str) -> dict[str, str]:
         unknown = sorted({m.group(1) for m in _PLACEHOLDER.finditer(text)} - set(emails.PLACEHOLDERS))
         if unknown and name not in errors:
             errors.setdefault(name, []).append(
-                "Unknown placeholder(s): " + ", ".join("{{ %s }}" % u[:30] for u in unknown[:5])
-                + ". Available: " + ", ".join("{{ %s }}" % p for p in emails.PLACEHOLDERS) + "."
+                "Unknown placeholder(s): " + ", ".join(f"{{{{ {u[:30]} }}}}" for u in unknown[:5])
+                + ". Available: " + ", ".join(f"{{{{ {p} }}}}" for p in emails.PLACEHOLDERS) + "."
             )
     if errors:
         raise SettingsInvalid(errors)

@@ -50,8 +50,8 @@ from tenants.config import tenant_settings
 from tenants.models import Tenant
 
 CHUNK = 900  # ids per statement: under SQLite's historical 999-parameter limit
-REPORT_LIMIT = 500
-_FORMULA_START = ("=", "+", "-", "@")  # imported cells a spreadsheet would run  # errors and skipped users listed one by one (the counts are always exact)
+REPORT_LIMIT = 500  # errors and skipped users listed one by one (the counts are always exact)
+_FORMULA_START = ("=", "+", "-", "@")  # imported cells a spreadsheet would run
 
 ACTIONS: dict[str, str] = {  # batch action -> permission
     "ban": "ban_user",

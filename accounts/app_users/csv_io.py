@@ -74,7 +74,10 @@ def parse_import(data: bytes) -> list[InviteRow]:
             raise AppUserError("The file is empty.")
         columns = [h.strip().lower() for h in header]
         if "email" not in columns:
-            raise AppUserError("The first line must name the columns, with at least “email” (and optionally “name” and “role”).")
+            raise AppUserError(
+                "The first line must name the columns, with at least “email” "
+                "(and optionally “name” and “role”)."
+            )
         at = {name: columns.index(name) for name in ("email", "name", "role") if name in columns}
         cap = policy().batch_max_users
         rows: list[InviteRow] = []

@@ -461,7 +461,7 @@ def light_rows(qs: QuerySet, fields: tuple[str, ...], alias: str) -> list[AppUse
     new = AppUser.__new__
     for values in qs.values_list(*fields):
         user = new(AppUser)
-        user.__dict__.update(zip(fields, values))
+        user.__dict__.update(zip(fields, values, strict=True))
         state = ModelState()
         state.db, state.adding = alias, False
         user._state = state

@@ -39,8 +39,8 @@ from adminpanel.staff_session import mark_otp_verified
 SIGN_IN_FAILED = "The email or password is not correct."
 CODE_FAILED = "That code is not valid. Enter the current code from your authenticator app."
 SESSION_NEXT = "adminpanel_next"
-SESSION_PENDING_SECRET = "adminpanel_pending_totp"
-SESSION_REPLACE_SECRET = "adminpanel_replace_totp"
+SESSION_PENDING_SECRET = "adminpanel_pending_totp"  # noqa: S105 - a name, not a secret
+SESSION_REPLACE_SECRET = "adminpanel_replace_totp"  # noqa: S105 - a name, not a secret
 LOW_BACKUP_CODES = 3
 
 

@@ -42,7 +42,8 @@ INVALID_CREDENTIALS = "Wrong email or password."
 LOCKED = "Too many failed attempts for this account. Try again in 15 minutes."
 LINK_PURPOSES = (ActionToken.Purpose.RECOVERY, ActionToken.Purpose.MAGIC_LINK)
 MAX_PASSWORD_LENGTH = 256
-UNUSABLE_PASSWORD = "!"  # never matches; check_password still runs the default hasher once
+# Never matches; check_password still runs the default hasher once.
+UNUSABLE_PASSWORD = "!"  # noqa: S105 - a marker, not a secret
 
 
 @dataclass(frozen=True)

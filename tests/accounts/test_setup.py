@@ -10,8 +10,8 @@ from django.test import Client
 from accounts.models import SetupLock, User
 from accounts.services.staff import SetupAlreadyDone, setup_first_admin
 from audit.models import AuditEntry
-from tenants.models import Tenant
 from tenants import db as tenant_db
+from tenants.models import Tenant
 
 GOOD_PASSWORD = "a-long-and-unusual-passphrase-7"
 

@@ -12,9 +12,9 @@ from accounts.models import StaffInvitation, User
 from accounts.services import staff as services
 from audit.models import AuditEntry
 from outbox.models import OutboxMessage
-from tests.accounts.helpers import STAFF_PASSWORD, code_for, code_from_base32, enrol, sign_in_password
-from tests.conftest import login_verified
 from tenants.models import TenantAdmin
+from tests.accounts.helpers import code_from_base32, enrol, sign_in_password
+from tests.conftest import login_verified
 
 pytestmark = pytest.mark.django_db(transaction=False)
 

@@ -8,7 +8,8 @@ pytestmark = pytest.mark.django_db
 
 
 def test_home_shows_users_per_tenant_for_the_tenants_i_can_reach(make_tenant, staff_factory, as_staff):
-    acme, globex = make_tenant("acme"), make_tenant("globex")
+    acme = make_tenant("acme")
+    make_tenant("globex")  # a second tenant the member is not assigned to
     AppUser.objects.using(acme.db_alias).bulk_create(
         [AppUser(email=f"u{i}@acme.test", mfa_enabled=i < 2) for i in range(4)]
     )

@@ -8,8 +8,8 @@ from accounts.models import User
 from accounts.services import staff as services
 from audit.models import AuditEntry
 from outbox.models import OutboxMessage
-from tests.conftest import login_verified
 from tenants.models import TenantAdmin
+from tests.conftest import login_verified
 
 pytestmark = pytest.mark.django_db
 

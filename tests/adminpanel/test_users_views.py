@@ -218,7 +218,7 @@ def test_detail_shows_profile_sessions_factors_links_and_history(acme, staff):
     assert "Firefox/140" in page and "203.0.113.7" in page and "Pixel phone" in page
     assert "Password recovery" in page and token.token_hash not in page
     assert "app_user.recovery_sent" in page and "&quot;team&quot;: &quot;blue&quot;" in page
-    assert 'action="/t/acme/users/%s/ban/"' % ann.pk in page
+    assert f'action="/t/acme/users/{ann.pk}/ban/"' in page
 
 
 def test_detail_of_a_foreign_or_unknown_id_is_404(acme, globex, staff):

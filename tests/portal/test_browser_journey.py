@@ -22,7 +22,6 @@ from portal.models import Impersonation
 from tests.conftest import login_verified
 
 
-
 @pytest.fixture(autouse=True)
 def _allow_async_unsafe(monkeypatch):
     # Playwright's sync API runs an event loop in this thread; Django refuses ORM calls from a

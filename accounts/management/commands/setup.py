@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.services.staff import SetupAlreadyDone, setup_first_admin
 
-PASSWORD_ENV = "ADMINPANEL_SETUP_PASSWORD"
+PASSWORD_ENV = "ADMINPANEL_SETUP_PASSWORD"  # noqa: S105 - a name, not a secret
 
 
 class Command(BaseCommand):
