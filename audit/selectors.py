@@ -135,7 +135,7 @@ def audit_entries(*, tenant: Tenant | None, filters: AuditFilters) -> QuerySet[A
         qs = qs.filter(Q(object_pk=filters.target) | Q(object_repr__icontains=filters.target))
     if filters.date_from:
         qs = qs.filter(timestamp__gte=_day_start(filters.date_from))
-    if filters.date_to:
+    if filters.date_to and filters.date_to < dt.date.max:
         qs = qs.filter(timestamp__lt=_day_start(filters.date_to + dt.timedelta(days=1)))
     if filters.impersonated:
         qs = qs.filter(impersonator__isnull=False)

@@ -89,6 +89,11 @@ def _day_start(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
 
 
+def _day_after(day: date) -> datetime | None:
+    """The start of the next day; ``None`` after the last representable day (no upper bound)."""
+    return None if day >= date.max else _day_start(day + timedelta(days=1))
+
+
 def status_q(status: str, *, now: datetime | None = None) -> Q:
     """The condition of one status, as ``AppUser.status`` computes it."""
     now = now or timezone.now()
@@ -144,12 +149,13 @@ def app_user_filter(*, tenant: Tenant, filters: UserFilters) -> QuerySet[AppUser
         qs = qs.filter(mfa_enabled=(f.mfa == "yes"))
     if f.created_from:
         qs = qs.filter(created_at__gte=_day_start(f.created_from))
-    if f.created_to:
-        qs = qs.filter(created_at__lt=_day_start(f.created_to + timedelta(days=1)))
+    if f.created_to and _day_after(f.created_to) is not None:
+        qs = qs.filter(created_at__lt=_day_after(f.created_to))
     if f.signin_from:
         qs = qs.filter(last_sign_in_at__gte=_day_start(f.signin_from))
     if f.signin_to:
-        qs = qs.filter(last_sign_in_at__lt=_day_start(f.signin_to + timedelta(days=1)))
+        end = _day_after(f.signin_to)
+        qs = qs.filter(last_sign_in_at__lt=end) if end else qs.filter(last_sign_in_at__isnull=False)
     return qs
 
 
