@@ -21,6 +21,8 @@ def _clean_metadata_text(text: str) -> dict:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from None
+    except RecursionError:
+        raise ValidationError("Metadata is nested too deeply.") from None
     if not isinstance(value, dict):
         raise ValidationError('Metadata is a JSON object, like {"plan": "enterprise"}.')
     return value

@@ -60,6 +60,20 @@ def _clean_slug(slug: str) -> str:
 
 
 METADATA_MAX_CHARS = 10_000
+METADATA_MAX_DEPTH = 32
+
+
+def _too_deep(value: Any, limit: int = METADATA_MAX_DEPTH) -> bool:
+    """Nested deeper than ``limit`` (checked without recursion: pages render it recursively)."""
+    stack = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, Mapping | list | tuple):
+            if level >= limit:
+                return True
+            values = item.values() if isinstance(item, Mapping) else item
+            stack.extend((v, level + 1) for v in values)
+    return False
 
 
 def _has_nul(value: Any) -> bool:
@@ -77,6 +91,8 @@ def _clean_metadata(metadata: Mapping[str, Any] | None) -> dict:
         return {}
     if not isinstance(metadata, Mapping):
         raise TenantError("Tenant metadata must be a JSON object.")
+    if _too_deep(metadata):
+        raise TenantError(f"Tenant metadata is nested more than {METADATA_MAX_DEPTH} levels deep.")
     try:
         size = len(json.dumps(metadata))
     except (TypeError, ValueError):

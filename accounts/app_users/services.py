@@ -162,12 +162,19 @@ def clean_password(value: Any, *, tenant: Tenant) -> str:
     return value
 
 
-def _depth(value: Any, level: int = 0) -> int:
-    if isinstance(value, dict):
-        return max([_depth(v, level + 1) for v in value.values()], default=level + 1)
-    if isinstance(value, list):
-        return max([_depth(v, level + 1) for v in value], default=level + 1)
-    return level
+def _depth(value: Any, limit: int = METADATA_MAX_DEPTH) -> int:
+    """How deep ``value`` nests, counted without recursion and at most ``limit + 1`` (a
+    hostile document thousands of levels deep must be refused, not crash the request)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            level += 1
+            deepest = max(deepest, level)
+            if deepest > limit:
+                return deepest
+            stack.extend((v, level) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def _no_constant(name: str) -> Any:
@@ -183,6 +190,8 @@ def clean_metadata(value: Any, *, label: str = "Metadata") -> dict:
             raise AppUserError(f"{label} is larger than {METADATA_MAX_BYTES // 1024} KB.")
         try:
             data = json.loads(value, parse_constant=_no_constant)
+        except RecursionError as exc:
+            raise AppUserError(f"{label} is nested more than {METADATA_MAX_DEPTH} levels deep.") from exc
         except ValueError as exc:
             where = f" (line {exc.lineno}, column {exc.colno})" if hasattr(exc, "lineno") else ""
             raise AppUserError(f"{label} is not valid JSON{where}.") from exc
@@ -190,6 +199,8 @@ def clean_metadata(value: Any, *, label: str = "Metadata") -> dict:
         data = value
     if not isinstance(data, dict):
         raise AppUserError(f"{label} must be a JSON object, like {{\"plan\": \"pro\"}}.")
+    if _depth(data) > METADATA_MAX_DEPTH:
+        raise AppUserError(f"{label} is nested more than {METADATA_MAX_DEPTH} levels deep.")
     try:
         encoded = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
@@ -198,8 +209,6 @@ def clean_metadata(value: Any, *, label: str = "Metadata") -> dict:
         raise AppUserError(f"{label} is larger than {METADATA_MAX_BYTES // 1024} KB.")
     if "\\u0000" in encoded or "\x00" in encoded or any(0xD800 <= ord(c) <= 0xDFFF for c in encoded):
         raise AppUserError(f"{label} cannot contain NUL characters or lone surrogates.")
-    if _depth(data) > METADATA_MAX_DEPTH:
-        raise AppUserError(f"{label} is nested more than {METADATA_MAX_DEPTH} levels deep.")
     return data
 
 
