@@ -42,7 +42,7 @@ def staff_list(*, query: str = "") -> QuerySet[User]:
             queryset=TenantAdmin.objects.select_related("tenant").order_by("tenant__slug"),
         )
     )
-    query = (query or "").strip()[:254]
+    query = (query or "").replace("\x00", "").strip()[:254]  # PostgreSQL refuses NUL
     if query:
         qs = qs.filter(Q(email__icontains=query) | Q(name__icontains=query))
     return qs.order_by("email")

@@ -186,8 +186,8 @@ def _decode_value(value: Any) -> Any:
         if timezone.is_naive(parsed):
             raise ValueError("naive datetime")
         return parsed
-    if value is None or isinstance(value, str):
-        return value
+    if value is None or (isinstance(value, str) and "\x00" not in value):
+        return value  # NUL: PostgreSQL refuses it in a text parameter (a 500, not a page)
     raise ValueError("bad cursor value")
 
 
