@@ -354,6 +354,7 @@ def reverify(request: HttpRequest) -> HttpResponse:
             return _session_ended(request)
         result = otp.verify(user, form.cleaned_data["code"])
         if result.ok:
+            request.session.cycle_key()  # step-up is a privilege change: a new session key
             mark_otp_verified(request)
             staff_services.staff_auth_event(
                 event="staff.otp_reverified", actor=user, user=user,
