@@ -12,10 +12,25 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from adminpanel.permissions import actor_role, is_instance_admin, role_can
 from adminpanel.staff_session import otp_is_recent
+from audit import services as audit
 from tenants import db as tenant_db
 from tenants.models import Tenant
 
 VISIBLE_STATUSES = (Tenant.Status.ACTIVE, Tenant.Status.SUSPENDED)
+
+
+def audit_refusal(request: HttpRequest, *, action: str, reason: str, tenant: Tenant | None = None) -> None:
+    """Every refused authorization lands in the audit trail (SECURITY.md, "Audit")."""
+    user = request.user
+    if not user.is_authenticated:
+        return  # the staff middleware sends those to sign-in; nothing was attempted as anyone
+    audit.record(
+        event="authz.refused", actor=user, tenant=tenant, target_model=Tenant,
+        target_pk=tenant.pk if tenant is not None else "",
+        target_repr=tenant.slug if tenant is not None else "", action=audit.ACCESS,
+        data={"action": action, "reason": reason, "path": request.path[:300],
+              "method": request.method},
+    )
 
 
 def tenant_view(action: str = "view_tenant") -> Callable:
@@ -34,8 +49,11 @@ def tenant_view(action: str = "view_tenant") -> Callable:
             tenant = Tenant.objects.filter(slug=slug, status__in=VISIBLE_STATUSES).first()
             role = actor_role(request.user, tenant) if tenant is not None else None
             if tenant is None or role is None:
+                if tenant is not None:
+                    audit_refusal(request, action=action, reason="not_assigned", tenant=tenant)
                 raise Http404("No such tenant.")
             if not role_can(role, action):
+                audit_refusal(request, action=action, reason="role", tenant=tenant)
                 raise PermissionDenied("Your role in this tenant does not allow this.")
             request.tenant = tenant
             request.tenant_role = role
@@ -85,6 +103,7 @@ def instance_admin_required(view: Callable) -> Callable:
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if not is_instance_admin(request.user):
+            audit_refusal(request, action="instance_admin", reason="not_instance_admin")
             raise Http404("No such page.")
         return view(request, *args, **kwargs)
 

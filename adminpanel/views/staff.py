@@ -16,7 +16,7 @@ from accounts.forms import StaffInviteForm, TenantRoleForm
 from accounts.models import User
 from accounts.selectors import assignable_tenants, staff_get, staff_list, staff_roles, staff_status
 from accounts.services import staff as services
-from adminpanel.decorators import recent_otp_required
+from adminpanel.decorators import audit_refusal, recent_otp_required
 from adminpanel.permissions import is_instance_admin
 from tenants.selectors import tenant_get
 
@@ -27,6 +27,7 @@ def instance_admin_required(view: Callable) -> Callable:
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if not is_instance_admin(request.user):
+            audit_refusal(request, action="instance_admin", reason="not_instance_admin")
             raise Http404("No such page.")
         return view(request, *args, **kwargs)
 

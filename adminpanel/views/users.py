@@ -39,7 +39,7 @@ from accounts.app_users.forms import (
 )
 from accounts.app_users.services import AppUserError, AppUserNotFound
 from accounts.models import AppUser
-from adminpanel.decorators import recent_otp_required, tenant_view
+from adminpanel.decorators import audit_refusal, recent_otp_required, tenant_view
 from adminpanel.permissions import MATRIX, role_can
 from adminpanel.policy import policy
 from audit import services as audit
@@ -425,6 +425,7 @@ def users_batch(request: HttpRequest) -> HttpResponse:
         messages.error(request, "Choose an action for the selected users.")
         return redirect(_list_url(request))
     if not role_can(request.tenant_role, batches.ACTIONS[action]):
+        audit_refusal(request, action=batches.ACTIONS[action], reason="role", tenant=request.tenant)
         raise PermissionDenied("Your role in this tenant does not allow this.")
     run = _users_batch_run
     if action in batches.DESTRUCTIVE:
