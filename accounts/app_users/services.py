@@ -601,9 +601,13 @@ def app_user_sign_out(*, actor, tenant: Tenant, user_id: Any, session_id: Any = 
         qs = AppSession.objects.using(alias).filter(user_id=user.pk, revoked_at__isnull=True)
         if session_id is not None:
             try:
-                qs = qs.filter(pk=uuid.UUID(str(session_id)))
+                sid = uuid.UUID(str(session_id))
             except ValueError as exc:
-                raise AppUserError("No such session.") from exc
+                raise AppUserNotFound("No such session.") from exc
+            # Another user's session (or none at all) is a foreign id: not found, like a user.
+            if not AppSession.objects.using(alias).filter(pk=sid, user_id=user.pk).exists():
+                raise AppUserNotFound("No such session.")
+            qs = qs.filter(pk=sid)
         ended = qs.update(revoked_at=timezone.now())
         if session_id is not None and not ended:
             raise AppUserError("This session has already ended.")
@@ -667,13 +671,15 @@ def app_user_factor_remove(*, actor, tenant: Tenant, user_id: Any, factor_id: An
             try:
                 qs = qs.filter(pk=uuid.UUID(str(factor_id)))
             except ValueError as exc:
-                raise AppUserError("No such factor.") from exc
+                raise AppUserNotFound("No such factor.") from exc
         removed = [
             {"id": str(pk), "kind": kind, "name": name}
             for pk, kind, name in qs.values_list("pk", "kind", "friendly_name")
         ]
+        if not removed and factor_id is not None:
+            raise AppUserNotFound("No such factor.")  # unknown or another user's: a foreign id
         if not removed:
-            raise AppUserError("No such factor." if factor_id is not None else "This user has no factor.")
+            raise AppUserError("This user has no factor.")
         qs.delete()
         before = audit.snapshot(user, AUDIT_FIELDS)
         user.mfa_enabled = AppFactor.objects.using(alias).filter(
