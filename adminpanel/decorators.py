@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -83,8 +83,12 @@ def recent_otp_required(view: Callable) -> Callable:
             return view(request, *args, **kwargs)
         target = reverify_url(request)
         if request.method != "GET":
+            # Back to the page the form was on: the referer's path, when it is this site's.
             referer = request.headers.get("Referer", "")
-            path = referer if referer.startswith(request.build_absolute_uri("/")) else "/"
+            path = "/"
+            if referer.startswith(request.build_absolute_uri("/")):
+                parts = urlsplit(referer)
+                path = parts.path + (f"?{parts.query}" if parts.query else "")
             target = "/account/reverify/?" + urlencode({"next": path})
         if getattr(request, "htmx", False):
             return HttpResponseClientRedirect(target)

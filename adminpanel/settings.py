@@ -257,12 +257,19 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
 EMAIL_TIMEOUT = 10
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Admin Console <no-reply@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+if PRODUCTION and not EMAIL_HOST and not os.environ.get("EMAIL_BACKEND"):
+    # Without a mail server, links (with their tokens) would be printed to the logs.
+    raise ImproperlyConfigured("Set EMAIL_HOST (or EMAIL_BACKEND) when ADMINPANEL_ENV=production.")
 EMAIL_BACKEND = os.environ.get(
     "EMAIL_BACKEND",
     "django.core.mail.backends.smtp.EmailBackend"
     if EMAIL_HOST
     else "django.core.mail.backends.console.EmailBackend",
 )
+# Whether the outbox keeps the links of sent messages and shows them at /mail/. In development
+# that is how a link is followed without an SMTP server; in production a stored or displayed link
+# would be a live credential, so tokens are blanked once sent and never shown.
+OUTBOX_KEEP_LINKS = env_bool("OUTBOX_KEEP_LINKS", not PRODUCTION)
 
 # --- Static files --------------------------------------------------------------------------
 STATIC_URL = "/static/"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -15,6 +16,18 @@ from outbox.models import OutboxMessage
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 10
+# The token in a link of the portal (/p/<slug>/accept|recover|magic/<token>/) or of a staff
+# invitation (/staff/accept/<token>/).
+_LINK_TOKEN = re.compile(r"(/(?:accept|recover|magic)/)[A-Za-z0-9_\-]{16,}")
+
+
+def redact_links(body: str) -> str:
+    """The body with every link token blanked (what production keeps and shows)."""
+    return _LINK_TOKEN.sub(r"\1[removed]", body)
+
+
+def keeps_links() -> bool:
+    return bool(getattr(settings, "OUTBOX_KEEP_LINKS", False))
 
 
 @dataclass(frozen=True)
@@ -114,7 +127,9 @@ def deliver(ids: list | None = None, *, limit: int = 500) -> int:
                 msg.status = OutboxMessage.Status.SENT
                 msg.sent_at = timezone.now()
                 msg.last_error = ""
-                msg.save(update_fields=["attempts", "status", "sent_at", "last_error"])
+                if not keeps_links():
+                    msg.body = redact_links(msg.body)
+                msg.save(update_fields=["attempts", "status", "sent_at", "last_error", "body"])
                 sent += 1
     finally:
         connection.close()

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET
 
 from adminpanel.views.staff import instance_admin_required
 from outbox.selectors import PAGE_SIZE, outbox_get, outbox_list
+from outbox.services import keeps_links, redact_links
 
 
 def _before(raw: str) -> datetime | None:
@@ -40,4 +41,6 @@ def mail_detail(request: HttpRequest, pk) -> HttpResponse:
     message = outbox_get(pk=pk)
     if message is None:
         raise Http404("No such message.")
-    return render(request, "adminpanel/mail/detail.html", {"message": message})
+    body = message.body if keeps_links() else redact_links(message.body)
+    return render(request, "adminpanel/mail/detail.html",
+                  {"message": message, "body": body, "links_hidden": not keeps_links()})

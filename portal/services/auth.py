@@ -109,6 +109,17 @@ def _fail(tenant: Tenant, email: str, user: AppUser | None, reason: str) -> None
                action=audit.ACCESS)
 
 
+def check_current_password(*, tenant: Tenant, user: AppUser, password: str) -> None:
+    """The signed-in user's password, asked again (password change, factor removal). Wrong
+    answers count toward the same lockout as sign-in, so a stolen session cannot guess freely."""
+    email = limits.normalize_email(user.email)
+    if limits.is_locked(tenant, email):
+        raise PortalRefused(LOCKED, code="locked")
+    if not user.password or not check_password((password or "")[:MAX_PASSWORD_LENGTH], user.password):
+        _fail(tenant, email, user, "current_password")
+        raise PortalRefused("Your current password is not right.", code="bad_password")
+
+
 def sign_in_password(*, tenant: Tenant, email: str, password: str, client: Client) -> SignInResult:
     """Email and password. Lockout: 10 failures per account → 15 minutes (known or not)."""
     alias = _alias(tenant)
@@ -264,8 +275,7 @@ def password_change(*, actor: PortalActor, tenant: Tenant, current: str, new: st
     refuse_while_impersonating(actor, tenant, "password_change")
     alias = _alias(tenant)
     user = AppUser.objects.using(alias).get(pk=actor.user.pk)
-    if not user.password or not check_password((current or "")[:MAX_PASSWORD_LENGTH], user.password):
-        raise PortalRefused("Your current password is not right.", code="bad_password")
+    check_current_password(tenant=tenant, user=user, password=current)
     validate_app_password(tenant=tenant, password=new, user=user)
     encoded = make_password(new)
     with transaction.atomic(using=alias):

@@ -17,7 +17,6 @@ from datetime import timedelta
 from urllib.parse import quote, urlencode
 
 import segno
-from django.contrib.auth.hashers import check_password
 from django.db import transaction
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
@@ -200,8 +199,9 @@ def factor_remove(*, actor: PortalActor, tenant: Tenant, factor_id, password: st
     user = actor.user
     alias = tenant.db_alias
     fresh = AppUser.objects.using(alias).get(pk=user.pk)
-    if not fresh.password or not check_password(password or "", fresh.password):
-        raise PortalRefused("Your current password is not right.", code="bad_password")
+    from portal.services.auth import check_current_password  # auth imports this module
+
+    check_current_password(tenant=tenant, user=fresh, password=password)
     with transaction.atomic(using=alias):
         deleted, _ = AppFactor.objects.using(alias).filter(pk=factor_id, user_id=user.pk).delete()
         if not deleted:

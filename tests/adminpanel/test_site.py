@@ -61,6 +61,7 @@ def test_production_check_deploy_is_clean(tmp_path):
             "SECRET_KEY": "k" * 64 + "production-secret-for-the-check",
             "ALLOWED_HOSTS": "console.example.com",
             "ADMINPANEL_DATA_DIR": str(tmp_path),
+            "EMAIL_HOST": "smtp.example.com",
         },
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -118,3 +119,13 @@ def test_security_policy_numbers_and_argon2_first():
     assert (p.invitation_hours, p.recovery_minutes, p.magic_link_minutes) == (72, 60, 10)
     assert p.token_bytes * 8 >= 128
     assert real_settings.PASSWORD_HASHERS[0].endswith("Argon2PasswordHasher")
+
+
+def test_production_refuses_to_start_without_a_mail_server(tmp_path):
+    result = manage(
+        "check",
+        env={"ADMINPANEL_ENV": "production", "SECRET_KEY": "k" * 64, "ALLOWED_HOSTS": "x.example",
+             "ADMINPANEL_DATA_DIR": str(tmp_path)},
+    )
+    assert result.returncode != 0
+    assert "Set EMAIL_HOST" in result.stderr

@@ -114,3 +114,19 @@ def test_portal_forms_need_csrf(tenant, app_user):
     response = client.post(f"/p/{tenant.slug}/login/",
                            {"email": app_user.email, "password": APP_PASSWORD, "csrfmiddlewaretoken": token})
     assert response.status_code == 302
+
+
+def test_guessing_the_current_password_counts_toward_the_lockout(signed_in, tenant, app_user):
+    """A stolen session cannot guess the password through the change-password form forever."""
+    from adminpanel.policy import policy
+
+    url = f"/p/{tenant.slug}/account/password/"
+    for _ in range(policy().portal_lockout_failures):
+        signed_in.post(url, {"current": "wrong-guess", "password1": "Another-Passw0rd-123", "password2": "Another-Passw0rd-123"})
+    # Locked now: even the right current password is refused, and nothing changed.
+    before = AppUser.objects.using(tenant.db_alias).get(pk=app_user.pk).password
+    signed_in.post(url, {"current": APP_PASSWORD, "password1": "Another-Passw0rd-123", "password2": "Another-Passw0rd-123"})
+    assert AppUser.objects.using(tenant.db_alias).get(pk=app_user.pk).password == before
+    from audit.models import AuditEntry
+
+    assert AuditEntry.objects.filter(tenant=tenant, event="app_user.locked_out").exists()
