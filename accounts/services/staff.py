@@ -289,6 +289,18 @@ def staff_deactivate(*, actor, user: User) -> User:
         if user.is_superuser and admins == [user.pk]:
             raise ValidationError("The last active instance admin cannot be deactivated.",
                                   code="last_admin")
+        orphaned = [
+            a.tenant.slug
+            for a in TenantAdmin.objects.select_related("tenant")
+            .filter(user=user, role=TenantAdmin.Role.ADMIN)
+            if _lock_tenant_admins(a.tenant) == [user.pk]
+        ]
+        if orphaned:
+            raise ValidationError(
+                f"{user.email} is the last active admin of {', '.join(sorted(orphaned))}: "
+                "make someone else admin there first.",
+                code="last_admin",
+            )
         before = audit.snapshot(user, USER_FIELDS)
         user.is_active = False
         _save_user(user, "is_active")
@@ -361,8 +373,10 @@ def _assign(*, actor, tenant: Tenant, user: User, role: str) -> TenantAdmin:
 
 
 def _lock_tenant_admins(tenant: Tenant) -> list:
+    """The tenant's working admins (deactivated members do not count), rows locked."""
     return list(
-        TenantAdmin.objects.select_for_update().filter(tenant=tenant, role=TenantAdmin.Role.ADMIN)
+        TenantAdmin.objects.select_for_update()
+        .filter(tenant=tenant, role=TenantAdmin.Role.ADMIN, user__is_active=True)
         .values_list("user_id", flat=True)
     )
 
