@@ -270,6 +270,12 @@ EMAIL_BACKEND = os.environ.get(
 # that is how a link is followed without an SMTP server; in production a stored or displayed link
 # would be a live credential, so tokens are blanked once sent and never shown.
 OUTBOX_KEEP_LINKS = env_bool("OUTBOX_KEEP_LINKS", not PRODUCTION)
+# "inline": mail is sent right after the transaction commits, inside the request (development).
+# "worker": it waits in the outbox for `manage.py deliver_mail --loop` (production), so no
+# request waits for SMTP, and "send me a link" answers as fast for unknown addresses.
+OUTBOX_DELIVERY = os.environ.get("OUTBOX_DELIVERY", "worker" if PRODUCTION else "inline")
+if OUTBOX_DELIVERY not in {"inline", "worker"}:
+    raise ImproperlyConfigured("OUTBOX_DELIVERY must be 'inline' or 'worker'.")
 
 # --- Static files --------------------------------------------------------------------------
 STATIC_URL = "/static/"

@@ -30,6 +30,12 @@ def keeps_links() -> bool:
     return bool(getattr(settings, "OUTBOX_KEEP_LINKS", False))
 
 
+def delivers_inline() -> bool:
+    """"inline": sent right after the transaction commits, inside the request. "worker": left
+    queued for ``manage.py deliver_mail --loop``, so no request waits for (or is timed by) SMTP."""
+    return getattr(settings, "OUTBOX_DELIVERY", "inline") == "inline"
+
+
 @dataclass(frozen=True)
 class Mail:
     key: str
@@ -51,7 +57,7 @@ def mail_enqueue(
             "tenant": tenant, "from_email": from_email,
         },
     )
-    if message.status == OutboxMessage.Status.QUEUED:
+    if message.status == OutboxMessage.Status.QUEUED and delivers_inline():
         transaction.on_commit(lambda: deliver([message.pk]), using=DEFAULT_DB_ALIAS)
     return message
 
@@ -71,7 +77,8 @@ def mail_enqueue_many(mails: Iterable[Mail], *, tenant=None) -> int:
         rows, batch_size=500, ignore_conflicts=True
     )
     keys = [r.key for r in rows]
-    transaction.on_commit(lambda: deliver_keys(keys), using=DEFAULT_DB_ALIAS)
+    if delivers_inline():
+        transaction.on_commit(lambda: deliver_keys(keys), using=DEFAULT_DB_ALIAS)
     return len(rows)
 
 

@@ -39,3 +39,22 @@ def test_development_keeps_links_to_follow_them(settings, staff_factory, as_staf
     assert msg.status == OutboxMessage.Status.SENT and "AbCdEf" in msg.body
     page = as_staff(staff_factory(superuser=True)).get(f"/mail/{msg.pk}/").content.decode()
     assert "AbCdEf" in page
+
+
+def test_worker_delivery_leaves_mail_queued_for_the_worker(settings, django_capture_on_commit_callbacks):
+    from io import StringIO
+
+    from django.core import mail
+    from django.core.management import call_command
+
+    settings.OUTBOX_DELIVERY = "worker"
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        msg = mail_enqueue(key="k3", to="w@b.test", subject="Hi", body="x", kind="invite")
+    assert callbacks == [] and len(mail.outbox) == 0
+    msg.refresh_from_db()
+    assert msg.status == OutboxMessage.Status.QUEUED
+    out = StringIO()
+    call_command("deliver_mail", "--loop", "--max-rounds", "1", "--interval", "0", stdout=out)
+    msg.refresh_from_db()
+    assert msg.status == OutboxMessage.Status.SENT and len(mail.outbox) == 1
+    assert "Sent 1 message(s); 0 still queued." in out.getvalue()
