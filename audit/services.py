@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -31,19 +32,28 @@ SECRET_FIELDS = frozenset(
 MAX_VALUE_LENGTH = 500
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _text(value: str) -> str:
+    """NUL and lone surrogates (a ``%00`` in a refused URL...) become U+FFFD: PostgreSQL's
+    jsonb and text columns cannot hold NUL, and no UTF-8 page or CSV can hold a surrogate."""
+    return _UNSTORABLE.sub("\ufffd", value)
+
+
 def _plain(value: Any) -> Any:
     """A JSON-friendly rendering of a field value for a diff."""
     if value is None or isinstance(value, bool | int | float | str):
-        return value if not isinstance(value, str) else value[:MAX_VALUE_LENGTH]
+        return value if not isinstance(value, str) else _text(value[:MAX_VALUE_LENGTH])
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     if isinstance(value, uuid.UUID | decimal.Decimal):
         return str(value)
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items() if str(k) not in SECRET_FIELDS}
+        return {_text(str(k)): _plain(v) for k, v in value.items() if str(k) not in SECRET_FIELDS}
     if isinstance(value, list | tuple | set):
         return [_plain(v) for v in value]
-    return str(value)[:MAX_VALUE_LENGTH]
+    return _text(str(value)[:MAX_VALUE_LENGTH])
 
 
 def snapshot(instance: models.Model, fields: Iterable[str] | None = None) -> dict[str, Any]:
@@ -90,14 +100,14 @@ def _content_type(model: type[models.Model]) -> ContentType:
 def _values(
     entry: Entry, *, actor, tenant, impersonator, remote_addr, correlation_id
 ) -> dict[str, Any]:
-    data = {str(k): _plain(v) for k, v in entry.data.items() if str(k) not in SECRET_FIELDS}
+    data = {_text(str(k)): _plain(v) for k, v in entry.data.items() if str(k) not in SECRET_FIELDS}
     if tenant is not None:
         data.setdefault("tenant", tenant.slug)
     return {
         "event": entry.event,
         "content_type_id": _content_type(entry.target_model).pk,
-        "object_pk": str(entry.target_pk)[:255],
-        "object_repr": (entry.target_repr or str(entry.target_pk))[:MAX_VALUE_LENGTH],
+        "object_pk": _text(str(entry.target_pk)[:255]),
+        "object_repr": _text((entry.target_repr or str(entry.target_pk))[:MAX_VALUE_LENGTH]),
         "action": entry.action,
         "changes": entry.changes or None,
         "changes_text": "",

@@ -77,8 +77,9 @@ def _too_deep(value: Any, limit: int = METADATA_MAX_DEPTH) -> bool:
 
 
 def _has_nul(value: Any) -> bool:
+    """NUL characters or lone surrogates: neither a database nor a UTF-8 page can hold them."""
     if isinstance(value, str):
-        return "\x00" in value
+        return "\x00" in value or any(0xD800 <= ord(c) <= 0xDFFF for c in value)
     if isinstance(value, Mapping):
         return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
     if isinstance(value, list | tuple):
@@ -94,14 +95,15 @@ def _clean_metadata(metadata: Mapping[str, Any] | None) -> dict:
     if _too_deep(metadata):
         raise TenantError(f"Tenant metadata is nested more than {METADATA_MAX_DEPTH} levels deep.")
     try:
-        size = len(json.dumps(metadata))
+        # allow_nan=False: NaN and 1e309 (infinity) are not JSON; the databases refuse them.
+        size = len(json.dumps(metadata, allow_nan=False))
     except (TypeError, ValueError):
         raise TenantError("Tenant metadata must be plain JSON values.") from None
     if size > METADATA_MAX_CHARS:
         raise TenantError(f"Tenant metadata has at most {METADATA_MAX_CHARS:,} characters of JSON.")
     # PostgreSQL's jsonb cannot store NUL characters; refuse them with a message, not a 500.
     if _has_nul(metadata):
-        raise TenantError("Tenant metadata cannot contain NUL characters.")
+        raise TenantError("Tenant metadata cannot contain NUL characters or lone surrogates.")
     return dict(metadata)
 
 

@@ -16,13 +16,15 @@ from outbox.services import keeps_links, redact_links
 
 
 def _before(raw: str) -> datetime | None:
+    """The paging cursor; a malformed one (or one off the calendar in UTC) shows the first page."""
     try:
         value = parse_datetime(raw[:40]) if raw else None
-    except ValueError:
+        if value is not None and timezone.is_naive(value):
+            value = timezone.make_aware(value, UTC)
+        # The database compares in UTC: 9999-12-31T23:59-12:00 is past year 9999 there.
+        return value.astimezone(UTC) if value is not None else None
+    except (ValueError, OverflowError):
         return None
-    if value is not None and timezone.is_naive(value):
-        value = timezone.make_aware(value, UTC)
-    return value
 
 
 @instance_admin_required
