@@ -8,8 +8,10 @@ hand-written dict would miss keys Django fills at start-up) with the server and 
 from __future__ import annotations
 
 import copy
+import sqlite3
 import threading
 from pathlib import Path
+from urllib.parse import quote
 
 import dj_database_url
 from django.conf import settings
@@ -64,7 +66,9 @@ def server_settings(server: str) -> dict:
 def database_settings(tenant: Tenant) -> dict:
     cfg = server_settings(tenant.db_server)
     if cfg["ENGINE"] == "django.db.backends.sqlite3":
-        cfg["NAME"] = str(sqlite_path(tenant.db_name))
+        # mode=rw: connecting never creates the file; only create_database() does. A page that
+        # looks at a tenant still provisioning gets an error, not an empty database.
+        cfg["NAME"] = f"file:{quote(str(sqlite_path(tenant.db_name)))}?mode=rw"
     else:
         cfg["NAME"] = tenant.db_name
     return cfg
@@ -149,11 +153,12 @@ def create_database(tenant: Tenant) -> bool:
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists():
             return False
-        # Opening the connection creates the file; WAL suits one writer and many readers.
-        ensure_alias(tenant)
-        with connections[tenant.db_alias].cursor() as cursor:
-            cursor.execute("PRAGMA journal_mode=WAL")
-        connections[tenant.db_alias].close()
+        # WAL suits one writer and many readers; the setting is kept in the file.
+        created = sqlite3.connect(str(path))
+        try:
+            created.execute("PRAGMA journal_mode=WAL")
+        finally:
+            created.close()
         return True
     if database_exists(tenant):
         return False

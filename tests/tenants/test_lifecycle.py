@@ -283,3 +283,22 @@ def test_lifecycle_commands_name_unknown_tenants_clearly():
         run("suspend", "nope")
     with pytest.raises(CommandError, match="Give one tenant slug, or --all"):
         run("migrate")
+
+
+def test_looking_at_a_tenant_still_provisioning_never_creates_its_database():
+    from django.db.utils import OperationalError
+
+    tenant = services.tenant_register(actor=None, slug="acme", name="Acme")
+    assert tenant.status == Tenant.Status.PROVISIONING
+    alias = tenant_db.ensure_alias(tenant)
+    with pytest.raises(OperationalError):
+        with connections[alias].cursor() as cursor:
+            cursor.execute("SELECT 1")
+    connections[alias].close()
+    assert not tenant_db.database_exists(tenant)
+    try:
+        run("retry", "acme")
+        tenant.refresh_from_db()
+        assert tenant.status == Tenant.Status.ACTIVE and tenant_db.database_exists(tenant)
+    finally:
+        tenant_db.drop_database(tenant)
