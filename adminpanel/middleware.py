@@ -26,6 +26,9 @@ CSP = (
 )
 
 
+# The longest address kept in the sign-in page's `next`.
+MAX_NEXT_LENGTH = 2000
+
 def security_headers(get_response: Callable[[HttpRequest], HttpResponse]):
     def middleware(request: HttpRequest) -> HttpResponse:
         response = get_response(request)
@@ -141,7 +144,12 @@ def require_verified_staff(get_response: Callable[[HttpRequest], HttpResponse]):
                 return _redirect(request, reverse("setup"))
             login_url = reverse("login")
             if request.method == "GET" and not getattr(request, "htmx", False) and path != "/":
-                login_url += "?" + urlencode({"next": request.get_full_path()})
+                # Back to the page after sign-in: its full address, or only its path when the
+                # query string is absurdly long (Django refuses an over-long redirect with a 400).
+                target = request.get_full_path()
+                if len(target) > MAX_NEXT_LENGTH:
+                    target = path[:MAX_NEXT_LENGTH]
+                login_url += "?" + urlencode({"next": target})
             return _redirect(request, login_url)
         if not user.is_verified():
             name = "login-verify" if has_totp(user) else "login-enroll"

@@ -93,3 +93,10 @@ def test_only_the_sign_in_views_are_public():
         if getattr(pattern.callback, "staff_public", False)
     }
     assert public == PUBLIC_VIEW_NAMES
+
+
+def test_an_over_long_address_still_leads_to_the_sign_in_page(client, staff_factory):
+    staff_factory(superuser=True)  # setup is done
+    response = client.get("/t/acme/users/?q=" + "x" * 20_000)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/?next=") and len(response["Location"]) < 2100
