@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET
 
-from adminpanel.views.staff import instance_admin_required
+from adminpanel.decorators import instance_admin_required
 from outbox.selectors import PAGE_SIZE, outbox_get, outbox_list
 from outbox.services import keeps_links, redact_links
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 from django.contrib import messages
@@ -16,22 +15,8 @@ from accounts.forms import StaffInviteForm, TenantRoleForm
 from accounts.models import User
 from accounts.selectors import assignable_tenants, staff_get, staff_list, staff_roles, staff_status
 from accounts.services import staff as services
-from adminpanel.decorators import audit_refusal, recent_otp_required
-from adminpanel.permissions import is_instance_admin
+from adminpanel.decorators import instance_admin_required, recent_otp_required
 from tenants.selectors import tenant_get
-
-
-def instance_admin_required(view: Callable) -> Callable:
-    """Instance-admin pages answer 404 to everybody else: they do not exist for them."""
-
-    @functools.wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if not is_instance_admin(request.user):
-            audit_refusal(request, action="instance_admin", reason="not_instance_admin")
-            raise Http404("No such page.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 def _member(pk) -> User:
