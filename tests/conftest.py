@@ -175,3 +175,15 @@ def as_staff(client):
         return login_verified(client, user, **kwargs)
 
     return sign_in
+
+
+@pytest.fixture
+def acme(make_tenant):
+    """A real tenant ``acme`` (many modules act in it)."""
+    return make_tenant("acme")
+
+
+@pytest.fixture
+def globex(make_tenant):
+    """A second tenant, to prove the first one's actions never reach it."""
+    return make_tenant("globex")

@@ -22,3 +22,18 @@ def admin_user(staff_factory):
 @pytest.fixture
 def admin_client(client, admin_user):
     return login_verified(client, admin_user)
+
+
+@pytest.fixture
+def admin(staff_factory, acme):
+    return staff_factory("boss@console.test", tenants={acme: "admin"})
+
+
+@pytest.fixture
+def support(staff_factory, acme):
+    return staff_factory("helper@console.test", tenants={acme: "support"})
+
+
+@pytest.fixture
+def viewer(staff_factory, acme):
+    return staff_factory("looker@console.test", tenants={acme: "viewer"})

@@ -25,21 +25,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def acme(make_tenant):
-    return make_tenant("acme")
-
-
-@pytest.fixture
-def admin(staff_factory, acme):
-    return staff_factory("boss@console.test", tenants={acme: "admin"})
-
-
-@pytest.fixture
-def support(staff_factory, acme):
-    return staff_factory("helper@console.test", tenants={acme: "support"})
-
-
-@pytest.fixture
 def small_batches(settings):
     settings.SECURITY_POLICY = {"batch_max_users": 5}
     policy.cache_clear()

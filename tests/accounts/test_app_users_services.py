@@ -21,31 +21,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def acme(make_tenant):
-    return make_tenant("acme")
-
-
-@pytest.fixture
-def globex(make_tenant):
-    return make_tenant("globex")
-
-
-@pytest.fixture
-def admin(staff_factory, acme):
-    return staff_factory("boss@console.test", tenants={acme: "admin"})
-
-
-@pytest.fixture
-def support(staff_factory, acme):
-    return staff_factory("helper@console.test", tenants={acme: "support"})
-
-
-@pytest.fixture
-def viewer(staff_factory, acme):
-    return staff_factory("looker@console.test", tenants={acme: "viewer"})
-
-
-@pytest.fixture
 def ann(acme):
     return make_user(acme, "ann@example.test", name="Ann", user_metadata={"team": "a"})
 

@@ -23,23 +23,6 @@ from tests.conftest import login_verified
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def acme(make_tenant):
-    return make_tenant("acme")
-
-
-@pytest.fixture
-def staff(staff_factory, acme):
-    made = {}
-
-    def sign_in(role: str, **kwargs) -> Client:
-        if role not in made:
-            made[role] = staff_factory(f"{role}@console.test", tenants={acme: role})
-        return login_verified(Client(), made[role], **kwargs)
-
-    return sign_in
-
-
 def banned(tenant) -> set[str]:
     return set(AppUser.objects.using(tenant.db_alias).filter(banned_until__isnull=False).values_list("email", flat=True))
 

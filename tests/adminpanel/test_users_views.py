@@ -28,29 +28,6 @@ from tests.conftest import login_verified
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def acme(make_tenant):
-    return make_tenant("acme")
-
-
-@pytest.fixture
-def globex(make_tenant):
-    return make_tenant("globex")
-
-
-@pytest.fixture
-def staff(staff_factory, acme):
-    """``staff("admin")`` → a client signed in as a staff member with that role in acme."""
-    made = {}
-
-    def sign_in(role: str, **kwargs) -> Client:
-        if role not in made:
-            made[role] = staff_factory(f"{role}@console.test", tenants={acme: role})
-        return login_verified(Client(), made[role], **kwargs)
-
-    return sign_in
-
-
 def emails(response) -> list[str]:
     return re.findall(r'class="cell-primary" href="/t/[a-z-]+/users/[0-9a-f-]+/">([^<]+)</a>',
                       response.content.decode())
