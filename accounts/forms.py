@@ -8,8 +8,8 @@ from django.core.exceptions import ValidationError
 
 from accounts.models import User
 from accounts.services.staff import clean_email, clean_name
-from adminpanel.permissions import ROLES
-from adminpanel.policy import policy
+from core.access import ROLES
+from core.policy import policy
 from tenants.models import Tenant
 
 PASSWORD_MAX_LENGTH = 1024

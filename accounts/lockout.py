@@ -1,6 +1,6 @@
 """Staff lockout (django-axes, per account, counters in the shared cache).
 
-The numbers come from ``adminpanel.policy.policy()``; settings point axes at the callables below.
+The numbers come from ``core.policy.policy()``; settings point axes at the callables below.
 Password failures and TOTP failures count toward the same per-account limit, and the counter is
 reset only after a complete sign-in (password and TOTP), so knowing the password does not buy
 fresh TOTP guesses.
@@ -14,8 +14,8 @@ from axes.handlers.proxy import AxesProxyHandler
 from django.contrib.auth.signals import user_login_failed
 from django.http import HttpRequest, HttpResponse
 
-from adminpanel.policy import policy
-from adminpanel.request_context import client_ip
+from core.policy import policy
+from core.request_context import client_ip
 
 USERNAME_FIELD = "email"
 

@@ -17,6 +17,8 @@ from django.db import models
 from django.db.models.functions import Lower, Upper
 from django.utils import timezone
 
+from tenants.models import TenantModel
+
 # A ban "indefinitely" is a ban until the end of the calendar: one column answers "is banned now".
 BANNED_FOREVER = datetime(9999, 12, 31, tzinfo=UTC)
 
@@ -124,7 +126,7 @@ class SetupLock(models.Model):
 # --- Tenant side ---------------------------------------------------------------------------
 
 
-class AppUser(models.Model):
+class AppUser(TenantModel):
     """An end user of one tenant's application. Lives in that tenant's database only."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -208,7 +210,7 @@ class AppUser(models.Model):
         return "active"
 
 
-class AppSession(models.Model):
+class AppSession(TenantModel):
     """A signed-in session of an app user in the tenant portal; revocable one by one."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -234,7 +236,7 @@ class AppSession(models.Model):
         return f"session {self.id} of {self.user_id}"
 
 
-class AppFactor(models.Model):
+class AppFactor(TenantModel):
     """A TOTP factor of an app user (the key is used with ``django_otp.oath.TOTP``)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -256,7 +258,7 @@ class AppFactor(models.Model):
         return self.friendly_name or f"{self.kind} factor"
 
 
-class AppRecoveryCode(models.Model):
+class AppRecoveryCode(TenantModel):
     """A single-use recovery code of an app user's factor, stored hashed."""
 
     id = models.BigAutoField(primary_key=True)
@@ -268,7 +270,7 @@ class AppRecoveryCode(models.Model):
         return f"recovery code {self.id}"
 
 
-class ActionToken(models.Model):
+class ActionToken(TenantModel):
     """A single-use link token (invitation, recovery, magic link, email change), stored hashed."""
 
     class Purpose(models.TextChoices):
@@ -295,15 +297,3 @@ class ActionToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.purpose} token {self.id}"
-
-
-# Models that live in tenant databases only (lower-case "app_label.model_name"); the router keys on it.
-TENANT_MODEL_LABELS = frozenset(
-    {
-        "accounts.appuser",
-        "accounts.appsession",
-        "accounts.appfactor",
-        "accounts.apprecoverycode",
-        "accounts.actiontoken",
-    }
-)

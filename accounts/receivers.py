@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from adminpanel.policy import policy
+from core.policy import policy
 
 
 def audit_lockout(sender, request=None, username=None, ip_address=None, **kwargs) -> None:

@@ -13,12 +13,14 @@ import secrets
 from collections.abc import Iterable
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import ActionToken, AppUser
-from adminpanel.policy import policy
+from core.policy import policy
+from core.request_context import public_url
+from tenants import db as tenant_db
 from tenants.config import tenant_settings
 from tenants.models import Tenant
 
@@ -45,7 +47,7 @@ def new_raw_token() -> str:
 
 
 def token_link(tenant: Tenant, purpose: str, raw: str) -> str:
-    return f"{settings.PUBLIC_BASE_URL}/p/{tenant.slug}/{PATHS[purpose]}/{raw}/"
+    return public_url(reverse(f"portal:{PATHS[purpose]}", args=[tenant.slug, raw]))
 
 
 def _lifetime(tenant: Tenant, purpose: str, lifetime: timedelta | None) -> timedelta:
@@ -61,7 +63,7 @@ def token_issue(
     Returns the row and the raw token; the raw token is never stored. Call inside the caller's
     transaction on the tenant alias.
     """
-    alias = tenant.db_alias
+    alias = tenant_db.using(tenant)
     now = timezone.now()
     ActionToken.objects.using(alias).filter(
         user_id=user.pk, purpose=purpose, used_at__isnull=True, revoked_at__isnull=True
@@ -84,7 +86,7 @@ def token_issue_many(
     lifetime: timedelta | None = None,
 ) -> dict:
     """Batch version: one UPDATE revoking old tokens, one bulk INSERT. Returns {user_id: raw}."""
-    alias = tenant.db_alias
+    alias = tenant_db.using(tenant)
     ids = list(user_ids)
     now = timezone.now()
     expires = now + _lifetime(tenant, purpose, lifetime)
@@ -128,7 +130,7 @@ def token_peek(*, tenant: Tenant, raw: str, purpose: str) -> ActionToken:
     if not raw or len(raw) > 200:
         raise TokenInvalid()
     token = (
-        ActionToken.objects.using(tenant.db_alias)
+        ActionToken.objects.using(tenant_db.using(tenant))
         .select_related("user")
         .filter(token_hash=hash_token(raw))
         .first()
@@ -142,7 +144,7 @@ def token_redeem(*, tenant: Tenant, raw: str, purpose: str) -> ActionToken:
     Runs in (or opens) a transaction on the tenant alias, so the caller's follow-up writes
     (set the password, create a session) commit or roll back with the redemption.
     """
-    alias = tenant.db_alias
+    alias = tenant_db.using(tenant)
     with transaction.atomic(using=alias):
         token = token_peek(tenant=tenant, raw=raw, purpose=purpose)
         won = (
@@ -157,7 +159,7 @@ def token_redeem(*, tenant: Tenant, raw: str, purpose: str) -> ActionToken:
 
 
 def tokens_revoke_for_user(*, tenant: Tenant, user_ids: Iterable, purposes: Iterable[str] | None = None) -> int:
-    qs = ActionToken.objects.using(tenant.db_alias).filter(
+    qs = ActionToken.objects.using(tenant_db.using(tenant)).filter(
         user_id__in=list(user_ids), used_at__isnull=True, revoked_at__isnull=True
     )
     if purposes is not None:

@@ -18,8 +18,8 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.utils import timezone
 
-from adminpanel import request_context
 from audit.models import AuditEntry
+from core import request_context
 
 CREATE = AuditEntry.Action.CREATE
 UPDATE = AuditEntry.Action.UPDATE

@@ -10,6 +10,7 @@ from django.contrib import admin
 from django.utils import timezone
 
 from accounts.models import AppUser
+from tenants import db as tenant_db
 from tenants.models import Tenant
 
 
@@ -40,7 +41,7 @@ class AppUserBaselineAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         tenant = Tenant.objects.get(slug=request.bench_slug)
-        return super().get_queryset(request).using(tenant.db_alias)
+        return super().get_queryset(request).using(tenant_db.using(tenant))
 
 
 class BenchAdminSite(admin.AdminSite):

@@ -92,7 +92,7 @@ def staff_session():
     from django_otp import DEVICE_ID_SESSION_KEY
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
-    from adminpanel.staff_session import OTP_VERIFIED_AT
+    from console.staff_session import OTP_VERIFIED_AT
 
     User = get_user_model()
     user = User.objects.filter(email="bench@console.test").first() or User.objects.create_superuser(
@@ -179,7 +179,7 @@ def free_port() -> int:
 def start_gunicorn(port: int) -> subprocess.Popen:
     env = dict(os.environ)
     proc = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "gunicorn", "adminpanel.wsgi", "--workers", "2", "--threads", "1",
+        [sys.executable, "-m", "gunicorn", "config.wsgi", "--workers", "2", "--threads", "1",
          "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
         cwd=ROOT, env=env,
     )

@@ -14,6 +14,7 @@ from django.utils import timezone
 from accounts.models import AppUser
 from benchmarks import data
 from benchmarks.run import free_port, load, median_ms, start_gunicorn
+from tenants import db as tenant_db
 
 ADMIN_PATH = "/bench-admin/accounts/appuser/"
 
@@ -34,9 +35,9 @@ def _get(client: Client, path: str) -> None:
 
 
 def _sample_email(tenant) -> str:
-    return AppUser.objects.using(tenant.db_alias).order_by("created_at").values_list(
+    return AppUser.objects.using(tenant_db.using(tenant)).order_by("created_at").values_list(
         "email", flat=True
-    )[AppUser.objects.using(tenant.db_alias).count() // 3]
+    )[AppUser.objects.using(tenant_db.using(tenant)).count() // 3]
 
 
 def _deep_cursor(tenant, offset: int) -> dict:
@@ -44,7 +45,7 @@ def _deep_cursor(tenant, offset: int) -> dict:
     from accounts.app_users.selectors import Cursor, encode_cursor
 
     row = (
-        AppUser.objects.using(tenant.db_alias)
+        AppUser.objects.using(tenant_db.using(tenant))
         .order_by("-created_at", "-id")
         .values("created_at", "id")[offset - 1]
     )
@@ -55,7 +56,7 @@ def _deep_cursor(tenant, offset: int) -> dict:
 def list_figures(bench, tenant, session_key: str, repeat: int, *, suffix: str, record: bool = True) -> dict:
     client = _client(session_key, tenant)
     ours_base = f"/t/{tenant.slug}/users/"
-    n = AppUser.objects.using(tenant.db_alias).count()
+    n = AppUser.objects.using(tenant_db.using(tenant)).count()
     deep_offset = (n // 2) // 50 * 50
     email = _sample_email(tenant)
     cases = [
@@ -84,7 +85,7 @@ def query_figures(bench, tenant, repeat: int) -> None:
     admin changelist runs (COUNT of the filtered rows, COUNT of the table, OFFSET page)."""
     from accounts.app_users.selectors import UserFilters, app_user_list, search_q
 
-    alias = tenant.db_alias
+    alias = tenant_db.using(tenant)
     n = AppUser.objects.using(alias).count()
     offset = (n // 2) // 50 * 50
     cursor = _deep_cursor(tenant, offset)["cursor"]
@@ -115,7 +116,7 @@ def batch_figures(bench, tenant, actor, size: int) -> None:
     from audit.models import AuditEntry
     from audit.services import diff, snapshot
 
-    alias = tenant.db_alias
+    alias = tenant_db.using(tenant)
     ids = list(
         AppUser.objects.using(alias).filter(deleted_at__isnull=True, banned_until__isnull=True, role="user")
         .order_by("created_at").values_list("id", flat=True)[: size * 2]

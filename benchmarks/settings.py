@@ -1,6 +1,6 @@
 """Benchmark settings: the real settings plus a stock Django admin over the benchmark tenant."""
 
-from adminpanel.settings import *  # noqa: F403
+from config.settings import *  # noqa: F403
 
 ROOT_URLCONF = "benchmarks.urls"
 DEBUG = False

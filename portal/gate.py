@@ -15,27 +15,29 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.urls import reverse
 
 from accounts.models import User
-from adminpanel.permissions import can
 from audit import services as audit
 from portal.models import Impersonation
 from portal.services.common import PortalActor, record
 from portal.services.impersonation import impersonation_revoke_session, impersonation_session_gone
 from portal.services.sessions import COOKIE_NAME, SessionRefused, cookie_path, session_validate
+from tenants.access import can
 from tenants.config import tenant_settings
 from tenants.models import Tenant
 
 MFA_COOKIE_NAME = "portal_mfa"
 
 
-def portal_url(tenant: Tenant, rest: str = "") -> str:
-    return f"/p/{tenant.slug}/{rest}"
+def portal_url(tenant: Tenant, name: str = "home", *args: object) -> str:
+    """The path of a portal page of ``tenant`` (``name`` of ``portal.urls``)."""
+    return reverse(f"portal:{name}", args=[tenant.slug, *args])
 
 
 def login_redirect(tenant: Tenant, reason: str | None = None) -> HttpResponseRedirect:
     query = "?" + urlencode({"reason": reason}) if reason and reason != "none" else ""
-    return HttpResponseRedirect(portal_url(tenant, "login/") + query)
+    return HttpResponseRedirect(portal_url(tenant, "login") + query)
 
 
 def set_cookie(response: HttpResponse, tenant: Tenant, name: str, value: str, max_age: int) -> None:
@@ -94,7 +96,7 @@ def portal_view(*, signed_in: bool = True, enrolment: bool = False) -> Callable:
             if signed_in and actor is None:
                 response = login_redirect(tenant, refused)
             elif actor is not None and _must_enrol(tenant, actor) and not enrolment:
-                response = HttpResponseRedirect(portal_url(tenant, "account/mfa/"))
+                response = HttpResponseRedirect(portal_url(tenant, "mfa"))
             else:
                 if actor is not None and actor.is_impersonating and request.method == "GET":
                     record("impersonation.page_view", tenant=tenant, user=actor.user, actor=actor,

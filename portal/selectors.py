@@ -7,13 +7,14 @@ from django.utils import timezone
 
 from accounts.models import AppFactor, AppSession, AppUser
 from portal.models import Impersonation
+from tenants import db as tenant_db
 from tenants.models import Tenant
 
 
 def user_sessions(*, tenant: Tenant, user: AppUser) -> list[AppSession]:
     """The user's live sessions, most recently used first (at most 50)."""
     return list(
-        AppSession.objects.using(tenant.db_alias)
+        AppSession.objects.using(tenant_db.using(tenant))
         .filter(user_id=user.pk, revoked_at__isnull=True, expires_at__gt=timezone.now())
         .order_by("-last_seen_at")[:50]
     )
@@ -21,7 +22,7 @@ def user_sessions(*, tenant: Tenant, user: AppUser) -> list[AppSession]:
 
 def user_factors(*, tenant: Tenant, user: AppUser) -> list[AppFactor]:
     return list(
-        AppFactor.objects.using(tenant.db_alias)
+        AppFactor.objects.using(tenant_db.using(tenant))
         .filter(user_id=user.pk, confirmed_at__isnull=False)
         .order_by("created_at")
     )

@@ -5,7 +5,7 @@ from portal.views import account, auth, links
 app_name = "portal"
 
 urlpatterns = [
-    path("", auth.login),
+    path("", auth.login, name="home"),
     path("login/", auth.login, name="login"),
     path("login/verify/", auth.login_verify, name="login-verify"),
     path("logout/", auth.logout, name="logout"),

@@ -10,7 +10,7 @@ import dataclasses
 from datetime import timedelta
 from typing import Any
 
-from adminpanel.policy import policy
+from core.policy import policy
 from tenants.models import Tenant
 
 MAX_ROLES = 20

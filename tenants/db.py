@@ -23,6 +23,7 @@ from django.db.migrations.executor import MigrationExecutor
 from tenants.models import Tenant
 
 TENANT_APPS = ("accounts",)
+ALIAS_PREFIX = "tenant:"
 _lock = threading.RLock()
 
 
@@ -31,7 +32,7 @@ class TenantDatabaseError(Exception):
 
 
 def is_tenant_alias(alias: str | None) -> bool:
-    return bool(alias) and alias.startswith("tenant:")
+    return bool(alias) and str(alias).startswith(ALIAS_PREFIX)
 
 
 def control_vendor() -> str:
@@ -78,9 +79,15 @@ def sqlite_path(db_name: str) -> Path:
     return Path(settings.TENANT_SQLITE_DIR) / f"{db_name}.sqlite3"
 
 
+def _alias_name(tenant: Tenant) -> str:
+    """The connection alias of a tenant's database. Private: everything outside this module
+    gets it from ``using()``, which registers it first (a fresh worker has no alias yet)."""
+    return f"{ALIAS_PREFIX}{tenant.slug}"
+
+
 def ensure_alias(tenant: Tenant) -> str:
     """Register (once) and return the connection alias of the tenant's database."""
-    alias = tenant.db_alias
+    alias = _alias_name(tenant)
     if alias in connections.settings:
         return alias
     with _lock:
@@ -90,7 +97,7 @@ def ensure_alias(tenant: Tenant) -> str:
 
 
 def drop_alias(tenant: Tenant) -> None:
-    alias = tenant.db_alias
+    alias = _alias_name(tenant)
     with _lock:
         if alias in connections.settings:
             try:
@@ -107,7 +114,7 @@ def drop_alias(tenant: Tenant) -> None:
 
 def using(tenant: Tenant) -> str:
     """The alias to pass to ``.using()`` for this tenant's data. Refuses unusable tenants."""
-    if tenant.status not in {Tenant.Status.ACTIVE, Tenant.Status.SUSPENDED}:
+    if tenant.status not in Tenant.VISIBLE_STATUSES:
         raise TenantDatabaseError(f"Tenant {tenant.slug!r} is {tenant.status}; its data is closed.")
     return ensure_alias(tenant)
 

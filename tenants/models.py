@@ -8,6 +8,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from core.access import TenantRole
+
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 SLUG_MAX_LENGTH = 40
 # Path segments of the console and portal that a slug must not shadow, plus the obvious lies.
@@ -33,6 +35,16 @@ def validate_slug(value: str) -> None:
         raise ValidationError("A slug cannot contain two dashes in a row.", code="invalid")
     if value in RESERVED_SLUGS:
         raise ValidationError(f"'{value}' is reserved; choose another slug.", code="reserved")
+
+
+class TenantModel(models.Model):
+    """Base of the models that live in tenant databases only (``tenants.router`` keys on it):
+    queried without ``.using(tenants.db.using(tenant))`` they raise, never fall back."""
+
+    lives_in_tenant_database = True
+
+    class Meta:
+        abstract = True
 
 
 class Tenant(models.Model):
@@ -78,12 +90,11 @@ class Tenant(models.Model):
             ),
         ]
 
+    # Tenants whose database staff may work in (a suspended tenant's portal is closed).
+    VISIBLE_STATUSES = (Status.ACTIVE, Status.SUSPENDED)
+
     def __str__(self) -> str:
         return self.slug
-
-    @property
-    def db_alias(self) -> str:
-        return f"tenant:{self.slug}"
 
     @property
     def is_usable(self) -> bool:
@@ -101,10 +112,7 @@ class Tenant(models.Model):
 class TenantAdmin(models.Model):
     """Assignment of a staff user to a tenant with a role."""
 
-    class Role(models.TextChoices):
-        ADMIN = "admin", "Admin"
-        SUPPORT = "support", "Support"
-        VIEWER = "viewer", "Viewer"
+    Role = TenantRole
 
     id = models.BigAutoField(primary_key=True)
     user = models.ForeignKey(

@@ -14,13 +14,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from auditlog.context import disable_auditlog
-from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError, transaction
+from django.urls import reverse
 
-from adminpanel.permissions import can
 from audit import services as audit
+from core.request_context import public_url
+from tenants import db as tenant_db
 from tenants import emails
+from tenants.access import can
 from tenants.config import MAX_ROLES, ROLE_RE, TenantSettings, lifetime_bounds, tenant_settings
 from tenants.models import Tenant
 
@@ -155,7 +157,7 @@ def validate_settings(values: Mapping[str, Any], *, current: TenantSettings) -> 
 def _roles_in_use(tenant: Tenant, removed: set[str]) -> dict[str, bool]:
     from accounts.models import AppUser
 
-    alias = tenant.db_alias
+    alias = tenant_db.using(tenant)
     in_use = {}
     for role in sorted(removed):
         # (role, -created_at, -id) index: one short probe per removed role.
@@ -298,7 +300,7 @@ def email_template_preview(
 
     rules = tenant_settings(tenant)
     minutes = int(rules.lifetime(kind).total_seconds() // 60)
-    link = f"{settings.PUBLIC_BASE_URL}/p/{tenant.slug}/{PATHS[kind]}/SAMPLE-LINK-TOKEN/"
+    link = public_url(reverse(f"portal:{PATHS[kind]}", args=[tenant.slug, "SAMPLE-LINK-TOKEN"]))
     return emails.render_email(
         tenant, kind, email=SAMPLE["email"], name=SAMPLE["name"], link=link,
         expires_minutes=minutes, sender_name=rules.sender_name, template=template,

@@ -31,8 +31,8 @@ from django.db.models import Count, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from adminpanel.policy import policy
 from audit.models import AuditEntry
+from core.policy import policy
 from tenants import db as tenant_db
 from tenants.models import Tenant
 

@@ -154,7 +154,7 @@ def login_verified(client, user, *, otp_age_seconds: int = 0):
     from django_otp import DEVICE_ID_SESSION_KEY
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
-    from adminpanel.staff_session import OTP_VERIFIED_AT
+    from console.staff_session import OTP_VERIFIED_AT
 
     client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
     device = TOTPDevice.objects.filter(user=user, confirmed=True).first() or TOTPDevice.objects.create(

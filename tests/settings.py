@@ -6,8 +6,8 @@ import tempfile
 os.environ.setdefault("ADMINPANEL_DATA_DIR", tempfile.mkdtemp(prefix="adminpanel-test-"))
 os.environ["ADMINPANEL_ENV"] = "development"
 
-from adminpanel.settings import *  # noqa: E402, F403
-from adminpanel.settings import DATA_DIR  # noqa: E402
+from config.settings import *  # noqa: E402, F403
+from config.settings import DATA_DIR  # noqa: E402
 
 _worker = os.environ.get("PYTEST_XDIST_WORKER", "gw")
 # Tenant databases made by the tests carry this prefix; the suite drops them when it ends.
@@ -22,3 +22,6 @@ PASSWORD_HASHERS = [
 ]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
+# Links in mails use a fixed base in the tests (the "follow the request" default of development
+# is tested on its own in tests/core/test_public_url.py).
+PUBLIC_BASE_URL = "http://127.0.0.1:8000"

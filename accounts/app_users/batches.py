@@ -19,6 +19,7 @@ from typing import Any
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from accounts.app_users.permissions import can_act_on_app_user
 from accounts.app_users.selectors import (
     UserFilters,
     app_user_matching,
@@ -41,11 +42,12 @@ from accounts.app_users.services import (
 )
 from accounts.models import BANNED_FOREVER, ActionToken, AppUser
 from accounts.tokens import token_issue_many, tokens_revoke_for_user
-from adminpanel.permissions import actor_role, can_act_on_app_user, role_can
-from adminpanel.policy import policy
 from audit import services as audit
+from core.access import role_can
+from core.policy import policy
 from outbox.services import mail_enqueue_many
 from tenants import db as tenant_db
+from tenants.access import actor_role
 from tenants.config import tenant_settings
 from tenants.models import Tenant
 

@@ -14,7 +14,7 @@ from accounts.app_users.batches import InviteRow
 from accounts.app_users.selectors import UserFilters, app_user_iter
 from accounts.app_users.services import AppUserError
 from accounts.models import AppUser
-from adminpanel.policy import policy
+from core.policy import policy
 from tenants.models import Tenant
 
 # A spreadsheet runs a cell starting with one of these as a formula (OWASP "CSV injection").

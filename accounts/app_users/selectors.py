@@ -24,8 +24,8 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.models import ActionToken, AppFactor, AppSession, AppUser
-from adminpanel.policy import policy
 from audit.models import AuditEntry
+from core.policy import policy
 from tenants import db as tenant_db
 from tenants.models import Tenant
 

@@ -22,9 +22,9 @@ from django.db.models import CharField, Value
 from django.db.models.functions import Cast, Concat, Lower, Replace
 from django.utils import timezone
 
+from accounts.app_users.permissions import can_act_on_app_user
 from accounts.models import BANNED_FOREVER, ActionToken, AppFactor, AppSession, AppUser
 from accounts.tokens import hash_token, token_issue, token_link, tokens_revoke_for_user
-from adminpanel.permissions import can_act_on_app_user
 from audit import services as audit
 from outbox.services import Mail, mail_enqueue
 from tenants import db as tenant_db

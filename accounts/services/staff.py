@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from auditlog.context import disable_auditlog
-from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import validate_email
@@ -29,10 +28,12 @@ from django.utils import timezone
 
 from accounts import otp
 from accounts.models import SetupLock, StaffInvitation, User
-from adminpanel.permissions import ROLES, can, is_instance_admin
-from adminpanel.policy import policy
 from audit import services as audit
+from core.access import ROLES, is_instance_admin
+from core.policy import policy
+from core.request_context import public_url
 from outbox.services import mail_enqueue
+from tenants.access import can
 from tenants.models import Tenant, TenantAdmin
 
 log = logging.getLogger(__name__)
@@ -154,7 +155,7 @@ def _issue_invitation(*, actor, user: User, tenant: Tenant | None = None) -> Sta
         user=user, token_hash=_token_hash(token), created_by=actor if getattr(actor, "pk", None) else None,
         expires_at=now + timedelta(hours=policy().invitation_hours),
     )
-    link = settings.PUBLIC_BASE_URL + reverse("staff-accept", args=[token])
+    link = public_url(reverse("console:staff-accept", args=[token]))
     inviter = actor.get_full_name() if actor is not None else "An administrator"
     where = f" to work on the tenant {tenant.name}" if tenant is not None else ""
     body = (

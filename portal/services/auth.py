@@ -32,6 +32,7 @@ from portal.services.common import (
 )
 from portal.services.factors import confirmed_factor, second_factor_check
 from portal.services.sessions import session_create, sessions_revoke_all
+from tenants import db as tenant_db
 from tenants.config import tenant_settings
 from tenants.emails import render_email
 from tenants.models import Tenant
@@ -66,7 +67,7 @@ class Client:
 def _alias(tenant: Tenant) -> str:
     if not tenant.accepts_app_users:
         raise PortalRefused("This application is not available at the moment.", code="tenant_closed")
-    return tenant.db_alias
+    return tenant_db.using(tenant)
 
 
 def validate_app_password(*, tenant: Tenant, password: str, user: AppUser | None) -> None:
@@ -309,7 +310,7 @@ def sign_out(*, actor: PortalActor, tenant: Tenant) -> None:
 
     if actor.session is None:
         return
-    AppSession.objects.using(tenant.db_alias).filter(pk=actor.session.pk, revoked_at__isnull=True).update(
+    AppSession.objects.using(tenant_db.using(tenant)).filter(pk=actor.session.pk, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )
     record("app_user.sign_out", tenant=tenant, user=actor.user, actor=actor, action=audit.ACCESS)

@@ -25,6 +25,7 @@ from django_otp.util import random_hex
 
 from accounts.models import AppFactor, AppRecoveryCode, AppSession, AppUser
 from portal.services.common import PortalActor, PortalRefused, record, refuse_while_impersonating
+from tenants import db as tenant_db
 from tenants.models import Tenant
 
 TOLERANCE = 1  # steps either side, as TOTPDevice
@@ -78,7 +79,7 @@ def _verify_is_allowed(factor: AppFactor) -> bool:
 def totp_check(*, tenant: Tenant, factor_id, code: str) -> bool:
     """Verify a TOTP code against a factor, under a row lock: a code is accepted once."""
     code = (code or "").strip().replace(" ", "")
-    alias = tenant.db_alias
+    alias = tenant_db.using(tenant)
     with transaction.atomic(using=alias):
         factor = AppFactor.objects.using(alias).select_for_update().filter(pk=factor_id).first()
         if factor is None:
@@ -108,7 +109,7 @@ def totp_check(*, tenant: Tenant, factor_id, code: str) -> bool:
 
 def confirmed_factor(*, tenant: Tenant, user: AppUser) -> AppFactor | None:
     return (
-        AppFactor.objects.using(tenant.db_alias)
+        AppFactor.objects.using(tenant_db.using(tenant))
         .filter(user_id=user.pk, confirmed_at__isnull=False)
         .order_by("created_at")
         .first()
@@ -117,7 +118,7 @@ def confirmed_factor(*, tenant: Tenant, user: AppUser) -> AppFactor | None:
 
 def pending_factor(*, tenant: Tenant, user: AppUser) -> AppFactor | None:
     return (
-        AppFactor.objects.using(tenant.db_alias)
+        AppFactor.objects.using(tenant_db.using(tenant))
         .filter(user_id=user.pk, confirmed_at__isnull=True)
         .order_by("-created_at")
         .first()
@@ -135,7 +136,7 @@ def second_factor_check(*, tenant: Tenant, user: AppUser, code: str) -> str | No
     if not code or len(code) > 40:
         return None
     used = (
-        AppRecoveryCode.objects.using(tenant.db_alias)
+        AppRecoveryCode.objects.using(tenant_db.using(tenant))
         .filter(factor__user_id=user.pk, factor__confirmed_at__isnull=False,
                 code_hash=_hash_code(code), used_at__isnull=True)
         .update(used_at=timezone.now())
@@ -147,7 +148,7 @@ def factor_enrol_start(*, actor: PortalActor, tenant: Tenant) -> AppFactor:
     """Create an unconfirmed TOTP factor (replacing any earlier unconfirmed one)."""
     refuse_while_impersonating(actor, tenant, "factor_enrol")
     user = actor.user
-    alias = tenant.db_alias
+    alias = tenant_db.using(tenant)
     with transaction.atomic(using=alias):
         if confirmed_factor(tenant=tenant, user=user) is not None:
             raise PortalRefused("You already have an authenticator. Remove it first to set up another.")
@@ -162,7 +163,7 @@ def factor_confirm(*, actor: PortalActor, tenant: Tenant, factor_id, code: str) 
     are shown once and stored only hashed. The current session becomes ``aal2``."""
     refuse_while_impersonating(actor, tenant, "factor_confirm")
     user = actor.user
-    alias = tenant.db_alias
+    alias = tenant_db.using(tenant)
     factor = (
         AppFactor.objects.using(alias)
         .filter(pk=factor_id, user_id=user.pk, confirmed_at__isnull=True,
@@ -197,7 +198,7 @@ def factor_remove(*, actor: PortalActor, tenant: Tenant, factor_id, password: st
     """Remove one of the actor's own factors; the current password is asked again."""
     refuse_while_impersonating(actor, tenant, "factor_remove")
     user = actor.user
-    alias = tenant.db_alias
+    alias = tenant_db.using(tenant)
     fresh = AppUser.objects.using(alias).get(pk=user.pk)
     from portal.services.auth import check_current_password  # auth imports this module
 

@@ -16,13 +16,15 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.app_users.permissions import can_act_on_app_user
 from accounts.models import AppSession, AppUser
-from adminpanel.permissions import can, can_act_on_app_user
-from adminpanel.policy import policy
 from audit import services as audit
+from core.policy import policy
 from portal.models import Impersonation
 from portal.services.common import PortalRefused
 from portal.services.sessions import session_create
+from tenants import db as tenant_db
+from tenants.access import can
 from tenants.config import tenant_settings
 from tenants.models import Tenant
 
@@ -58,7 +60,7 @@ def _close(imp: Impersonation, *, reason: str, ended_by, at=None) -> bool:
         return False
     imp.ended_at, imp.end_reason, imp.ended_by = now, reason, ended_by
     if imp.session_id and imp.tenant.is_usable:
-        AppSession.objects.using(imp.tenant.db_alias).filter(
+        AppSession.objects.using(tenant_db.using(imp.tenant)).filter(
             pk=imp.session_id, revoked_at__isnull=True
         ).update(revoked_at=timezone.now())
     return True
@@ -101,7 +103,7 @@ def impersonation_start(
         raise ValidationError(f"Give a reason ({REASON_MIN} to {REASON_MAX} characters).")
     if not tenant.accepts_app_users:
         raise PortalRefused("The tenant is suspended: its portal is closed.", code="tenant_closed")
-    alias = tenant.db_alias
+    alias = tenant_db.using(tenant)
     user = AppUser.objects.using(alias).get(pk=app_user_id)
     refusal = can_act_on_app_user(
         actor, tenant, "impersonate", target_role=user.role, target_email=user.email,
@@ -190,7 +192,7 @@ def impersonation_session_gone(*, tenant: Tenant, session: AppSession) -> None:
 
 def impersonation_revoke_session(*, tenant: Tenant, session: AppSession) -> None:
     """The impersonator was deactivated or lost the admin role: end the session and the record."""
-    AppSession.objects.using(tenant.db_alias).filter(pk=session.pk, revoked_at__isnull=True).update(
+    AppSession.objects.using(tenant_db.using(tenant)).filter(pk=session.pk, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )
     session.revoked_at = timezone.now()

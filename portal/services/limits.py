@@ -10,7 +10,7 @@ import hashlib
 
 from django.core.cache import cache
 
-from adminpanel.policy import policy
+from core.policy import policy
 from tenants.models import Tenant
 
 

@@ -14,12 +14,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import AppSession, AppUser
 from accounts.tokens import hash_token
-from adminpanel.policy import policy
+from core.policy import policy
 from portal.services.common import PortalActor, record, user_refusal
+from tenants import db as tenant_db
 from tenants.models import Tenant
 
 COOKIE_NAME = "portal_session"
@@ -47,7 +49,7 @@ class ValidSession:
 
 
 def cookie_path(tenant: Tenant) -> str:
-    return f"/p/{tenant.slug}/"
+    return reverse("portal:home", args=[tenant.slug])
 
 
 def session_create(
@@ -57,7 +59,7 @@ def session_create(
     """A new session for ``user``; returns the row and the raw cookie value (never stored)."""
     now = timezone.now()
     raw = secrets.token_urlsafe(policy().token_bytes)
-    session = AppSession.objects.using(tenant.db_alias).create(
+    session = AppSession.objects.using(tenant_db.using(tenant)).create(
         user_id=user.pk,
         token_hash=hash_token(raw),
         created_at=now,
@@ -69,7 +71,7 @@ def session_create(
         impersonator_id=impersonator_id,
     )
     if impersonator_id is None:
-        AppUser.objects.using(tenant.db_alias).filter(pk=user.pk).update(last_sign_in_at=now)
+        AppUser.objects.using(tenant_db.using(tenant)).filter(pk=user.pk).update(last_sign_in_at=now)
     return session, raw
 
 
@@ -78,7 +80,7 @@ def session_validate(*, tenant: Tenant, raw: str | None) -> ValidSession:
     if not raw or len(raw) > 200:
         raise SessionRefused("none")
     session = (
-        AppSession.objects.using(tenant.db_alias)
+        AppSession.objects.using(tenant_db.using(tenant))
         .select_related("user")
         .filter(token_hash=hash_token(raw))
         .first()
@@ -96,13 +98,13 @@ def session_validate(*, tenant: Tenant, raw: str | None) -> ValidSession:
     if now - session.last_seen_at > SESSION_IDLE:
         raise SessionRefused("expired", session)
     if now - session.last_seen_at >= TOUCH_EVERY:
-        AppSession.objects.using(tenant.db_alias).filter(pk=session.pk).update(last_seen_at=now)
+        AppSession.objects.using(tenant_db.using(tenant)).filter(pk=session.pk).update(last_seen_at=now)
         session.last_seen_at = now
     return ValidSession(session=session, user=session.user)
 
 
 def _live(tenant: Tenant, user: AppUser):
-    return AppSession.objects.using(tenant.db_alias).filter(
+    return AppSession.objects.using(tenant_db.using(tenant)).filter(
         user_id=user.pk, revoked_at__isnull=True, expires_at__gt=timezone.now()
     )
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
-from adminpanel.request_context import client_ip
+from core.request_context import client_ip
 from portal.gate import MFA_COOKIE_NAME, clear_cookie, portal_url, set_cookie
 from portal.services.auth import MFA_PENDING_SECONDS, Client, SignInResult
 from portal.services.sessions import COOKIE_NAME, SESSION_LIFETIME
@@ -16,11 +16,11 @@ def signed_in_response(request: HttpRequest, result: SignInResult) -> HttpRespon
     """After a first step: to the account page with a session, or to the second-factor step."""
     tenant = request.portal_tenant
     if result.session_token:
-        response = HttpResponseRedirect(portal_url(tenant, "account/"))
+        response = HttpResponseRedirect(portal_url(tenant, "account"))
         set_cookie(response, tenant, COOKIE_NAME, result.session_token,
                    int(SESSION_LIFETIME.total_seconds()))
         clear_cookie(response, tenant, MFA_COOKIE_NAME)
         return response
-    response = HttpResponseRedirect(portal_url(tenant, "login/verify/"))
+    response = HttpResponseRedirect(portal_url(tenant, "login-verify"))
     set_cookie(response, tenant, MFA_COOKIE_NAME, result.mfa_pending or "", MFA_PENDING_SECONDS)
     return response

@@ -7,6 +7,7 @@ import uuid
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from portal import selectors
@@ -20,7 +21,7 @@ from tenants.config import tenant_settings
 
 
 def _back(request: HttpRequest, anchor: str = "") -> HttpResponseRedirect:
-    return HttpResponseRedirect(portal_url(request.portal_tenant, "account/") + anchor)
+    return HttpResponseRedirect(portal_url(request.portal_tenant, "account") + anchor)
 
 
 def _page(request: HttpRequest, **forms) -> HttpResponse:
@@ -87,7 +88,7 @@ def mfa(request: HttpRequest) -> HttpResponse:
         except PortalRefused as exc:
             messages.error(request, exc.message)
             return _back(request, "#mfa")
-        return HttpResponseRedirect(portal_url(tenant, "account/mfa/"))
+        return HttpResponseRedirect(portal_url(tenant, "mfa"))
     return _mfa_page(request, CodeForm())
 
 
@@ -158,7 +159,7 @@ def sessions_end(request: HttpRequest, scope: str) -> HttpResponse:
         return _back(request, "#sessions")
     current_ended = scope == "global" or (scope == "local" and (target is None or target == actor.session.pk))
     if current_ended:
-        response = HttpResponseRedirect(portal_url(tenant, "login/?reason=signed_out"))
+        response = HttpResponseRedirect(portal_url(tenant, "login") + "?reason=signed_out")
         clear_cookie(response, tenant, sessions.COOKIE_NAME)
         clear_cookie(response, tenant, MFA_COOKIE_NAME)
         return response
@@ -175,6 +176,6 @@ def impersonation_stop_view(request: HttpRequest) -> HttpResponse:
         return HttpResponse(status=404)
     if actor.impersonation_id:
         impersonation_stop(impersonation_id=actor.impersonation_id, tenant=tenant)
-    response = HttpResponseRedirect(f"/t/{tenant.slug}/impersonations/")
+    response = HttpResponseRedirect(reverse("console:impersonations", args=[tenant.slug]))
     clear_cookie(response, tenant, sessions.COOKIE_NAME)
     return response

@@ -38,7 +38,7 @@ def _reason_message(code: str | None) -> tuple[str, str] | None:
 def login(request: HttpRequest) -> HttpResponse:
     tenant = request.portal_tenant
     if request.portal_actor is not None and request.method == "GET":
-        return HttpResponseRedirect(portal_url(tenant, "account/"))
+        return HttpResponseRedirect(portal_url(tenant, "account"))
     form = LoginForm(request.POST or None)
     error = None
     if request.method == "POST" and form.is_valid():

@@ -36,9 +36,10 @@ def _kind_view(kind: str):
         if request.method == "POST" and form.is_valid():
             services.link_request(tenant=tenant, email=form.cleaned_data["email"], purpose=purpose)
             # The same answer whatever happened: no account, banned, rate-limited or sent.
-            return HttpResponseRedirect(portal_url(tenant, f"{kind}/sent/"))
+            return HttpResponseRedirect(portal_url(tenant, f"{kind}-sent"))
         return render(request, "portal/link_request.html",
-                      {"tenant": tenant, "form": form, "title": title, "lead": lead, "kind": kind})
+                      {"tenant": tenant, "form": form, "title": title, "lead": lead, "kind": kind,
+                       "action": portal_url(tenant, f"{kind}-request")})
 
     view.__name__ = f"{kind}_request"
     return view

@@ -7,11 +7,12 @@ from datetime import timedelta
 from django.utils import timezone
 
 from accounts.models import AppFactor, AppSession, AppUser
+from tenants import db as tenant_db
 
 
 def make_user(tenant, email: str, **fields) -> AppUser:
     fields.setdefault("email_confirmed_at", timezone.now())
-    return AppUser.objects.using(tenant.db_alias).create(email=email, **fields)
+    return AppUser.objects.using(tenant_db.using(tenant)).create(email=email, **fields)
 
 
 def make_users(tenant, n: int, *, prefix: str = "user", domain: str = "example.test", **fields) -> list[AppUser]:
@@ -23,28 +24,28 @@ def make_users(tenant, n: int, *, prefix: str = "user", domain: str = "example.t
                 created_at=now - timedelta(seconds=n - i), **fields)
         for i in range(n)
     ]
-    return AppUser.objects.using(tenant.db_alias).bulk_create(users, batch_size=500)
+    return AppUser.objects.using(tenant_db.using(tenant)).bulk_create(users, batch_size=500)
 
 
 def make_session(tenant, user: AppUser, **fields) -> AppSession:
     import secrets
 
     fields.setdefault("expires_at", timezone.now() + timedelta(days=7))
-    return AppSession.objects.using(tenant.db_alias).create(
+    return AppSession.objects.using(tenant_db.using(tenant)).create(
         user=user, token_hash=secrets.token_hex(32), **fields
     )
 
 
 def make_factor(tenant, user: AppUser, **fields) -> AppFactor:
     fields.setdefault("confirmed_at", timezone.now())
-    factor = AppFactor.objects.using(tenant.db_alias).create(user=user, key="00" * 20, **fields)
-    AppUser.objects.using(tenant.db_alias).filter(pk=user.pk).update(mfa_enabled=True)
+    factor = AppFactor.objects.using(tenant_db.using(tenant)).create(user=user, key="00" * 20, **fields)
+    AppUser.objects.using(tenant_db.using(tenant)).filter(pk=user.pk).update(mfa_enabled=True)
     return factor
 
 
 def live_sessions(tenant, user: AppUser) -> int:
-    return AppSession.objects.using(tenant.db_alias).filter(user=user, revoked_at__isnull=True).count()
+    return AppSession.objects.using(tenant_db.using(tenant)).filter(user=user, revoked_at__isnull=True).count()
 
 
 def reload(tenant, user: AppUser) -> AppUser | None:
-    return AppUser.objects.using(tenant.db_alias).filter(pk=user.pk).first()
+    return AppUser.objects.using(tenant_db.using(tenant)).filter(pk=user.pk).first()

@@ -16,9 +16,10 @@ from accounts.app_users.batches import BatchTooLarge, InviteRow, Selection
 from accounts.app_users.selectors import UserFilters
 from accounts.app_users.services import ActionRefused
 from accounts.models import BANNED_FOREVER, ActionToken, AppSession, AppUser
-from adminpanel.policy import policy
 from audit.models import AuditEntry
+from core.policy import policy
 from outbox.models import OutboxMessage
+from tenants import db as tenant_db
 from tests.accounts.app_user_data import make_user, make_users
 
 pytestmark = pytest.mark.django_db
@@ -33,7 +34,7 @@ def small_batches(settings):
 
 
 def _sessions_for(tenant, users):
-    AppSession.objects.using(tenant.db_alias).bulk_create(
+    AppSession.objects.using(tenant_db.using(tenant)).bulk_create(
         [AppSession(user_id=u.pk, token_hash=f"{i:064x}", expires_at=timezone.now() + timedelta(days=1))
          for i, u in enumerate(users)],
         batch_size=500,
@@ -43,7 +44,7 @@ def _sessions_for(tenant, users):
 def _mixed_thousand(tenant, *, self_email: str):
     """1,000 users: 994 ordinary, 3 protected (role admin), 1 with the actor's email, 2 deleted."""
     users = make_users(tenant, 994)
-    alias = tenant.db_alias
+    alias = tenant_db.using(tenant)
     protected = [make_user(tenant, f"root{i}@example.test", role="admin") for i in range(3)]
     me = make_user(tenant, self_email)
     deleted = [make_user(tenant, f"gone{i}@example.test", deleted_at=timezone.now()) for i in range(2)]
@@ -55,7 +56,7 @@ def _mixed_thousand(tenant, *, self_email: str):
 def test_a_batch_of_1000_reports_refusals_and_skips_and_applies_the_rest(acme, support):
     users, protected, me, deleted, everyone = _mixed_thousand(acme, self_email="helper@console.test")
     _sessions_for(acme, everyone[:-2])
-    with CaptureQueriesContext(connections[acme.db_alias]) as data, \
+    with CaptureQueriesContext(connections[tenant_db.using(acme)]) as data, \
             CaptureQueriesContext(connections["default"]) as control:
         result = batches.app_users_batch(
             actor=support, tenant=acme, action="sign_out",
@@ -67,7 +68,7 @@ def test_a_batch_of_1000_reports_refusals_and_skips_and_applies_the_rest(acme, s
     assert set(errors) == {"root0@example.test", "root1@example.test", "root2@example.test", "helper@console.test"}
     assert "protected" in errors["root0@example.test"] and "own email" in errors["helper@console.test"]
     assert {e.email for e in result.skipped_items} == {"gone0@example.test", "gone1@example.test"}
-    alias = acme.db_alias
+    alias = tenant_db.using(acme)
     live = AppSession.objects.using(alias).filter(revoked_at__isnull=True)
     assert set(live.values_list("user__email", flat=True)) == {u.email for u in protected + [me]}
     # Bulk statements, never a query per user. (SQLite caps the parameters of one statement,
@@ -87,7 +88,7 @@ def test_admin_batch_ban_of_1000_refuses_self_skips_deleted_and_bans_protected_t
         selection=Selection(ids=tuple(str(u.pk) for u in everyone)),
     )
     assert (result.processed, result.skipped, result.error_count) == (997, 2, 1)
-    alias = acme.db_alias
+    alias = tenant_db.using(acme)
     banned = AppUser.objects.using(alias).filter(banned_until=until, ban_reason="raid")
     assert banned.count() == 997 and not banned.filter(pk=me.pk).exists()
     assert AppSession.objects.using(alias).filter(revoked_at__isnull=True).count() == 1  # mine
@@ -100,7 +101,7 @@ def test_support_cannot_run_an_admin_batch(acme, support):
     with pytest.raises(ActionRefused):
         batches.app_users_batch(actor=support, tenant=acme, action="ban", until=BANNED_FOREVER,
                                 selection=Selection(ids=tuple(str(u.pk) for u in users)))
-    assert not AppUser.objects.using(acme.db_alias).filter(banned_until__isnull=False).exists()
+    assert not AppUser.objects.using(tenant_db.using(acme)).filter(banned_until__isnull=False).exists()
     assert AuditEntry.objects.filter(event="app_user.refused").exists()
 
 
@@ -111,7 +112,7 @@ def test_unknown_and_foreign_ids_are_errors_not_failures(acme, make_tenant, admi
     result = batches.app_users_batch(actor=admin, tenant=acme, action="ban", until=BANNED_FOREVER,
                                      selection=Selection(ids=(str(mine.pk), str(other.pk), "junk")))
     assert result.processed == 1 and result.error_count == 2
-    assert AppUser.objects.using(globex.db_alias).get(pk=other.pk).banned_until is None
+    assert AppUser.objects.using(tenant_db.using(globex)).get(pk=other.pk).banned_until is None
 
 
 def test_all_matching_a_filter_is_sent_as_the_filter(acme, admin):
@@ -120,7 +121,7 @@ def test_all_matching_a_filter_is_sent_as_the_filter(acme, admin):
     result = batches.app_users_batch(actor=admin, tenant=acme, action="ban", until=BANNED_FOREVER,
                                      selection=Selection(filters=UserFilters(q="bad.test")))
     assert result.processed == 30
-    alias = acme.db_alias
+    alias = tenant_db.using(acme)
     assert set(AppUser.objects.using(alias).filter(banned_until=BANNED_FOREVER).values_list("email", flat=True)) \
         == {f"spam{i:05d}@bad.test" for i in range(30)}
     assert batches.selection_count(tenant=acme, selection=Selection(filters=UserFilters(status="banned"))) == 30
@@ -134,16 +135,16 @@ def test_more_than_the_cap_is_refused_clearly_and_changes_nothing(acme, admin, s
     with pytest.raises(BatchTooLarge, match="more than 5"):
         batches.app_users_batch(actor=admin, tenant=acme, action="delete",
                                 selection=Selection(filters=UserFilters()))
-    assert not AppUser.objects.using(acme.db_alias).filter(deleted_at__isnull=False).exists()
+    assert not AppUser.objects.using(tenant_db.using(acme)).filter(deleted_at__isnull=False).exists()
 
 
 def test_unban_batch_skips_users_who_are_not_banned(acme, admin):
     users = make_users(acme, 4)
-    AppUser.objects.using(acme.db_alias).filter(pk__in=[u.pk for u in users[:3]]).update(banned_until=BANNED_FOREVER)
+    AppUser.objects.using(tenant_db.using(acme)).filter(pk__in=[u.pk for u in users[:3]]).update(banned_until=BANNED_FOREVER)
     result = batches.app_users_batch(actor=admin, tenant=acme, action="unban",
                                      selection=Selection(ids=tuple(str(u.pk) for u in users)))
     assert (result.processed, result.skipped) == (3, 1)
-    assert not AppUser.objects.using(acme.db_alias).filter(banned_until__isnull=False).exists()
+    assert not AppUser.objects.using(tenant_db.using(acme)).filter(banned_until__isnull=False).exists()
 
 
 def test_recovery_batch_mails_each_user_once_and_can_sign_out(acme, support):
@@ -158,8 +159,8 @@ def test_recovery_batch_mails_each_user_once_and_can_sign_out(acme, support):
     assert OutboxMessage.objects.filter(kind="recovery").count() == 40
     body = OutboxMessage.objects.filter(kind="recovery").first().body
     assert "/p/acme/recover/" in body
-    assert ActionToken.objects.using(acme.db_alias).filter(purpose="recovery").count() == 40
-    assert not AppSession.objects.using(acme.db_alias).filter(revoked_at__isnull=True).exists()
+    assert ActionToken.objects.using(tenant_db.using(acme)).filter(purpose="recovery").count() == 40
+    assert not AppSession.objects.using(tenant_db.using(acme)).filter(revoked_at__isnull=True).exists()
 
 
 def test_resend_invitation_batch_only_touches_pending_invitations(acme, support):
@@ -178,7 +179,7 @@ def test_delete_batch_soft_deletes_with_unique_obfuscated_addresses(acme, admin)
     result = batches.app_users_batch(actor=admin, tenant=acme, action="delete",
                                      selection=Selection(ids=tuple(str(u.pk) for u in users)))
     assert result.processed == 25
-    rows = AppUser.objects.using(acme.db_alias).all()
+    rows = AppUser.objects.using(tenant_db.using(acme)).all()
     assert {r.email for r in rows} == {f"deleted-{u.pk.hex}@deleted.invalid" for u in users}
     assert all(r.status == "deleted" and r.name == "" for r in rows)
     again = batches.app_users_batch(actor=admin, tenant=acme, action="delete",
@@ -194,7 +195,7 @@ def test_a_batch_of_10000_is_done_in_seconds(acme, admin, capsys):
                                      selection=Selection(filters=UserFilters()))
     elapsed = time.perf_counter() - started
     assert result.processed == 10_000
-    assert not AppSession.objects.using(acme.db_alias).filter(revoked_at__isnull=True).exists()
+    assert not AppSession.objects.using(tenant_db.using(acme)).filter(revoked_at__isnull=True).exists()
     with capsys.disabled():
         print(f"\n[batch] ban 10,000 users (sessions, audit): {elapsed:.2f}s on {connections['default'].vendor}")
     assert elapsed < 15
@@ -221,6 +222,6 @@ def test_invite_many_is_idempotent_and_reports_each_row(acme, support):
     again = batches.app_users_invite_many(
         actor=support, tenant=acme, rows=[InviteRow(1, "new1@example.test"), InviteRow(2, "new2@example.test")])
     assert (again.processed, again.skipped) == (0, 2)
-    assert AppUser.objects.using(acme.db_alias).count() == 3
+    assert AppUser.objects.using(tenant_db.using(acme)).count() == 3
     assert OutboxMessage.objects.filter(kind="invite").count() == 2
     assert AuditEntry.objects.filter(tenant=acme, event="app_user.invite").count() == 2

@@ -11,6 +11,7 @@ from django.db import connections, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from tenants import db as tenant_db
 from tests.conftest import login_verified
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
@@ -21,7 +22,7 @@ ROWS = 40_000
 @pytest.fixture
 def big(make_tenant):
     tenant = make_tenant("big")
-    conn = connections[tenant.db_alias]
+    conn = connections[tenant_db.using(tenant)]
     with conn.cursor() as cur:
         cur.execute(
             """
@@ -44,7 +45,7 @@ def big(make_tenant):
             [ROWS],
         )
     conn.close()
-    with connections[tenant.db_alias].cursor() as cur:  # autocommit: VACUUM may run
+    with connections[tenant_db.using(tenant)].cursor() as cur:  # autocommit: VACUUM may run
         cur.execute("VACUUM ANALYZE accounts_appuser")
     return tenant
 
@@ -57,7 +58,7 @@ def viewer(big, staff_factory):
 def _plans(client, tenant, url) -> list[tuple[str, str]]:
     """(sql, plan) of every users-table query the view ran for ``url``, EXPLAINed under the
     planner settings (``set_config(..., true)``) that were in force when the view ran it."""
-    with CaptureQueriesContext(connections[tenant.db_alias]) as captured:
+    with CaptureQueriesContext(connections[tenant_db.using(tenant)]) as captured:
         response = client.get(url)
     assert response.status_code == 200
     statements, settings = [], []
@@ -71,9 +72,9 @@ def _plans(client, tenant, url) -> list[tuple[str, str]]:
             statements.append((sql, list(settings)))
     assert statements, url
     plans = []
-    conn = connections[tenant.db_alias]
+    conn = connections[tenant_db.using(tenant)]
     for sql, sets in statements:
-        with transaction.atomic(using=tenant.db_alias), conn.cursor() as cur:
+        with transaction.atomic(using=tenant_db.using(tenant)), conn.cursor() as cur:
             for statement in sets:
                 cur.execute(statement)
             cur.execute("EXPLAIN " + sql)
@@ -119,7 +120,7 @@ def test_list_and_search_queries_use_indexes(big, viewer, capsys):
 
 
 def test_unfiltered_total_comes_from_the_planner_without_counting(big, viewer):
-    with CaptureQueriesContext(connections[big.db_alias]) as captured:
+    with CaptureQueriesContext(connections[tenant_db.using(big)]) as captured:
         page = viewer.get("/t/big/users/").content.decode()
     assert "<strong>10,000+</strong> users" in page
     assert not any("COUNT(" in q["sql"].upper() for q in captured.captured_queries)

@@ -15,6 +15,7 @@ from accounts.app_users.services import ActionRefused, AppUserError, AppUserNotF
 from accounts.models import BANNED_FOREVER, ActionToken, AppFactor, AppSession, AppUser
 from audit.models import AuditEntry
 from outbox.models import OutboxMessage
+from tenants import db as tenant_db
 from tests.accounts.app_user_data import live_sessions, make_factor, make_session, make_user, reload
 
 pytestmark = pytest.mark.django_db
@@ -58,7 +59,7 @@ def test_create_obeys_the_tenant_password_minimum(acme, admin):
     acme.save()
     with pytest.raises(AppUserError, match="at least 20"):
         svc.app_user_create(actor=admin, tenant=acme, email="x@example.test", password="only-15-chars-x")
-    assert not AppUser.objects.using(acme.db_alias).exists()
+    assert not AppUser.objects.using(tenant_db.using(acme)).exists()
 
 
 def test_create_with_invitation_mails_a_portal_link(acme, admin):
@@ -66,13 +67,13 @@ def test_create_with_invitation_mails_a_portal_link(acme, admin):
     assert reload(acme, user).status == "invited"
     mail = OutboxMessage.objects.get(kind="invite", to="inv@example.test")
     assert "/p/acme/accept/" in mail.body and mail.tenant == acme
-    assert ActionToken.objects.using(acme.db_alias).filter(user=user, purpose="invite").count() == 1
+    assert ActionToken.objects.using(tenant_db.using(acme)).filter(user=user, purpose="invite").count() == 1
 
 
 def test_create_is_admin_only(acme, support):
     with pytest.raises(ActionRefused):
         svc.app_user_create(actor=support, tenant=acme, email="x@example.test", password="x" * 20)
-    assert not AppUser.objects.using(acme.db_alias).exists()
+    assert not AppUser.objects.using(tenant_db.using(acme)).exists()
     assert_refused(acme)
 
 
@@ -84,7 +85,7 @@ def test_invite_creates_an_invited_user_with_tenant_lifetime(acme, support):
     stored = reload(acme, user)
     assert stored.status == "invited" and stored.invited_by == support.pk
     assert stored.user_metadata == {"plan": "pro"}
-    token = ActionToken.objects.using(acme.db_alias).get(user=user, purpose="invite")
+    token = ActionToken.objects.using(tenant_db.using(acme)).get(user=user, purpose="invite")
     assert timedelta(hours=1, minutes=59) < token.expires_at - token.created_at <= timedelta(hours=2)
     mail = OutboxMessage.objects.get(kind="invite", to="zed@example.test")
     assert "2 hours" in mail.body and token.token_hash not in mail.body
@@ -98,7 +99,7 @@ def test_invite_refuses_a_disallowed_domain(acme, support):
     with pytest.raises(AppUserError, match="not allowed"):
         svc.app_user_invite(actor=support, tenant=acme, email="out@elsewhere.test")
     svc.app_user_invite(actor=support, tenant=acme, email="in@ACME.test")
-    assert list(AppUser.objects.using(acme.db_alias).values_list("email", flat=True)) == ["in@acme.test"]
+    assert list(AppUser.objects.using(tenant_db.using(acme)).values_list("email", flat=True)) == ["in@acme.test"]
 
 
 def test_invite_refuses_an_existing_address_whatever_its_case(acme, support, ann):
@@ -110,21 +111,21 @@ def test_invite_refuses_an_existing_address_whatever_its_case(acme, support, ann
 def test_support_cannot_invite_into_a_protected_role(acme, support, admin):
     with pytest.raises(ActionRefused, match="protected"):
         svc.app_user_invite(actor=support, tenant=acme, email="root@example.test", role="admin")
-    assert not AppUser.objects.using(acme.db_alias).exists()
+    assert not AppUser.objects.using(tenant_db.using(acme)).exists()
     svc.app_user_invite(actor=admin, tenant=acme, email="root@example.test", role="admin")
 
 
 def test_viewer_cannot_invite(acme, viewer):
     with pytest.raises(ActionRefused):
         svc.app_user_invite(actor=viewer, tenant=acme, email="x@example.test")
-    assert not AppUser.objects.using(acme.db_alias).exists()
+    assert not AppUser.objects.using(tenant_db.using(acme)).exists()
 
 
 def test_resend_invitation_replaces_the_link(acme, support):
     user = svc.app_user_invite(actor=support, tenant=acme, email="inv@example.test")
-    first = ActionToken.objects.using(acme.db_alias).get(user=user)
+    first = ActionToken.objects.using(tenant_db.using(acme)).get(user=user)
     svc.app_user_invitation_resend(actor=support, tenant=acme, user_id=user.pk)
-    tokens = ActionToken.objects.using(acme.db_alias).filter(user=user).order_by("created_at")
+    tokens = ActionToken.objects.using(tenant_db.using(acme)).filter(user=user).order_by("created_at")
     assert tokens.count() == 2 and tokens.get(pk=first.pk).revoked_at is not None
     assert OutboxMessage.objects.filter(kind="invite", to="inv@example.test").count() == 2
     assert len(events(acme, "app_user.invitation_resend", user)) == 1
@@ -157,7 +158,7 @@ def test_revoke_invitation_removes_the_never_accepted_user(acme, support, viewer
 def test_bad_email_addresses_are_refused(acme, admin, email):
     with pytest.raises(AppUserError):
         svc.app_user_create(actor=admin, tenant=acme, email=email)
-    assert not AppUser.objects.using(acme.db_alias).exists()
+    assert not AppUser.objects.using(tenant_db.using(acme)).exists()
 
 
 @pytest.mark.parametrize("name", ["x" * 151, "Ann\x00", "Evil\u202eTxt", "line\nbreak", "tab\tname"])
@@ -204,7 +205,7 @@ def test_update_changes_profile_and_metadata_and_audits_the_diff(acme, admin, an
     assert (stored.name, stored.email, stored.role) == ("Ann Lee", "ann.lee@example.test", "admin")
     assert stored.user_metadata == {"team": "b"} and stored.app_metadata == {"plan": "pro"}
     # The link mailed to the old address dies with it.
-    assert ActionToken.objects.using(acme.db_alias).get(pk=token.pk).revoked_at is not None
+    assert ActionToken.objects.using(tenant_db.using(acme)).get(pk=token.pk).revoked_at is not None
     (entry,) = events(acme, "app_user.update", ann)
     assert entry.changes["email"] == ["ann@example.test", "ann.lee@example.test"]
     assert entry.changes["role"] == ["user", "admin"]
@@ -258,11 +259,11 @@ def test_ban_ends_every_session_at_once_and_lifts_itself(acme, admin, ann):
     assert stored.status == "banned" and stored.ban_reason == "spam"
     assert abs((stored.banned_until - timezone.now()) - timedelta(hours=24)) < timedelta(minutes=1)
     assert live_sessions(acme, ann) == 0
-    assert ActionToken.objects.using(acme.db_alias).get(pk=recovery.pk).revoked_at is not None
+    assert ActionToken.objects.using(tenant_db.using(acme)).get(pk=recovery.pk).revoked_at is not None
     (entry,) = events(acme, "app_user.ban", ann)
     assert entry.additional_data["sessions_ended"] == 3 and "banned_until" in entry.changes
     # When the ban runs out, the user is simply active again.
-    AppUser.objects.using(acme.db_alias).filter(pk=ann.pk).update(
+    AppUser.objects.using(tenant_db.using(acme)).filter(pk=ann.pk).update(
         banned_until=timezone.now() - timedelta(seconds=1))
     assert reload(acme, ann).status == "active" and not reload(acme, ann).is_banned
 
@@ -385,7 +386,7 @@ def test_remove_one_factor_then_all_keeps_mfa_enabled_in_sync(acme, admin, ann):
     assert reload(acme, ann).mfa_enabled is True and live_sessions(acme, ann) == 0
     assert svc.app_user_factor_remove(actor=admin, tenant=acme, user_id=ann.pk) == 1
     assert reload(acme, ann).mfa_enabled is False
-    assert not AppFactor.objects.using(acme.db_alias).filter(user=ann).exists()
+    assert not AppFactor.objects.using(tenant_db.using(acme)).filter(user=ann).exists()
     entries = events(acme, "app_user.factor_remove", ann)
     assert len(entries) == 2 and all("key" not in json.dumps(e.additional_data) for e in entries)
 
@@ -394,7 +395,7 @@ def test_support_cannot_remove_factors(acme, support, ann):
     make_factor(acme, ann)
     with pytest.raises(ActionRefused):
         svc.app_user_factor_remove(actor=support, tenant=acme, user_id=ann.pk)
-    assert AppFactor.objects.using(acme.db_alias).filter(user=ann).count() == 1
+    assert AppFactor.objects.using(tenant_db.using(acme)).filter(user=ann).count() == 1
 
 
 # --- Delete ------------------------------------------------------------------------------------
@@ -404,13 +405,13 @@ def test_soft_delete_has_gotrue_semantics(acme, admin, ann):
     make_factor(acme, ann)
     make_session(acme, ann)
     svc.app_user_send_recovery(actor=admin, tenant=acme, user_id=ann.pk)
-    AppUser.objects.using(acme.db_alias).filter(pk=ann.pk).update(password="argon2$hash")
+    AppUser.objects.using(tenant_db.using(acme)).filter(pk=ann.pk).update(password="argon2$hash")
     svc.app_user_delete(actor=admin, tenant=acme, user_id=ann.pk)
     stored = reload(acme, ann)
     assert stored is not None and stored.status == "deleted"
     assert stored.email == svc.deleted_email(ann.pk) == f"deleted-{ann.pk.hex}@deleted.invalid"
     assert (stored.name, stored.password, stored.user_metadata, stored.mfa_enabled) == ("", "", {}, False)
-    alias = acme.db_alias
+    alias = tenant_db.using(acme)
     assert not AppFactor.objects.using(alias).filter(user=ann).exists()
     assert not AppSession.objects.using(alias).filter(user=ann).exists()
     assert not ActionToken.objects.using(alias).filter(user=ann).exists()
@@ -428,7 +429,7 @@ def test_hard_delete_removes_the_row_and_keeps_the_history(acme, admin, ann):
     make_session(acme, ann)
     svc.app_user_delete(actor=admin, tenant=acme, user_id=ann.pk, hard=True)
     assert reload(acme, ann) is None
-    assert not AppSession.objects.using(acme.db_alias).exists()
+    assert not AppSession.objects.using(tenant_db.using(acme)).exists()
     (entry,) = events(acme, "app_user.delete", ann)
     assert entry.changes["email"] == ["ann@example.test", None]
 

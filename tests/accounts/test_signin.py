@@ -7,10 +7,10 @@ from django.core.cache import cache
 from django_otp import DEVICE_ID_SESSION_KEY
 
 from accounts.models import User
-from adminpanel.middleware import SESSION_LOGIN_AT, SESSION_SEEN_AT
-from adminpanel.policy import policy
-from adminpanel.staff_session import OTP_VERIFIED_AT
 from audit.models import AuditEntry
+from console.middleware import SESSION_LOGIN_AT, SESSION_SEEN_AT
+from console.staff_session import OTP_VERIFIED_AT
+from core.policy import policy
 from tests.accounts.helpers import STAFF_PASSWORD, code_for, enrol, sign_in_password
 
 pytestmark = pytest.mark.django_db

@@ -6,9 +6,10 @@ from django.core.checks import run_checks
 from django.test import RequestFactory
 
 from accounts.models import AppUser
-from adminpanel import request_context
 from audit import services as audit
 from audit.models import AuditEntry
+from core import request_context
+from tenants import db as tenant_db
 
 pytestmark = pytest.mark.django_db
 
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.django_db
 def test_record_writes_tenant_actor_target_diff_address_and_correlation_id(make_tenant, django_user_model):
     acme = make_tenant("acme")
     staff = django_user_model.objects.create_superuser("root@example.test", "x" * 12)
-    user = AppUser.objects.using(acme.db_alias).create(email="ann@acme.test", name="Ann")
+    user = AppUser.objects.using(tenant_db.using(acme)).create(email="ann@acme.test", name="Ann")
     before = audit.snapshot(user)
     user.name = "Ann B."
     user.password = "argon2$secret-hash"
@@ -84,9 +85,9 @@ def test_automatic_logging_of_tenant_database_rows_is_vetoed(make_tenant):
     # (auditlog would diff against the control database, which has no such row)...
     auditlog.register(AppUser)
     try:
-        user = AppUser.objects.using(acme.db_alias).create(email="x@acme.test")
-        AppUser.objects.using(acme.db_alias).filter(pk=user.pk).delete()
-        user = AppUser.objects.using(acme.db_alias).create(email="y@acme.test")
+        user = AppUser.objects.using(tenant_db.using(acme)).create(email="x@acme.test")
+        AppUser.objects.using(tenant_db.using(acme)).filter(pk=user.pk).delete()
+        user = AppUser.objects.using(tenant_db.using(acme)).create(email="y@acme.test")
         user.delete()
         # ...and the system check refuses such a registration outright.
         errors = run_checks()

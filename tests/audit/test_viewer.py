@@ -16,6 +16,7 @@ from accounts.models import AppUser
 from audit import services as audit
 from audit.models import AuditEntry
 from audit.selectors import csv_safe
+from tenants import db as tenant_db
 from tenants.models import Tenant
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +30,7 @@ def world(make_tenant, staff_factory):
     root = staff_factory("root@console.test", superuser=True)
     ada = staff_factory("ada@console.test", tenants={acme: "admin"})
     bob = staff_factory("bob@console.test", tenants={acme: "support", globex: "admin"})
-    ann = AppUser.objects.using(acme.db_alias).create(email="ann@acme.test", name="Ann")
+    ann = AppUser.objects.using(tenant_db.using(acme)).create(email="ann@acme.test", name="Ann")
     ban = audit.record(
         event="app_user.ban", actor=ada, tenant=acme, target=ann,
         before={"banned_until": None, "password": SECRETS[0]},

@@ -6,6 +6,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from accounts.models import AppUser
+from tenants import db as tenant_db
 
 APP_PASSWORD = "plum-kettle-harbour-42"
 
@@ -29,7 +30,7 @@ def app_user_factory():
 
     def make(tenant, email="ann@acme.test", *, confirmed=True, password=APP_PASSWORD, **fields):
         now = timezone.now()
-        return AppUser.objects.using(tenant.db_alias).create(
+        return AppUser.objects.using(tenant_db.using(tenant)).create(
             email=email,
             name=fields.pop("name", email.split("@")[0].title()),
             password=make_password(password) if password else "",

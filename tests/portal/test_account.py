@@ -12,6 +12,7 @@ from django.utils import timezone
 from django_otp.oath import TOTP
 
 from accounts.models import AppFactor, AppRecoveryCode, AppSession, AppUser
+from tenants import db as tenant_db
 from tests.portal.conftest import APP_PASSWORD, portal_sign_in
 
 pytestmark = pytest.mark.django_db
@@ -32,9 +33,9 @@ def test_enrol_confirm_and_see_the_recovery_codes_once(signed_in, tenant, app_us
     page = client.get(f"/p/{tenant.slug}/account/")
     assert b"Set up an authenticator app" in page.content
     assert client.get(f"/p/{tenant.slug}/account/mfa/").status_code == 200  # GET creates nothing
-    assert not AppFactor.objects.using(tenant.db_alias).exists()
+    assert not AppFactor.objects.using(tenant_db.using(tenant)).exists()
     assert client.post(f"/p/{tenant.slug}/account/mfa/").status_code == 302
-    factor = AppFactor.objects.using(tenant.db_alias).get()
+    factor = AppFactor.objects.using(tenant_db.using(tenant)).get()
     assert factor.confirmed_at is None
     page = client.get(f"/p/{tenant.slug}/account/mfa/")
     html = page.content.decode()
@@ -44,23 +45,23 @@ def test_enrol_confirm_and_see_the_recovery_codes_once(signed_in, tenant, app_us
     assert "style=" not in html and "<script" not in html  # CSP: nothing inline
     bad = client.post(f"/p/{tenant.slug}/account/mfa/{factor.pk}/confirm/", {"code": "123456"})
     assert bad.status_code == 400
-    AppFactor.objects.using(tenant.db_alias).update(throttling_failure_timestamp=timezone.now() - timedelta(seconds=5))
+    AppFactor.objects.using(tenant_db.using(tenant)).update(throttling_failure_timestamp=timezone.now() - timedelta(seconds=5))
     ok = client.post(f"/p/{tenant.slug}/account/mfa/{factor.pk}/confirm/", {"code": code_for(factor)})
     assert ok.status_code == 200
     codes = re.findall(r"<li><code>([a-z0-9]{5}-[a-z0-9]{5})</code></li>", ok.content.decode())
     assert len(codes) == 10
-    stored = list(AppRecoveryCode.objects.using(tenant.db_alias).values_list("code_hash", flat=True))
+    stored = list(AppRecoveryCode.objects.using(tenant_db.using(tenant)).values_list("code_hash", flat=True))
     assert len(stored) == 10 and not set(codes) & set(stored)
-    user = AppUser.objects.using(tenant.db_alias).get(pk=app_user.pk)
+    user = AppUser.objects.using(tenant_db.using(tenant)).get(pk=app_user.pk)
     assert user.mfa_enabled
-    assert AppSession.objects.using(tenant.db_alias).get().aal == "aal2"
+    assert AppSession.objects.using(tenant_db.using(tenant)).get().aal == "aal2"
     # Never shown again.
     page = client.get(f"/p/{tenant.slug}/account/")
     assert not any(code.encode() in page.content for code in codes)
     assert b"Authenticator app" in page.content
     # A second enrolment is refused while one factor exists.
     client.post(f"/p/{tenant.slug}/account/mfa/")
-    assert AppFactor.objects.using(tenant.db_alias).count() == 1
+    assert AppFactor.objects.using(tenant_db.using(tenant)).count() == 1
 
 
 def test_remove_own_factor_needs_the_password(signed_in, tenant, app_user):
@@ -72,10 +73,10 @@ def test_remove_own_factor_needs_the_password(signed_in, tenant, app_user):
     factor_confirm(actor=actor, tenant=tenant, factor_id=pending.pk, code=code_for(pending))
     url = f"/p/{tenant.slug}/account/mfa/{pending.pk}/remove/"
     assert signed_in.post(url, {"password": "not-it"}).status_code == 400
-    assert AppFactor.objects.using(tenant.db_alias).exists()
+    assert AppFactor.objects.using(tenant_db.using(tenant)).exists()
     assert signed_in.post(url, {"password": APP_PASSWORD}).status_code == 302
-    assert not AppFactor.objects.using(tenant.db_alias).exists()
-    assert not AppUser.objects.using(tenant.db_alias).get(pk=app_user.pk).mfa_enabled
+    assert not AppFactor.objects.using(tenant_db.using(tenant)).exists()
+    assert not AppUser.objects.using(tenant_db.using(tenant)).get(pk=app_user.pk).mfa_enabled
 
 
 @pytest.mark.parametrize(
@@ -85,7 +86,7 @@ def test_profile_refuses_bad_input_with_a_message(signed_in, tenant, app_user, n
     response = signed_in.post(f"/p/{tenant.slug}/account/profile/", {"name": name})
     assert response.status_code == 400
     assert b"p-error" in response.content
-    assert AppUser.objects.using(tenant.db_alias).get(pk=app_user.pk).name == app_user.name
+    assert AppUser.objects.using(tenant_db.using(tenant)).get(pk=app_user.pk).name == app_user.name
 
 
 def test_profile_markup_is_escaped(signed_in, tenant, app_user):
@@ -118,15 +119,15 @@ def test_portal_forms_need_csrf(tenant, app_user):
 
 def test_guessing_the_current_password_counts_toward_the_lockout(signed_in, tenant, app_user):
     """A stolen session cannot guess the password through the change-password form forever."""
-    from adminpanel.policy import policy
+    from core.policy import policy
 
     url = f"/p/{tenant.slug}/account/password/"
     for _ in range(policy().portal_lockout_failures):
         signed_in.post(url, {"current": "wrong-guess", "password1": "Another-Passw0rd-123", "password2": "Another-Passw0rd-123"})
     # Locked now: even the right current password is refused, and nothing changed.
-    before = AppUser.objects.using(tenant.db_alias).get(pk=app_user.pk).password
+    before = AppUser.objects.using(tenant_db.using(tenant)).get(pk=app_user.pk).password
     signed_in.post(url, {"current": APP_PASSWORD, "password1": "Another-Passw0rd-123", "password2": "Another-Passw0rd-123"})
-    assert AppUser.objects.using(tenant.db_alias).get(pk=app_user.pk).password == before
+    assert AppUser.objects.using(tenant_db.using(tenant)).get(pk=app_user.pk).password == before
     from audit.models import AuditEntry
 
     assert AuditEntry.objects.filter(tenant=tenant, event="app_user.locked_out").exists()

@@ -19,6 +19,7 @@ from django_otp.oath import TOTP
 from accounts.models import AppFactor, AppUser
 from outbox.models import OutboxMessage
 from portal.models import Impersonation
+from tenants import db as tenant_db
 from tests.conftest import login_verified
 
 
@@ -97,7 +98,7 @@ def test_every_admin_action_reaches_the_end_user(live_server, browser, make_tena
     console.click("button:has-text('Send invitation')")
     console.wait_for_load_state()
     shot(console, "01-admin-invited")
-    user = AppUser.objects.using(tenant.db_alias).get(email=USER_EMAIL)
+    user = AppUser.objects.using(tenant_db.using(tenant)).get(email=USER_EMAIL)
     assert user.status == "invited"
 
     # 2. The invitation is in the outbox; the user opens it and chooses a password.
@@ -133,7 +134,7 @@ def test_every_admin_action_reaches_the_end_user(live_server, browser, make_tena
     codes = [c.strip() for c in portal.locator("#codes code").all_inner_texts()]
     assert len(codes) == 10
     shot(portal, "05-recovery-codes")
-    assert AppFactor.objects.using(tenant.db_alias).filter(user_id=user.pk, confirmed_at__isnull=False).count() == 1
+    assert AppFactor.objects.using(tenant_db.using(tenant)).filter(user_id=user.pk, confirmed_at__isnull=False).count() == 1
 
     # 4. The admin sees the factor on the user's page.
     console.goto(f"{base}/t/acme/users/{user.pk}/")
@@ -201,7 +202,7 @@ def test_impersonation_opens_the_portal_in_a_new_tab_with_a_banner(live_server, 
     from django.contrib.auth.hashers import make_password
     from django.utils import timezone
 
-    user = AppUser.objects.using(tenant.db_alias).create(
+    user = AppUser.objects.using(tenant_db.using(tenant)).create(
         email=USER_EMAIL, name="Jo Journey", password=make_password(FIRST_PASSWORD),
         email_confirmed_at=timezone.now(),
     )
@@ -214,7 +215,7 @@ def test_impersonation_opens_the_portal_in_a_new_tab_with_a_banner(live_server, 
         from django.template.loader import render_to_string
 
         token = console.locator("input[name=csrfmiddlewaretoken]").first.get_attribute("value")
-        html = render_to_string("adminpanel/impersonation/_start_form.html",
+        html = render_to_string("console/impersonation/_start_form.html",
                                 {"tenant": tenant, "app_user": user, "csrf_token": token})
         console.evaluate("html => document.querySelector('main').insertAdjacentHTML('afterbegin', html)", html)
     form.locator("input[name=reason]").fill("Reproduce ticket #42")

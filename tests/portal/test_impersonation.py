@@ -11,10 +11,11 @@ from django.utils import timezone
 
 from accounts.models import AppSession, AppUser
 from accounts.tokens import hash_token
-from adminpanel.policy import policy
 from audit.models import AuditEntry
+from core.policy import policy
 from portal.models import Impersonation
 from portal.services.sessions import COOKIE_NAME
+from tenants import db as tenant_db
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +39,7 @@ def test_an_admin_opens_the_portal_as_the_user(admin_client, admin, tenant, app_
     assert response.status_code == 302 and response["Location"] == f"/p/{tenant.slug}/account/"
     cookie = response.cookies[COOKIE_NAME]
     assert cookie["path"] == f"/p/{tenant.slug}/" and cookie["httponly"]
-    session = AppSession.objects.using(tenant.db_alias).get(token_hash=hash_token(cookie.value))
+    session = AppSession.objects.using(tenant_db.using(tenant)).get(token_hash=hash_token(cookie.value))
     assert session.impersonator_id == admin.pk and session.user_id == app_user.pk
     imp = Impersonation.objects.get()
     assert (imp.staff, imp.app_user_id, imp.reason) == (admin, app_user.pk, "Reproduce ticket #42")
@@ -50,7 +51,7 @@ def test_an_admin_opens_the_portal_as_the_user(admin_client, admin, tenant, app_
     assert b'id="impersonation-banner"' in page.content
     assert admin.email.encode() in page.content and b"Stop impersonating" in page.content
     # The user's own last sign-in is not touched by an impersonation.
-    assert AppUser.objects.using(tenant.db_alias).get(pk=app_user.pk).last_sign_in_at is None
+    assert AppUser.objects.using(tenant_db.using(tenant)).get(pk=app_user.pk).last_sign_in_at is None
 
 
 def test_the_start_form_posts_with_csrf_a_reason_and_a_new_tab(tenant, app_user):
@@ -58,7 +59,7 @@ def test_the_start_form_posts_with_csrf_a_reason_and_a_new_tab(tenant, app_user)
     from django.test import RequestFactory
 
     request = RequestFactory().get("/")
-    html = render_to_string("adminpanel/impersonation/_start_form.html",
+    html = render_to_string("console/impersonation/_start_form.html",
                             {"tenant": tenant, "app_user": app_user}, request=request)
     assert f'action="/t/{tenant.slug}/impersonations/start/{app_user.pk}/"' in html
     assert 'method="post"' in html and 'target="_blank"' in html
@@ -75,7 +76,7 @@ def test_start_is_refused_by_get(admin_client, tenant, app_user):
     response = admin_client.get(f"/t/{tenant.slug}/impersonations/start/{app_user.pk}/?reason=why")
     assert response.status_code == 405
     assert not Impersonation.objects.exists()
-    assert not AppSession.objects.using(tenant.db_alias).exists()
+    assert not AppSession.objects.using(tenant_db.using(tenant)).exists()
 
 
 def test_start_is_refused_without_csrf(admin, tenant, app_user):
@@ -121,13 +122,13 @@ def test_other_tenants_and_unknown_users_answer_404(staff_factory, as_staff, mak
 def test_banned_and_deleted_users_cannot_be_impersonated(admin_client, tenant, app_user, state):
     field = {"banned": "banned_until", "deleted": "deleted_at"}[state]
     value = timezone.now() + timedelta(days=1) if state == "banned" else timezone.now()
-    AppUser.objects.using(tenant.db_alias).filter(pk=app_user.pk).update(**{field: value})
+    AppUser.objects.using(tenant_db.using(tenant)).filter(pk=app_user.pk).update(**{field: value})
     response = start(admin_client, tenant, app_user)
     assert response.status_code == 409
     assert state.capitalize().encode() in response.content
     assert COOKIE_NAME not in response.cookies
     assert not Impersonation.objects.exists()
-    assert not AppSession.objects.using(tenant.db_alias).exists()
+    assert not AppSession.objects.using(tenant_db.using(tenant)).exists()
 
 
 def test_a_second_impersonation_while_one_runs_is_refused(admin_client, tenant, app_user, app_user_factory):
@@ -183,14 +184,14 @@ def test_password_and_factor_changes_are_refused_while_impersonating(admin_clien
         {"current": "plum-kettle-harbour-42", "password1": new, "password2": new},
     )
     assert response.status_code == 400 and b"While impersonating" in response.content
-    user = AppUser.objects.using(tenant.db_alias).get(pk=app_user.pk)
+    user = AppUser.objects.using(tenant_db.using(tenant)).get(pk=app_user.pk)
     assert user.password_changed_at is None
     response = admin_client.post(f"/p/{tenant.slug}/account/mfa/")
     assert response.status_code == 302
-    assert not user.factors.using(tenant.db_alias).exists()
+    assert not user.factors.using(tenant_db.using(tenant)).exists()
     response = admin_client.post(f"/p/{tenant.slug}/account/sessions/global/end/")
     assert response.status_code == 302
-    assert AppSession.objects.using(tenant.db_alias).filter(revoked_at__isnull=True).count() == 1
+    assert AppSession.objects.using(tenant_db.using(tenant)).filter(revoked_at__isnull=True).count() == 1
     refused = AuditEntry.objects.filter(event="impersonation.refused")
     assert refused.count() == 2
     assert all(e.actor == admin and e.impersonator == admin for e in refused)
@@ -240,7 +241,7 @@ def test_every_admin_sees_every_impersonation_and_can_end_one(admin_client, admi
     assert response.status_code == 302
     imp.refresh_from_db()
     assert imp.end_reason == "ended_by_admin" and imp.ended_by == other_admin
-    assert AppSession.objects.using(tenant.db_alias).get(pk=imp.session_id).revoked_at is not None
+    assert AppSession.objects.using(tenant_db.using(tenant)).get(pk=imp.session_id).revoked_at is not None
     # The impersonator's portal tab is refused on its next request.
     response = admin_client.get(f"/p/{tenant.slug}/account/")
     assert response["Location"] == f"/p/{tenant.slug}/login/?reason=impersonation_ended"
@@ -259,7 +260,7 @@ def test_an_impersonation_of_another_tenant_is_404(admin_client, tenant, app_use
 
 def test_console_sign_out_of_the_user_ends_the_impersonation_on_the_next_request(admin_client, tenant, app_user):
     start(admin_client, tenant, app_user)
-    AppSession.objects.using(tenant.db_alias).update(revoked_at=timezone.now())
+    AppSession.objects.using(tenant_db.using(tenant)).update(revoked_at=timezone.now())
     response = admin_client.get(f"/p/{tenant.slug}/account/")
     assert "reason=impersonation_ended" in response["Location"]
     assert Impersonation.objects.get().end_reason == "session_ended"
@@ -278,4 +279,4 @@ def test_an_impersonator_who_loses_the_right_is_refused_on_the_next_request(admi
     assert response.status_code == 302 and "reason=impersonation_ended" in response["Location"]
     imp = Impersonation.objects.get()
     assert imp.end_reason == "session_ended"
-    assert AppSession.objects.using(tenant.db_alias).get(pk=imp.session_id).revoked_at is not None
+    assert AppSession.objects.using(tenant_db.using(tenant)).get(pk=imp.session_id).revoked_at is not None

@@ -11,6 +11,7 @@ from django.utils import timezone
 from accounts.models import AppSession, AppUser
 from accounts.tokens import hash_token
 from portal.services.sessions import COOKIE_NAME, SESSION_LIFETIME
+from tenants import db as tenant_db
 from tenants.services import tenant_resume, tenant_suspend
 from tests.portal.conftest import portal_sign_in
 
@@ -22,7 +23,7 @@ def signed_in(client, tenant, **kwargs):
     assert response.status_code == 302, response.content
     assert response["Location"] == f"/p/{tenant.slug}/account/"
     assert client.get(f"/p/{tenant.slug}/account/").status_code == 200
-    return AppSession.objects.using(tenant.db_alias).get(token_hash=hash_token(client.cookies[COOKIE_NAME].value))
+    return AppSession.objects.using(tenant_db.using(tenant)).get(token_hash=hash_token(client.cookies[COOKIE_NAME].value))
 
 
 def test_the_session_cookie_is_httponly_lax_and_scoped_to_the_tenant(client, tenant, app_user):
@@ -33,8 +34,8 @@ def test_the_session_cookie_is_httponly_lax_and_scoped_to_the_tenant(client, ten
     assert cookie["path"] == f"/p/{tenant.slug}/"
     # Only the hash is stored.
     raw = cookie.value
-    assert AppSession.objects.using(tenant.db_alias).filter(token_hash=hash_token(raw)).exists()
-    assert not AppSession.objects.using(tenant.db_alias).filter(token_hash=raw).exists()
+    assert AppSession.objects.using(tenant_db.using(tenant)).filter(token_hash=hash_token(raw)).exists()
+    assert not AppSession.objects.using(tenant_db.using(tenant)).filter(token_hash=raw).exists()
 
 
 def test_account_needs_a_session(client, tenant):
@@ -55,8 +56,8 @@ def test_account_needs_a_session(client, tenant):
 )
 def test_a_session_is_refused_on_the_next_request(client, tenant, app_user, change, reason):
     session = signed_in(client, tenant)
-    sessions = AppSession.objects.using(tenant.db_alias).filter(pk=session.pk)
-    users = AppUser.objects.using(tenant.db_alias).filter(pk=app_user.pk)
+    sessions = AppSession.objects.using(tenant_db.using(tenant)).filter(pk=session.pk)
+    users = AppUser.objects.using(tenant_db.using(tenant)).filter(pk=app_user.pk)
     now = timezone.now()
     if change == "revoked":  # what the console's "sign out" and "ban" do
         sessions.update(revoked_at=now)
@@ -87,7 +88,7 @@ def test_a_session_ends_by_itself_after_its_lifetime(client, tenant, app_user):
 
 
 def test_banned_user_is_refused_with_a_clear_message(client, tenant, app_user):
-    AppUser.objects.using(tenant.db_alias).filter(pk=app_user.pk).update(
+    AppUser.objects.using(tenant_db.using(tenant)).filter(pk=app_user.pk).update(
         banned_until=timezone.now() + timedelta(days=2)
     )
     response = portal_sign_in(client, tenant)
@@ -122,7 +123,7 @@ def test_sign_out_ends_the_session(client, tenant, app_user):
     session = signed_in(client, tenant)
     response = client.post(f"/p/{tenant.slug}/logout/")
     assert response.status_code == 302
-    assert AppSession.objects.using(tenant.db_alias).get(pk=session.pk).revoked_at is not None
+    assert AppSession.objects.using(tenant_db.using(tenant)).get(pk=session.pk).revoked_at is not None
     assert client.get(f"/p/{tenant.slug}/account/").status_code == 302
     assert client.get(f"/p/{tenant.slug}/logout/").status_code == 405  # GET changes nothing
 
@@ -134,7 +135,7 @@ def test_end_one_others_and_all_sessions(client, tenant, app_user):
     s_phone = signed_in(phone, tenant)
     s_laptop = signed_in(laptop, tenant)
     s_tablet = signed_in(tablet, tenant)
-    live = AppSession.objects.using(tenant.db_alias).filter(revoked_at__isnull=True)
+    live = AppSession.objects.using(tenant_db.using(tenant)).filter(revoked_at__isnull=True)
     # local, naming another session
     assert phone.post(f"/p/{tenant.slug}/account/sessions/local/end/", {"session": s_tablet.pk}).status_code == 302
     assert set(live.values_list("pk", flat=True)) == {s_phone.pk, s_laptop.pk}
@@ -161,7 +162,7 @@ def test_a_user_cannot_end_someone_elses_session(client, tenant, app_user, app_u
     bob = signed_in(bob_client, tenant, email="bob@acme.test")
     signed_in(client, tenant)
     client.post(f"/p/{tenant.slug}/account/sessions/local/end/", {"session": bob.pk})
-    assert AppSession.objects.using(tenant.db_alias).get(pk=bob.pk).revoked_at is None
+    assert AppSession.objects.using(tenant_db.using(tenant)).get(pk=bob.pk).revoked_at is None
 
 
 def test_change_password_needs_the_current_one_and_ends_other_sessions(client, tenant, app_user):
@@ -182,13 +183,13 @@ def test_change_password_needs_the_current_one_and_ends_other_sessions(client, t
 
 def test_last_seen_is_touched_at_most_once_a_minute(client, tenant, app_user):
     session = signed_in(client, tenant)
-    stamp = AppSession.objects.using(tenant.db_alias).get(pk=session.pk).last_seen_at
+    stamp = AppSession.objects.using(tenant_db.using(tenant)).get(pk=session.pk).last_seen_at
     client.get(f"/p/{tenant.slug}/account/")
-    assert AppSession.objects.using(tenant.db_alias).get(pk=session.pk).last_seen_at == stamp
+    assert AppSession.objects.using(tenant_db.using(tenant)).get(pk=session.pk).last_seen_at == stamp
     later = timezone.now() + timedelta(minutes=2)
     with mock.patch("django.utils.timezone.now", return_value=later):
         client.get(f"/p/{tenant.slug}/account/")
-    assert AppSession.objects.using(tenant.db_alias).get(pk=session.pk).last_seen_at == later
+    assert AppSession.objects.using(tenant_db.using(tenant)).get(pk=session.pk).last_seen_at == later
 
 
 def test_require_mfa_forces_enrolment_after_sign_in(client, tenant, app_user):

@@ -11,10 +11,11 @@ from django.utils import timezone
 from django_otp.oath import TOTP
 
 from accounts.models import ActionToken, AppFactor, AppSession
-from adminpanel.policy import policy
 from audit.models import AuditEntry
+from core.policy import policy
 from outbox.models import OutboxMessage
 from portal.services.sessions import COOKIE_NAME
+from tenants import db as tenant_db
 from tests.portal.conftest import APP_PASSWORD, portal_sign_in
 
 pytestmark = pytest.mark.django_db
@@ -66,10 +67,10 @@ def test_wrong_password_and_unknown_account_get_the_same_answer(client, tenant, 
 def _factor(tenant, user) -> AppFactor:
     from django_otp.util import random_hex
 
-    factor = AppFactor.objects.using(tenant.db_alias).create(
+    factor = AppFactor.objects.using(tenant_db.using(tenant)).create(
         user_id=user.pk, key=random_hex(20), confirmed_at=timezone.now()
     )
-    type(user).objects.using(tenant.db_alias).filter(pk=user.pk).update(mfa_enabled=True)
+    type(user).objects.using(tenant_db.using(tenant)).filter(pk=user.pk).update(mfa_enabled=True)
     return factor
 
 
@@ -86,12 +87,12 @@ def test_a_user_with_a_factor_needs_a_code_after_the_password(client, tenant, ap
     assert client.get(f"/p/{tenant.slug}/account/").status_code == 302
     bad = client.post(f"/p/{tenant.slug}/login/verify/", {"code": "000000"})
     assert bad.status_code == 400
-    AppFactor.objects.using(tenant.db_alias).filter(pk=factor.pk).update(
+    AppFactor.objects.using(tenant_db.using(tenant)).filter(pk=factor.pk).update(
         throttling_failure_timestamp=timezone.now() - timedelta(seconds=2)  # past the back-off
     )
     ok = client.post(f"/p/{tenant.slug}/login/verify/", {"code": _code(factor)})
     assert ok.status_code == 302 and ok["Location"] == f"/p/{tenant.slug}/account/"
-    session = AppSession.objects.using(tenant.db_alias).get(user_id=app_user.pk)
+    session = AppSession.objects.using(tenant_db.using(tenant)).get(user_id=app_user.pk)
     assert session.aal == "aal2"
     # The same code is accepted once only.
     client.cookies.clear()
@@ -134,7 +135,7 @@ def test_totp_failures_are_throttled_like_django_otp(tenant, app_user):
     assert not totp_check(tenant=tenant, factor_id=factor.pk, code=_code(factor))
     factor.refresh_from_db()
     assert factor.throttling_failure_count == 1  # a throttled attempt is not counted
-    AppFactor.objects.using(tenant.db_alias).filter(pk=factor.pk).update(
+    AppFactor.objects.using(tenant_db.using(tenant)).filter(pk=factor.pk).update(
         throttling_failure_timestamp=timezone.now() - timedelta(seconds=5)
     )
     assert totp_check(tenant=tenant, factor_id=factor.pk, code=_code(factor))
@@ -191,13 +192,13 @@ def test_the_recovery_mail_carries_a_working_link(client, tenant, app_user):
     link = next(w for w in message.body.split() if "/recover/" in w)
     path = link.split("://", 1)[1].split("/", 1)[1]
     assert client.get("/" + path).status_code == 200
-    token = ActionToken.objects.using(tenant.db_alias).get(purpose="recovery")
+    token = ActionToken.objects.using(tenant_db.using(tenant)).get(purpose="recovery")
     assert token.token_hash not in message.body
     assert AuditEntry.objects.filter(event="app_user.recovery_requested", actor=None).exists()
 
 
 def test_banned_users_get_no_link_but_the_same_answer(client, tenant, app_user):
-    type(app_user).objects.using(tenant.db_alias).filter(pk=app_user.pk).update(
+    type(app_user).objects.using(tenant_db.using(tenant)).filter(pk=app_user.pk).update(
         banned_until=timezone.now() + timedelta(hours=1)
     )
     response = client.post(f"/p/{tenant.slug}/magic/", {"email": app_user.email})

@@ -13,6 +13,7 @@ from django.utils import timezone
 from accounts.models import ActionToken, AppSession, AppUser
 from accounts.tokens import TokenInvalid, token_issue
 from portal.services import auth as services
+from tenants import db as tenant_db
 from tests.portal.conftest import APP_PASSWORD
 
 NEW_PASSWORD = "violet-anchor-meadow-77"
@@ -50,8 +51,8 @@ def test_twenty_concurrent_redemptions_one_success_one_session(tenant, app_user)
     for t in threads:
         t.join(timeout=120)
     assert sorted(outcomes) == ["ok"] + ["refused"] * 19, outcomes
-    assert AppSession.objects.using(tenant.db_alias).filter(user_id=app_user.pk).count() == 1
-    token = ActionToken.objects.using(tenant.db_alias).get(user_id=app_user.pk)
+    assert AppSession.objects.using(tenant_db.using(tenant)).filter(user_id=app_user.pk).count() == 1
+    token = ActionToken.objects.using(tenant_db.using(tenant)).get(user_id=app_user.pk)
     assert token.used_at is not None
 
 
@@ -81,7 +82,7 @@ def test_twenty_concurrent_invitation_accepts_set_one_password(tenant, app_user_
     for t in threads:
         t.join(timeout=120)
     assert sorted(outcomes) == ["ok"] + ["refused"] * 19
-    assert AppSession.objects.using(tenant.db_alias).filter(user_id=user.pk).count() == 1
+    assert AppSession.objects.using(tenant_db.using(tenant)).filter(user_id=user.pk).count() == 1
 
 
 def test_magic_link_works_once_through_the_portal(client, tenant, app_user):
@@ -95,7 +96,7 @@ def test_magic_link_works_once_through_the_portal(client, tenant, app_user):
     assert client.get(f"/p/{tenant.slug}/account/").status_code == 200
     again = client.post(url)
     assert again.status_code == 400 and b"invalid or has expired" in again.content
-    assert AppSession.objects.using(tenant.db_alias).filter(user_id=app_user.pk).count() == 1
+    assert AppSession.objects.using(tenant_db.using(tenant)).filter(user_id=app_user.pk).count() == 1
 
 
 def test_a_token_after_its_lifetime_is_refused(client, tenant, app_user):
@@ -107,14 +108,14 @@ def test_a_token_after_its_lifetime_is_refused(client, tenant, app_user):
     # A recovery link whose row says it expired an hour ago.
     raw = issue(tenant, app_user, ActionToken.Purpose.RECOVERY)
     past = timezone.now() - timedelta(hours=2)
-    ActionToken.objects.using(tenant.db_alias).filter(purpose="recovery").update(
+    ActionToken.objects.using(tenant_db.using(tenant)).filter(purpose="recovery").update(
         created_at=past, expires_at=past + timedelta(minutes=60)
     )
     response = client.post(f"/p/{tenant.slug}/recover/{raw}/",
                            {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD})
     assert response.status_code == 400
-    assert AppUser.objects.using(tenant.db_alias).get(pk=app_user.pk).password_changed_at is None
-    assert not AppSession.objects.using(tenant.db_alias).exists()
+    assert AppUser.objects.using(tenant_db.using(tenant)).get(pk=app_user.pk).password_changed_at is None
+    assert not AppSession.objects.using(tenant_db.using(tenant)).exists()
 
 
 def test_a_token_of_one_purpose_is_refused_for_another(client, tenant, app_user):
@@ -137,7 +138,7 @@ def test_a_token_of_another_tenant_is_refused(client, tenant, app_user, make_ten
     raw = issue(tenant, app_user, ActionToken.Purpose.MAGIC_LINK)
     assert client.get(f"/p/globex/magic/{raw}/").status_code == 400
     assert client.post(f"/p/globex/magic/{raw}/").status_code == 400
-    assert not AppSession.objects.using(globex.db_alias).exists()
+    assert not AppSession.objects.using(tenant_db.using(globex)).exists()
     assert client.post(f"/p/{tenant.slug}/magic/{raw}/").status_code == 302
 
 
@@ -159,7 +160,7 @@ def test_a_bad_password_does_not_use_up_the_invitation(client, tenant, app_user_
     assert bad.status_code == 200 and b"too short" in bad.content
     ok = client.post(url, {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD})
     assert ok.status_code == 302
-    user = AppUser.objects.using(tenant.db_alias).get(pk=user.pk)
+    user = AppUser.objects.using(tenant_db.using(tenant)).get(pk=user.pk)
     assert user.email_confirmed_at is not None and user.password_changed_at is not None
     assert user.status == "active"
     assert client.get(f"/p/{tenant.slug}/account/").status_code == 200
@@ -168,16 +169,16 @@ def test_a_bad_password_does_not_use_up_the_invitation(client, tenant, app_user_
 
 def test_links_of_banned_or_deleted_users_are_refused(client, tenant, app_user):
     raw = issue(tenant, app_user, ActionToken.Purpose.MAGIC_LINK)
-    AppUser.objects.using(tenant.db_alias).filter(pk=app_user.pk).update(
+    AppUser.objects.using(tenant_db.using(tenant)).filter(pk=app_user.pk).update(
         banned_until=timezone.now() + timedelta(days=1)
     )
     response = client.post(f"/p/{tenant.slug}/magic/{raw}/")
     assert response.status_code == 400 and b"banned" in response.content
-    AppUser.objects.using(tenant.db_alias).filter(pk=app_user.pk).update(
+    AppUser.objects.using(tenant_db.using(tenant)).filter(pk=app_user.pk).update(
         banned_until=None, deleted_at=timezone.now()
     )
     assert client.post(f"/p/{tenant.slug}/magic/{raw}/").status_code == 400
-    assert not AppSession.objects.using(tenant.db_alias).exists()
+    assert not AppSession.objects.using(tenant_db.using(tenant)).exists()
 
 
 def test_signing_in_with_the_old_password_fails_after_recovery(client, tenant, app_user):

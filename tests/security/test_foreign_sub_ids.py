@@ -11,11 +11,12 @@ from django.utils import timezone
 
 from accounts.app_users import services
 from accounts.models import AppFactor, AppSession
+from tenants import db as tenant_db
 
 
 def _session(tenant, user) -> AppSession:
     now = timezone.now()
-    return AppSession.objects.using(tenant.db_alias).create(
+    return AppSession.objects.using(tenant_db.using(tenant)).create(
         user_id=user.pk, token_hash=uuid.uuid4().hex, created_at=now, last_seen_at=now,
         expires_at=now + timedelta(days=1),
     )
@@ -42,7 +43,7 @@ def test_ending_a_foreign_session_is_404(client, setup, foreign):
     value = {"bobs": str(bobs.pk), "unknown": str(uuid.uuid4()), "malformed": "x" * 100}[foreign]
     response = client.post(f"/t/acme/users/{ann.pk}/sign-out/", {"session_id": value})
     assert response.status_code == 404
-    live = AppSession.objects.using(tenant.db_alias).filter(revoked_at__isnull=True)
+    live = AppSession.objects.using(tenant_db.using(tenant)).filter(revoked_at__isnull=True)
     assert live.count() == 2
 
 
@@ -50,7 +51,7 @@ def test_ending_a_foreign_session_is_404(client, setup, foreign):
 @pytest.mark.parametrize("foreign", ["bobs", "unknown", "malformed"])
 def test_removing_a_foreign_factor_is_404(client, setup, foreign):
     tenant, ann, bob = setup
-    alias = tenant.db_alias
+    alias = tenant_db.using(tenant)
     AppFactor.objects.using(alias).create(user_id=ann.pk, kind="totp", friendly_name="A",
                                           key="00" * 20, confirmed_at=timezone.now())
     bobs = AppFactor.objects.using(alias).create(user_id=bob.pk, kind="totp", friendly_name="B",
@@ -67,5 +68,5 @@ def test_own_session_and_factor_still_work(client, setup):
     mine = _session(tenant, ann)
     response = client.post(f"/t/acme/users/{ann.pk}/sign-out/", {"session_id": str(mine.pk)})
     assert response.status_code == 302
-    mine.refresh_from_db(using=tenant.db_alias)
+    mine.refresh_from_db(using=tenant_db.using(tenant))
     assert mine.revoked_at is not None

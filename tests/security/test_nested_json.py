@@ -6,6 +6,7 @@ import pytest
 
 from accounts.app_users import services
 from accounts.app_users.services import METADATA_MAX_DEPTH, AppUserError, clean_metadata
+from tenants import db as tenant_db
 
 
 def _nested(depth: int) -> str:
@@ -32,7 +33,7 @@ def test_user_metadata_and_invite_answer_without_server_error(make_tenant, staff
     as_staff(admin)
     response = client.post(f"/t/acme/users/{user.pk}/metadata/", {"user_metadata": _nested(900)})
     assert response.status_code == 302
-    user.refresh_from_db(using=tenant.db_alias)
+    user.refresh_from_db(using=tenant_db.using(tenant))
     assert user.user_metadata == {}
     response = client.post("/t/acme/users/invite/", {
         "email": "bob@example.test", "name": "Bob", "role": "user", "user_metadata": _nested(5000),

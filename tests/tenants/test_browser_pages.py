@@ -82,7 +82,7 @@ def seed_users(tenant: Tenant, n: int = 160) -> None:
             mfa_enabled=rnd.random() < 0.35,
             banned_until=now + dt.timedelta(days=3) if rnd.random() < 0.04 else None,
         ))
-    AppUser.objects.using(tenant.db_alias).bulk_create(users)
+    AppUser.objects.using(tenant_db.using(tenant)).bulk_create(users)
     sessions = []
     for i, user in enumerate(users):
         if user.last_sign_in_at is None:
@@ -91,7 +91,7 @@ def seed_users(tenant: Tenant, n: int = 160) -> None:
             created = now - dt.timedelta(days=rnd.randint(0, 60), hours=rnd.randint(0, 23))
             sessions.append(AppSession(user=user, token_hash=f"seed-{i}-{k}", created_at=created,
                                        last_seen_at=created, expires_at=created + dt.timedelta(days=1)))
-    AppSession.objects.using(tenant.db_alias).bulk_create(sessions)
+    AppSession.objects.using(tenant_db.using(tenant)).bulk_create(sessions)
 
 
 def test_tenants_pages_with_creation_progress_failure_and_retry(live_server, browser, staff_factory, monkeypatch):
@@ -188,7 +188,7 @@ def test_settings_templates_audit_and_dashboard(live_server, browser, staff_fact
     ada = staff_factory("ada@console.test", name="Ada Admin", tenants={acme: "admin"})
     bob = staff_factory("bob@console.test", name="Bob Support", tenants={acme: "support"})
     seed_users(acme)
-    users = list(AppUser.objects.using(acme.db_alias).order_by("email")[:6])
+    users = list(AppUser.objects.using(tenant_db.using(acme)).order_by("email")[:6])
     for i, user in enumerate(users):
         audit.record(event="app_user.ban" if i % 2 else "app_user.update", actor=ada, tenant=acme, target=user,
                      before={"name": user.name, "banned_until": None},

@@ -27,12 +27,12 @@ def test_two_tenants_get_two_databases_and_do_not_share_users(make_tenant):
     acme, globex = make_tenant("acme"), make_tenant("globex")
     assert acme.db_name != globex.db_name
     assert tenant_db.database_exists(acme) and tenant_db.database_exists(globex)
-    AppUser.objects.using(acme.db_alias).create(email="ann@acme.test", name="Ann")
-    assert AppUser.objects.using(acme.db_alias).filter(email="ann@acme.test").exists()
-    assert not AppUser.objects.using(globex.db_alias).filter(email="ann@acme.test").exists()
-    assert AppUser.objects.using(globex.db_alias).count() == 0
+    AppUser.objects.using(tenant_db.using(acme)).create(email="ann@acme.test", name="Ann")
+    assert AppUser.objects.using(tenant_db.using(acme)).filter(email="ann@acme.test").exists()
+    assert not AppUser.objects.using(tenant_db.using(globex)).filter(email="ann@acme.test").exists()
+    assert AppUser.objects.using(tenant_db.using(globex)).count() == 0
     # The two aliases really point at two different databases.
-    assert connections[acme.db_alias].settings_dict["NAME"] != connections[globex.db_alias].settings_dict["NAME"]
+    assert connections[tenant_db.using(acme)].settings_dict["NAME"] != connections[tenant_db.using(globex)].settings_dict["NAME"]
 
 
 def test_tenant_model_without_alias_fails_loudly(make_tenant):
@@ -49,10 +49,10 @@ def test_tenant_model_without_alias_fails_loudly(make_tenant):
 
 def test_rows_fetched_from_a_tenant_save_back_to_that_tenant(make_tenant):
     acme = make_tenant("acme")
-    user = AppUser.objects.using(acme.db_alias).create(email="a@acme.test")
+    user = AppUser.objects.using(tenant_db.using(acme)).create(email="a@acme.test")
     user.name = "Changed"
     user.save()  # no alias given: the instance remembers its database
-    assert AppUser.objects.using(acme.db_alias).get(pk=user.pk).name == "Changed"
+    assert AppUser.objects.using(tenant_db.using(acme)).get(pk=user.pk).name == "Changed"
 
 
 def test_create_via_command_then_list_shows_it_active():
@@ -74,7 +74,7 @@ def test_create_via_command_then_list_shows_it_active():
 
 def test_delete_and_restore_keep_the_data_purge_drops_the_database(make_tenant):
     acme = make_tenant("acme")
-    AppUser.objects.using(acme.db_alias).create(email="keep@acme.test")
+    AppUser.objects.using(tenant_db.using(acme)).create(email="keep@acme.test")
     run("delete", "acme")
     acme.refresh_from_db()
     assert acme.status == Tenant.Status.DELETED
@@ -149,11 +149,11 @@ def test_migrate_all_brings_an_older_tenant_to_the_latest(make_tenant):
 def test_migrate_adds_the_trigram_indexes_on_postgres(make_tenant):
     acme = make_tenant("acme")
     tenant_db.migrate_database(acme, target=[("accounts", "0001_initial")])
-    with connections[acme.db_alias].cursor() as cur:
+    with connections[tenant_db.using(acme)].cursor() as cur:
         cur.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'accounts_appuser'")
         assert "appuser_email_trgm" not in {r[0] for r in cur.fetchall()}
     run("migrate", "acme")
-    with connections[acme.db_alias].cursor() as cur:
+    with connections[tenant_db.using(acme)].cursor() as cur:
         cur.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'accounts_appuser'")
         defs = dict(cur.fetchall())
     assert "gin_trgm_ops" in defs["appuser_email_trgm"] and "upper" in defs["appuser_email_trgm"]
@@ -179,7 +179,7 @@ def test_a_crash_after_the_record_is_finished_by_running_the_command_again(monke
         tenant.refresh_from_db()
         assert tenant.status == Tenant.Status.ACTIVE
         assert tenant.schema_version == tenant_db.latest_schema_version()
-        AppUser.objects.using(tenant.db_alias).create(email="works@acme.test")
+        AppUser.objects.using(tenant_db.using(tenant)).create(email="works@acme.test")
     finally:
         tenant_db.drop_database(tenant)
 

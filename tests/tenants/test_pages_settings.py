@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied
 from accounts.models import ActionToken, AppUser
 from accounts.tokens import token_issue
 from audit.models import AuditEntry
+from tenants import db as tenant_db
 from tenants import emails
 from tenants import settings_services as services
 from tenants.config import tenant_settings
@@ -98,14 +99,14 @@ def test_invalid_settings_are_refused_and_nothing_changes(client, acme, tenant_a
 
 
 def test_a_role_still_held_by_users_cannot_be_removed(client, acme, tenant_admin):
-    AppUser.objects.using(acme.db_alias).create(email="boss@acme.test", role="admin")
+    AppUser.objects.using(tenant_db.using(acme)).create(email="boss@acme.test", role="admin")
     response = client.post("/t/acme/settings/", {**VALID, "roles": "user", "protected_roles": ""})
     assert response.status_code == 400
     assert "still have the role(s) &#x27;admin&#x27;" in response.content.decode()
 
 
 def test_shorter_link_lifetime_changes_the_tokens_issued(acme, tenant_admin):
-    user = AppUser.objects.using(acme.db_alias).create(email="ann@acme.test")
+    user = AppUser.objects.using(tenant_db.using(acme)).create(email="ann@acme.test")
     token, _ = token_issue(tenant=acme, user=user, purpose=ActionToken.Purpose.MAGIC_LINK)
     assert token.expires_at - token.created_at == timedelta(minutes=10)
 
@@ -127,7 +128,7 @@ def test_disallowed_email_domain_is_refused_by_the_invite_service(acme, tenant_a
     assert not tenant_settings(acme).email_domain_allowed("eve@evil.test")
     with pytest.raises(app_users.AppUserError, match="not allowed"):
         app_users.app_user_invite(actor=tenant_admin, tenant=acme, email="eve@evil.test")
-    assert not AppUser.objects.using(acme.db_alias).filter(email="eve@evil.test").exists()
+    assert not AppUser.objects.using(tenant_db.using(acme)).filter(email="eve@evil.test").exists()
     invited = app_users.app_user_invite(actor=tenant_admin, tenant=acme, email="ann@acme.test")
     assert invited.role == "user"
 

@@ -32,8 +32,8 @@ def admin(staff_factory, as_staff):
 
 def test_list_shows_status_users_placement_and_schema(client, admin, make_tenant):
     acme = make_tenant("acme", "Acme Corp")
-    AppUser.objects.using(acme.db_alias).create(email="a@acme.test")
-    AppUser.objects.using(acme.db_alias).create(email="b@acme.test")
+    AppUser.objects.using(tenant_db.using(acme)).create(email="a@acme.test")
+    AppUser.objects.using(tenant_db.using(acme)).create(email="b@acme.test")
     globex = make_tenant("globex")
     services.tenant_suspend(actor=admin, tenant=globex)
     response = client.get("/tenants/")

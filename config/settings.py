@@ -1,0 +1,334 @@
+"""Settings, all read from the environment (see README, "Configuration").
+
+Two modes: development (the default: SQLite files in the data directory, a generated secret key,
+local-memory cache) and production (``ADMINPANEL_ENV=production``: ``SECRET_KEY`` and
+``ALLOWED_HOSTS`` required, secure cookies, HSTS; ``manage.py check --deploy`` is clean).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+ENV = os.environ.get("ADMINPANEL_ENV", "development").strip().lower()
+if ENV not in {"development", "production"}:
+    raise ImproperlyConfigured("ADMINPANEL_ENV must be 'development' or 'production'.")
+PRODUCTION = ENV == "production"
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+DATA_DIR = Path(os.environ.get("ADMINPANEL_DATA_DIR", BASE_DIR / "var")).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key() -> str:
+    key = os.environ.get("SECRET_KEY", "")
+    if key:
+        return key
+    if PRODUCTION:
+        raise ImproperlyConfigured("SECRET_KEY must be set when ADMINPANEL_ENV=production.")
+    # Development: generate once and keep it in the data directory, so sessions survive restarts.
+    path = DATA_DIR / "secret_key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(64))
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("DEBUG", default=not PRODUCTION)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "" if PRODUCTION else "127.0.0.1,localhost,[::1]")
+if PRODUCTION and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured("ALLOWED_HOSTS must be set when ADMINPANEL_ENV=production.")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+# Absolute base of the links mailed to people (invitations, recovery, magic links). Required in
+# production. In development, when unset, links follow the host and port the request came in on
+# (or, outside a request, the HOST and PORT that `make run` serves on): core.request_context.
+PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "").strip().rstrip("/")
+if PRODUCTION and not PUBLIC_BASE_URL:
+    raise ImproperlyConfigured("PUBLIC_BASE_URL must be set when ADMINPANEL_ENV=production.")
+DEVELOPMENT_BASE_URL = f"http://{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+
+INSTALLED_APPS = [
+    "console.admin_config.ConsoleAdminConfig",  # django.contrib.admin behind password + TOTP
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "django_htmx",
+    "template_partials",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "auditlog",
+    "axes",
+    "accounts",
+    "tenants",
+    "audit",
+    "outbox",
+    "portal",
+    "console",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "console.middleware.security_headers",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "console.middleware.bind_request_context",
+    "console.middleware.require_verified_staff",
+    "axes.middleware.AxesMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "console.context_processors.console",
+            ],
+            "builtins": ["template_partials.templatetags.partials"],
+        },
+    }
+]
+
+# --- Databases -----------------------------------------------------------------------------
+# The control database: SQLite in the data directory unless DATABASE_URL says otherwise.
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'control.sqlite3'}",
+        conn_max_age=int(os.environ.get("CONN_MAX_AGE", "60")),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the console read while a batch writes; a busy timeout instead of "database is locked".
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+
+# Where tenant databases live. With SQLite: one file per tenant in TENANT_SQLITE_DIR. With
+# PostgreSQL: a database per tenant on one of TENANT_DATABASE_SERVERS ("key=url,key=url"); the key
+# "default" is the control server unless given. New tenants go to TENANT_DEFAULT_SERVER.
+TENANT_SQLITE_DIR = Path(os.environ.get("TENANT_SQLITE_DIR", DATA_DIR / "tenants")).resolve()
+TENANT_DATABASE_SERVERS: dict[str, str] = {}
+for _item in env_list("TENANT_DATABASE_SERVERS"):
+    _key, _sep, _url = _item.partition("=")
+    if not _sep or not _key.strip() or not _url.strip():
+        raise ImproperlyConfigured("TENANT_DATABASE_SERVERS must look like 'key=url,key=url'.")
+    TENANT_DATABASE_SERVERS[_key.strip()] = _url.strip()
+TENANT_DEFAULT_SERVER = os.environ.get("TENANT_DEFAULT_SERVER", "default")
+TENANT_DB_PREFIX = os.environ.get("TENANT_DB_PREFIX", "adminpanel_t_")
+DATABASE_ROUTERS = ["tenants.router.TenantRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Set to False to skip creating the default tenant when `migrate` runs (the test suite does).
+TENANTS_CREATE_DEFAULT_ON_MIGRATE = env_bool("TENANTS_CREATE_DEFAULT_ON_MIGRATE", True)
+
+# --- Cache: Redis when REDIS_URL is set (lockout counters shared across workers) -------------
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "adminpanel"),
+        }
+    }
+else:
+    # Without Redis, the control database holds the cache (`manage.py createcachetable`), so
+    # lockout and rate-limit counters are still shared by every worker.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "adminpanel_cache",
+        }
+    }
+
+# --- Authentication ------------------------------------------------------------------------
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        # The policy's number (core/policy.py), overridable through SECURITY_POLICY.
+        "OPTIONS": {
+            "min_length": int(
+                json.loads(os.environ.get("SECURITY_POLICY", "{}")).get("staff_password_min_length", 12)
+            )
+        },
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+
+# --- Security policy numbers (core/policy.py reads these; override per deployment) ----
+SECURITY_POLICY: dict[str, int] = json.loads(os.environ.get("SECURITY_POLICY", "{}"))
+# Client address for audit and rate limits: the socket peer, unless a trusted proxy header is
+# configured (for example "X-Real-IP" set by your load balancer). Never the left-most XFF.
+TRUSTED_PROXY_HEADER = os.environ.get("TRUSTED_PROXY_HEADER", "")
+
+# django-axes: per-account lockout, counters in the cache (shared across workers via Redis).
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
+AXES_LOCKOUT_PARAMETERS = ["username"]
+AXES_USERNAME_FORM_FIELD = "email"
+# Numbers from core.policy (5 failures → 15 minutes). The counter is reset by a complete
+# sign-in (password and TOTP, accounts.lockout.reset), not by the password alone: TOTP failures
+# count toward the same limit. A locked account gets the wrong-password page, unchanged.
+AXES_RESET_ON_SUCCESS = False
+AXES_FAILURE_LIMIT = "accounts.lockout.axes_failure_limit"
+AXES_COOLOFF_TIME = "accounts.lockout.axes_cooloff"
+AXES_USERNAME_CALLABLE = "accounts.lockout.axes_username"
+AXES_CLIENT_IP_CALLABLE = "accounts.lockout.axes_client_ip"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.axes_lockout_response"
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_ENABLE_ACCESS_FAILURE_LOG = False
+AXES_VERBOSE = False
+SILENCED_SYSTEM_CHECKS = [
+    # axes.W006 asks to lock by address as well. The policy locks per account: a per-address lock
+    # would let anyone behind the same NAT lock every staff member out.
+    "axes.W006",
+]
+
+# --- Sessions and cookies ------------------------------------------------------------------
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie; see base.html
+SESSION_COOKIE_NAME = "adminpanel_session"
+# The absolute limit of a staff session (policy: 12 hours); the idle limit (30 minutes) and the
+# absolute one are enforced by console.middleware.require_verified_staff.
+SESSION_COOKIE_AGE = int(SECURITY_POLICY.get("staff_session_absolute_hours", 12)) * 3600
+CSRF_COOKIE_NAME = "adminpanel_csrftoken"
+
+# --- Audit (django-auditlog with our own entry model) --------------------------------------
+AUDITLOG_LOGENTRY_MODEL = "audit.AuditEntry"
+AUDITLOG_CID_GETTER = "core.request_context.get_correlation_id"
+AUDITLOG_DISABLE_REMOTE_ADDR = False
+
+# --- Mail ----------------------------------------------------------------------------------
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "587"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Admin Console <no-reply@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+if PRODUCTION and not EMAIL_HOST and not os.environ.get("EMAIL_BACKEND"):
+    # Without a mail server, links (with their tokens) would be printed to the logs.
+    raise ImproperlyConfigured("Set EMAIL_HOST (or EMAIL_BACKEND) when ADMINPANEL_ENV=production.")
+EMAIL_BACKEND = os.environ.get(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend",
+)
+# Whether the outbox keeps the links of sent messages and shows them at /mail/. In development
+# that is how a link is followed without an SMTP server; in production a stored or displayed link
+# would be a live credential, so tokens are blanked once sent and never shown.
+OUTBOX_KEEP_LINKS = env_bool("OUTBOX_KEEP_LINKS", not PRODUCTION)
+# "inline": mail is sent right after the transaction commits, inside the request (development).
+# "worker": it waits in the outbox for `manage.py deliver_mail --loop` (production), so no
+# request waits for SMTP, and "send me a link" answers as fast for unknown addresses.
+OUTBOX_DELIVERY = os.environ.get("OUTBOX_DELIVERY", "worker" if PRODUCTION else "inline")
+if OUTBOX_DELIVERY not in {"inline", "worker"}:
+    raise ImproperlyConfigured("OUTBOX_DELIVERY must be 'inline' or 'worker'.")
+
+# --- Static files --------------------------------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise warns at start-up when it is missing
+WHITENOISE_USE_FINDERS = not PRODUCTION  # development serves straight from static/
+WHITENOISE_AUTOREFRESH = not PRODUCTION
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if PRODUCTION
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Production hardening ------------------------------------------------------------------
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if PRODUCTION:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000"))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+    if os.environ.get("SECURE_PROXY_SSL_HEADER"):
+        # e.g. "X-Forwarded-Proto" when TLS ends at a trusted load balancer
+        SECURE_PROXY_SSL_HEADER = (
+            "HTTP_" + os.environ["SECURE_PROXY_SSL_HEADER"].upper().replace("-", "_"),
+            "https",
+        )
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {"axes": {"level": "WARNING"}},
+}

@@ -1,0 +1,40 @@
+"""The Django admin behind the console's own sign-in: instance admins with a verified TOTP only.
+
+Installed through ``accounts.apps.ConsoleAdminConfig`` (``default_site``), so every
+``admin.site.register`` call lands here. The admin has no sign-in form of its own: the console's
+(password + TOTP) is the only way in, and the staff middleware has already refused unverified
+sessions before a request gets here.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+
+
+class ConsoleAdminSite(admin.AdminSite):
+    site_header = "Admin Console · Django admin"
+    site_title = "Django admin"
+    index_title = "Control database"
+    enable_nav_sidebar = False
+
+    def has_permission(self, request: HttpRequest) -> bool:
+        user = request.user
+        verified = getattr(user, "is_verified", None)
+        return bool(
+            user.is_active and user.is_superuser and callable(verified) and verified()
+        )
+
+    def login(self, request: HttpRequest, extra_context=None) -> HttpResponse:
+        if request.user.is_authenticated:
+            raise PermissionDenied("The Django admin is for instance admins.")
+        return redirect_to_login(request.get_full_path(), login_url=reverse("console:login"))
+
+    def logout(self, request: HttpRequest, extra_context=None) -> HttpResponse:
+        from console.views.auth import logout_view
+
+        return logout_view(request)
+

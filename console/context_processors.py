@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import functools
+
+from django.http import HttpRequest
+
+from core.access import is_instance_admin
+from tenants.models import Tenant, TenantAdmin
+
+VISIBLE = (Tenant.Status.ACTIVE, Tenant.Status.SUSPENDED)
+
+
+def console(request: HttpRequest) -> dict:
+    """The header's tenant switcher: the tenants the signed-in staff member can reach, with role."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated or not getattr(user, "is_verified", lambda: False)():
+        return {}
+
+    @functools.cache  # evaluated lazily, at most once per request (the header reads it thrice)
+    def reachable() -> list[dict]:
+        if user.is_superuser:
+            return [
+                {"slug": t.slug, "name": t.name, "role": "admin", "status": t.status}
+                for t in Tenant.objects.filter(status__in=VISIBLE).order_by("-is_default", "name")[:200]
+            ]
+        rows = (
+            TenantAdmin.objects.filter(user=user, tenant__status__in=VISIBLE)
+            .select_related("tenant")
+            .order_by("tenant__name")
+        )
+        return [
+            {"slug": r.tenant.slug, "name": r.tenant.name, "role": r.role, "status": r.tenant.status}
+            for r in rows
+        ]
+
+    return {"nav_tenants": reachable, "nav_is_instance_admin": is_instance_admin(user)}

@@ -1,0 +1,116 @@
+"""The shared view gates: tenant resolution and recent-OTP step-up."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from urllib.parse import urlencode, urlsplit
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+from django_htmx.http import HttpResponseClientRedirect
+
+from audit import services as audit
+from console.staff_session import otp_is_recent
+from core.access import is_instance_admin, role_can
+from tenants import db as tenant_db
+from tenants.access import actor_role
+from tenants.models import Tenant
+
+VISIBLE_STATUSES = (Tenant.Status.ACTIVE, Tenant.Status.SUSPENDED)
+
+
+def audit_refusal(request: HttpRequest, *, action: str, reason: str, tenant: Tenant | None = None) -> None:
+    """Every refused authorization lands in the audit trail (SECURITY.md, "Audit")."""
+    user = request.user
+    if not user.is_authenticated:
+        return  # the staff middleware sends those to sign-in; nothing was attempted as anyone
+    audit.record(
+        event="authz.refused", actor=user, tenant=tenant, target_model=Tenant,
+        target_pk=tenant.pk if tenant is not None else "",
+        target_repr=tenant.slug if tenant is not None else "", action=audit.ACCESS,
+        data={"action": action, "reason": reason, "path": request.path[:300],
+              "method": request.method},
+    )
+
+
+def tenant_view(action: str = "view_tenant") -> Callable:
+    """Resolve ``/t/<slug>/...`` once, for every tenant-scoped view.
+
+    Sets ``request.tenant``, ``request.tenant_role`` and ``request.tenant_alias``. Unknown
+    tenants, tenants the actor is not assigned to, and deleted or unprovisioned tenants all answer
+    the same 404; an assigned actor whose role lacks ``action`` gets 403. The tenant never comes
+    from the query string, a header or a form.
+    """
+    role_can(None, action)  # fail at import time for an unknown action
+
+    def decorator(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, slug: str, *args, **kwargs) -> HttpResponse:
+            tenant = Tenant.objects.filter(slug=slug, status__in=VISIBLE_STATUSES).first()
+            role = actor_role(request.user, tenant) if tenant is not None else None
+            if tenant is None or role is None:
+                if tenant is not None:
+                    audit_refusal(request, action=action, reason="not_assigned", tenant=tenant)
+                raise Http404("No such tenant.")
+            if not role_can(role, action):
+                audit_refusal(request, action=action, reason="role", tenant=tenant)
+                raise PermissionDenied("Your role in this tenant does not allow this.")
+            request.tenant = tenant
+            request.tenant_role = role
+            request.tenant_alias = tenant_db.using(tenant)
+            return view(request, *args, **kwargs)
+
+        wrapper.tenant_action = action  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorator
+
+
+def reverify_url(request: HttpRequest) -> str:
+    return reverse("console:reverify") + "?" + urlencode({"next": request.get_full_path()})
+
+
+def recent_otp_required(view: Callable) -> Callable:
+    """Destructive actions need an OTP verification from the last 15 minutes (policy).
+
+    Without one, the actor is sent to the step-up page and comes back to the page they were on.
+    A POST is not replayed after step-up: the form is shown again and submitted again.
+    """
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if otp_is_recent(request):
+            return view(request, *args, **kwargs)
+        target = reverify_url(request)
+        if request.method != "GET":
+            # Back to the page the form was on: the referer's path, when it is this site's.
+            referer = request.headers.get("Referer", "")
+            path = "/"
+            if referer.startswith(request.build_absolute_uri("/")):
+                parts = urlsplit(referer)
+                path = parts.path + (f"?{parts.query}" if parts.query else "")
+            target = reverse("console:reverify") + "?" + urlencode({"next": path})
+        if getattr(request, "htmx", False):
+            return HttpResponseClientRedirect(target)
+        return HttpResponseRedirect(target)
+
+    return wrapper
+
+
+def instance_admin_required(view: Callable) -> Callable:
+    """Instance pages (``/tenants/``, ``/audit/``...): instance admins only; for everybody
+    else they do not exist (404, like a tenant they are not assigned to).
+
+    The staff middleware has already required a verified session; this is the role gate.
+    """
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not is_instance_admin(request.user):
+            audit_refusal(request, action="instance_admin", reason="not_instance_admin")
+            raise Http404("No such page.")
+        return view(request, *args, **kwargs)
+
+    return wrapper

@@ -1,0 +1,129 @@
+"""The staff console's routes (namespace ``console``)."""
+
+from django.urls import path
+
+from console.views import health, home, switch
+
+app_name = "console"
+
+# The staff console. Names are reversed as "console:<name>".
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("", home.home, name="home"),
+    path("switch/", switch.tenant_switch, name="tenant-switch"),
+]
+
+# --- staff access (issue 3) ---
+from console.views import auth  # noqa: E402
+
+urlpatterns += [
+    path("setup/", auth.setup, name="setup"),
+    path("login/", auth.login, name="login"),
+    path("login/verify/", auth.login_verify, name="login-verify"),
+    path("login/enroll/", auth.login_enroll, name="login-enroll"),
+    path("logout/", auth.logout_view, name="logout"),
+    path("staff/accept/<str:token>/", auth.staff_accept, name="staff-accept"),
+    path("account/security/", auth.account_security, name="account-security"),
+    path("account/security/password/", auth.account_password, name="account-password"),
+    path("account/security/backup-codes/", auth.account_backup_codes, name="account-backup-codes"),
+    path("account/security/authenticator/", auth.account_authenticator,
+         name="account-authenticator"),
+    path("account/reverify/", auth.reverify, name="reverify"),
+]
+from console.views import mail, staff, tenant_admins  # noqa: E402
+
+urlpatterns += [
+    path("staff/", staff.staff_index, name="staff-list"),
+    path("staff/invite/", staff.staff_invite, name="staff-invite"),
+    path("staff/<uuid:pk>/", staff.staff_detail, name="staff-detail"),
+    path("staff/<uuid:pk>/deactivate/", staff.staff_deactivate, name="staff-deactivate"),
+    path("staff/<uuid:pk>/reactivate/", staff.staff_reactivate, name="staff-reactivate"),
+    path("staff/<uuid:pk>/two-step/reset/", staff.staff_otp_reset, name="staff-otp-reset"),
+    path("staff/<uuid:pk>/instance-admin/", staff.staff_instance_admin,
+         name="staff-instance-admin"),
+    path("staff/<uuid:pk>/resend/", staff.staff_resend, name="staff-resend"),
+    path("staff/<uuid:pk>/roles/", staff.staff_role_assign, name="staff-role-assign"),
+    path("staff/<uuid:pk>/roles/<slug:slug>/remove/", staff.staff_role_remove,
+         name="staff-role-remove"),
+    path("t/<slug:slug>/admins/", tenant_admins.tenant_admins, name="tenant-admins"),
+    path("t/<slug:slug>/admins/add/", tenant_admins.tenant_admin_add, name="tenant-admin-add"),
+    path("t/<slug:slug>/admins/<uuid:user_id>/role/", tenant_admins.tenant_admin_role,
+         name="tenant-admin-role"),
+    path("t/<slug:slug>/admins/<uuid:user_id>/remove/", tenant_admins.tenant_admin_remove,
+         name="tenant-admin-remove"),
+    path("mail/", mail.mail_list, name="mail-list"),
+    path("mail/<uuid:pk>/", mail.mail_detail, name="mail-detail"),
+]
+
+# --- users console (issue 4) ---
+from console.views import invitations, users  # noqa: E402
+
+_U = "t/<slug:slug>/users/<uuid:user_id>/"
+urlpatterns += [
+    path("t/<slug:slug>/users/", users.user_list, name="users-list"),
+    path("t/<slug:slug>/users/export.csv", users.user_export, name="users-export"),
+    path("t/<slug:slug>/users/import/", users.user_import, name="users-import"),
+    path("t/<slug:slug>/users/new/", users.user_create, name="users-create"),
+    path("t/<slug:slug>/users/invite/", users.user_invite, name="users-invite"),
+    path("t/<slug:slug>/users/batch/", users.users_batch, name="users-batch"),
+    path("t/<slug:slug>/users/batch/<str:key>/", users.users_batch_result, name="users-batch-result"),
+    path(_U, users.user_detail, name="users-detail"),
+    path(_U + "edit/", users.user_edit, name="users-edit"),
+    path(_U + "metadata/", users.user_metadata, name="users-metadata"),
+    path(_U + "ban/", users.user_ban, name="users-ban"),
+    path(_U + "unban/", users.user_unban, name="users-unban"),
+    path(_U + "recovery/", users.user_recovery, name="users-recovery"),
+    path(_U + "magic-link/", users.user_magic_link, name="users-magic-link"),
+    path(_U + "sign-out/", users.user_sign_out, name="users-sign-out"),
+    path(_U + "factors/remove/", users.user_factor_remove, name="users-factor-remove"),
+    path(_U + "confirm-email/", users.user_confirm_email, name="users-confirm-email"),
+    path(_U + "resend-invitation/", users.user_resend_invitation, name="users-resend-invitation"),
+    path(_U + "delete/", users.user_delete, name="users-delete"),
+    path("t/<slug:slug>/invitations/", invitations.invitation_list, name="invitations-list"),
+    path("t/<slug:slug>/invitations/<uuid:user_id>/resend/", invitations.invitation_resend,
+         name="invitations-resend"),
+    path("t/<slug:slug>/invitations/<uuid:user_id>/revoke/", invitations.invitation_revoke,
+         name="invitations-revoke"),
+]
+
+# --- impersonation (the portal side is portal.urls) ---
+from console.views import impersonation  # noqa: E402
+
+urlpatterns += [
+    path("t/<slug:slug>/impersonations/", impersonation.impersonation_list, name="impersonations"),
+    path("t/<slug:slug>/impersonations/start/<uuid:user_id>/", impersonation.impersonation_start,
+         name="impersonation-start"),
+    path("t/<slug:slug>/impersonations/<uuid:impersonation_id>/end/", impersonation.impersonation_end,
+         name="impersonation-end"),
+]
+
+# --- tenants, settings, audit, dashboards (issue 6) ---
+from console.views import audit as audit_views  # noqa: E402
+from console.views import dashboard, tenant_settings  # noqa: E402
+from console.views import tenants as tenant_views  # noqa: E402
+
+urlpatterns += [
+    path("tenants/", tenant_views.tenant_list, name="tenants-list"),
+    path("tenants/new/", tenant_views.tenant_create, name="tenants-create"),
+    path("tenants/migrate/", tenant_views.tenant_migrate_all, name="tenants-migrate-all"),
+    path("tenants/<slug:slug>/", tenant_views.tenant_detail, name="tenants-detail"),
+    path("tenants/<slug:slug>/edit/", tenant_views.tenant_edit, name="tenants-edit"),
+    path("tenants/<slug:slug>/retry/", tenant_views.tenant_retry, name="tenants-retry"),
+    path("tenants/<slug:slug>/migrate/", tenant_views.tenant_migrate, name="tenants-migrate"),
+    path("tenants/<slug:slug>/purge/", tenant_views.tenant_purge, name="tenants-purge"),
+    path("tenants/<slug:slug>/<str:verb>/", tenant_views.tenant_lifecycle,
+         name="tenants-lifecycle"),
+    path("audit/", audit_views.audit_instance, name="audit-instance"),
+    path("audit/export.csv", audit_views.audit_instance_export, name="audit-instance-export"),
+    path("t/<slug:slug>/audit/", audit_views.audit_tenant, name="audit-tenant"),
+    path("t/<slug:slug>/audit/export.csv", audit_views.audit_tenant_export,
+         name="audit-tenant-export"),
+    path("t/<slug:slug>/", dashboard.tenant_dashboard, name="tenant-dashboard"),
+    path("t/<slug:slug>/settings/", tenant_settings.settings_edit, name="tenant-settings"),
+    path("t/<slug:slug>/settings/emails/<str:kind>/", tenant_settings.email_template_edit,
+         name="tenant-email-template"),
+    path("t/<slug:slug>/settings/emails/<str:kind>/preview/",
+         tenant_settings.email_template_preview, name="tenant-email-preview"),
+    path("t/<slug:slug>/settings/emails/<str:kind>/reset/",
+         tenant_settings.email_template_reset, name="tenant-email-reset"),
+]

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from accounts import otp
+from accounts.selectors import recent_activity, tenant_memberships
+from tenants.stats import overview_for
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    """The console home: the tenants I can reach with my role, and what I did lately."""
+    memberships = tenant_memberships(actor=request.user)
+    return render(request, "console/home.html", {
+        "memberships": memberships,
+        "overview": overview_for(
+            [m.tenant for m in memberships], roles={m.tenant.slug: m.role for m in memberships}
+        ),
+        "activity": recent_activity(actor=request.user),
+        "backup_left": otp.backup_codes_left(request.user),
+    })

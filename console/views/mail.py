@@ -1,0 +1,48 @@
+"""The mail outbox, for instance admins: follow an invitation link without an SMTP server."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.http import require_GET
+
+from console.decorators import instance_admin_required
+from outbox.selectors import PAGE_SIZE, outbox_get, outbox_list
+from outbox.services import keeps_links, redact_links
+
+
+def _before(raw: str) -> datetime | None:
+    """The paging cursor; a malformed one (or one off the calendar in UTC) shows the first page."""
+    try:
+        value = parse_datetime(raw[:40]) if raw else None
+        if value is not None and timezone.is_naive(value):
+            value = timezone.make_aware(value, UTC)
+        # The database compares in UTC: 9999-12-31T23:59-12:00 is past year 9999 there.
+        return value.astimezone(UTC) if value is not None else None
+    except (ValueError, OverflowError):
+        return None
+
+
+@instance_admin_required
+@require_GET
+def mail_list(request: HttpRequest) -> HttpResponse:
+    before = _before(request.GET.get("before", ""))
+    messages_ = outbox_list(before=before)
+    older = messages_[-1].created_at.isoformat() if len(messages_) == PAGE_SIZE else None
+    return render(request, "console/mail/list.html",
+                  {"outbox": messages_, "older": older, "paged": before is not None})
+
+
+@instance_admin_required
+@require_GET
+def mail_detail(request: HttpRequest, pk) -> HttpResponse:
+    message = outbox_get(pk=pk)
+    if message is None:
+        raise Http404("No such message.")
+    body = message.body if keeps_links() else redact_links(message.body)
+    return render(request, "console/mail/detail.html",
+                  {"message": message, "body": body, "links_hidden": not keeps_links()})

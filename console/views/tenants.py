@@ -1,0 +1,296 @@
+"""Tenant management for instance admins: ``/tenants/``.
+
+Creation shows its progress: the POST writes the record (``provisioning``) and the tenant's page
+runs the steps (create database → migrate → activate) as successive htmx POSTs, each showing its
+result. Without JavaScript the same POST runs every step in one request. A failure shows the
+error and a Retry button that resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
+
+from console.decorators import instance_admin_required, recent_otp_required
+from tenants import db, selectors, services, stats
+from tenants.forms import PurgeForm, TenantCreateForm, TenantEditForm
+from tenants.models import Tenant
+
+STEP_LABELS = {
+    "database": "Create the database",
+    "migrate": "Apply the schema migrations",
+    "activate": "Activate the tenant",
+}
+MIGRATE_RESULTS = "tenants_migrate_results"
+LIFECYCLE = {
+    "suspend": (services.tenant_suspend, "suspended"),
+    "resume": (services.tenant_resume, "resumed"),
+    "delete": (services.tenant_delete, "deleted; its data is kept until you purge it"),
+    "restore": (services.tenant_restore, "restored"),
+}
+
+
+def _tenant(slug: str) -> Tenant:
+    tenant = selectors.tenant_get(slug=slug)
+    if tenant is None:
+        raise Http404("No such tenant.")
+    return tenant
+
+
+def _detail_url(tenant: Tenant) -> str:
+    return reverse("console:tenants-detail", args=[tenant.slug])
+
+
+@instance_admin_required
+@require_GET
+def tenant_list(request: HttpRequest) -> HttpResponse:
+    include_purged = request.GET.get("purged") == "1"
+    latest = db.latest_schema_version()
+    rows = [
+        {
+            "tenant": t,
+            "users": stats.user_count(t),
+            "behind": t.schema_version != latest,
+        }
+        for t in selectors.tenant_list(include_purged=include_purged)
+    ]
+    return render(request, "console/tenants/list.html", {
+        "rows": rows, "include_purged": include_purged,
+        "migrate_results": request.session.pop(MIGRATE_RESULTS, None),
+        "behind_count": sum(1 for r in rows if r["behind"] and r["tenant"].is_usable),
+    })
+
+
+@instance_admin_required
+@require_http_methods(["GET", "POST"])
+def tenant_create(request: HttpRequest) -> HttpResponse:
+    form = TenantCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            tenant = services.tenant_register(
+                actor=request.user, slug=data["slug"], name=data["name"], metadata=data["metadata"]
+            )
+        except services.TenantError as exc:
+            form.add_error(None, str(exc))
+        else:
+            if request.htmx:
+                # The tenant's page runs the steps one by one and shows each result.
+                return HttpResponseClientRedirect(_detail_url(tenant))
+            try:
+                services.tenant_retry(actor=request.user, tenant=tenant)
+            except services.TenantError as exc:
+                messages.error(request, str(exc))
+            else:
+                messages.success(request, f"Tenant {tenant.slug} is active.")
+            return HttpResponseRedirect(_detail_url(tenant))
+    template = "console/tenants/create.html"
+    if request.htmx:
+        template += "#tenant-create-form"
+    # htmx swaps only 2xx answers: a form with errors is a 200 there, a 400 for a plain post.
+    status = 400 if form.is_bound and not request.htmx else 200
+    return render(request, template, {"form": form}, status=status)
+
+
+def step_states(tenant: Tenant, *, ran: dict | None = None, error: str = "") -> dict:
+    """Where a creation stands, step by step, read from reality (database, schema, status)."""
+    active = tenant.status == Tenant.Status.ACTIVE
+    try:
+        has_db = active or db.database_exists(tenant)
+    except Exception:  # noqa: BLE001 - an unreachable server means "not done yet"
+        has_db = False
+    done = {
+        "database": has_db,
+        "migrate": active or (has_db and tenant.schema_version == db.latest_schema_version()),
+        "activate": active,
+    }
+    failed = tenant.status == Tenant.Status.FAILED
+    steps, next_step = [], None
+    for key, label in STEP_LABELS.items():
+        state = "done" if done[key] else "pending"
+        if state == "pending" and next_step is None:
+            next_step = key
+            state = "failed" if failed else "next"
+        detail = ""
+        if ran and ran.get("step") == key:
+            detail = _describe(ran)
+        elif state == "done" and key == "database":
+            detail = f"{tenant.db_name} on server {tenant.db_server}"
+        elif state == "done" and key == "migrate":
+            detail = "Schema " + ", ".join(f"{k} {v}" for k, v in tenant.schema_version.items())
+        steps.append({"key": key, "label": label, "state": state, "detail": detail})
+    # Run the next step automatically only while creating, and never the same step twice in a
+    # row (a step that "worked" without taking effect would otherwise loop).
+    auto = (
+        tenant.status == Tenant.Status.PROVISIONING
+        and next_step is not None
+        and not (ran and ran.get("step") == next_step)
+    )
+    if ran and ran.get("step") == next_step and not failed:
+        error = error or "That step did not take effect. Retry, or check the server logs."
+    return {
+        "tenant": tenant, "steps": steps, "next_step": next_step, "auto": auto,
+        "failed": failed or bool(error), "error": error or tenant.last_error, "active": active,
+    }
+
+
+def _describe(ran: dict) -> str:
+    if ran.get("skipped"):
+        return "Already done."
+    if ran["step"] == "database":
+        return "Created." if ran.get("created") else "It already existed; kept as it is."
+    if ran["step"] == "migrate":
+        return "Schema " + ", ".join(f"{k} {v}" for k, v in (ran.get("schema_version") or {}).items())
+    return "The tenant is active."
+
+
+@instance_admin_required
+@require_POST
+def tenant_retry(request: HttpRequest, slug: str) -> HttpResponse:
+    """One step (htmx, ``step`` in the body) or, without JavaScript, every remaining step."""
+    tenant = _tenant(slug)
+    step = request.POST.get("step", "")
+    if request.htmx and step:
+        ran, error = None, ""
+        try:
+            ran = services.tenant_provision_step(actor=request.user, tenant=tenant, step=step)
+        except services.TenantError as exc:
+            error = str(exc)
+        tenant.refresh_from_db()
+        if tenant.status == Tenant.Status.ACTIVE and step == "activate":
+            messages.success(request, f"Tenant {tenant.slug} is active.")  # for the refreshed page
+        # The tenant's own error (the cause) reads better here than the command-line advice.
+        context = step_states(tenant, ran=ran, error=tenant.last_error or error)
+        context["oob"] = True  # the page's status badge follows
+        return render(request, "console/tenants/detail.html#provision-steps", context)
+    try:
+        services.tenant_retry(actor=request.user, tenant=tenant)
+    except services.TenantError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Tenant {tenant.slug} is active.")
+    return HttpResponseRedirect(_detail_url(tenant))
+
+
+@instance_admin_required
+@require_GET
+def tenant_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    tenant = _tenant(slug)
+    if request.htmx:  # the progress box asks for a fresh page once the creation is done
+        return HttpResponseClientRefresh()
+    initial = {"name": tenant.name, "metadata": _json(tenant.metadata)}
+    return render(request, "console/tenants/detail.html", _detail_context(
+        tenant, edit_form=TenantEditForm(initial=initial), purge_form=PurgeForm()
+    ))
+
+
+def _json(value) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False) if value else ""
+
+
+def _detail_context(tenant: Tenant, **forms) -> dict:
+    context = {
+        "tenant": tenant,
+        "users": stats.user_count(tenant),
+        "latest": db.latest_schema_version(),
+        "behind": tenant.schema_version != db.latest_schema_version(),
+        "metadata_json": _json(tenant.metadata),
+        **forms,
+    }
+    if tenant.status in {Tenant.Status.PROVISIONING, Tenant.Status.FAILED}:
+        context.update(step_states(tenant))
+    return context
+
+
+@instance_admin_required
+@require_POST
+def tenant_edit(request: HttpRequest, slug: str) -> HttpResponse:
+    tenant = _tenant(slug)
+    form = TenantEditForm(request.POST)
+    if form.is_valid():
+        try:
+            services.tenant_update(
+                actor=request.user, tenant=tenant,
+                name=form.cleaned_data["name"], metadata=form.cleaned_data["metadata"],
+            )
+        except services.TenantError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, "Saved.")
+            return HttpResponseRedirect(_detail_url(tenant))
+    return render(request, "console/tenants/detail.html",
+                  _detail_context(tenant, edit_form=form, purge_form=PurgeForm()), status=400)
+
+
+@instance_admin_required
+@require_POST
+def tenant_lifecycle(request: HttpRequest, slug: str, verb: str) -> HttpResponse:
+    if verb not in LIFECYCLE:
+        raise Http404("No such action.")
+    tenant = _tenant(slug)
+    service, done = LIFECYCLE[verb]
+    try:
+        service(actor=request.user, tenant=tenant)
+    except services.TenantError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Tenant {tenant.slug} {done}.")
+    return HttpResponseRedirect(_detail_url(tenant))
+
+
+@instance_admin_required
+@recent_otp_required
+@require_POST
+def tenant_purge(request: HttpRequest, slug: str) -> HttpResponse:
+    tenant = _tenant(slug)
+    form = PurgeForm(request.POST)
+    if form.is_valid():
+        try:
+            services.tenant_purge(
+                actor=request.user, tenant=tenant, confirm_slug=form.cleaned_data["confirm_slug"]
+            )
+        except services.TenantError as exc:
+            form.add_error("confirm_slug", str(exc))
+        else:
+            messages.success(request, f"Tenant {tenant.slug} was purged: its database is gone.")
+            return HttpResponseRedirect(_detail_url(tenant))
+    return render(request, "console/tenants/detail.html", _detail_context(
+        tenant, edit_form=TenantEditForm(initial={"name": tenant.name,
+                                                   "metadata": _json(tenant.metadata)}),
+        purge_form=form,
+    ), status=400)
+
+
+def _migrate_one(actor, tenant: Tenant) -> dict:
+    try:
+        result = services.tenant_migrate(actor=actor, tenant=tenant)
+    except services.TenantError as exc:
+        return {"slug": tenant.slug, "ok": False, "text": str(exc)[:500]}
+    changed = result["from"] != result["to"]
+    versions = ", ".join(f"{k} {v}" for k, v in (result["to"] or {}).items())
+    return {"slug": tenant.slug, "ok": True,
+            "text": ("Migrated to " if changed else "Already current: ") + versions}
+
+
+@instance_admin_required
+@require_POST
+def tenant_migrate(request: HttpRequest, slug: str) -> HttpResponse:
+    tenant = _tenant(slug)
+    outcome = _migrate_one(request.user, tenant)
+    (messages.success if outcome["ok"] else messages.error)(request, f"{tenant.slug}: {outcome['text']}")
+    return HttpResponseRedirect(_detail_url(tenant))
+
+
+@instance_admin_required
+@require_POST
+def tenant_migrate_all(request: HttpRequest) -> HttpResponse:
+    """Every tenant with a database, one after the other; each one's outcome is shown."""
+    results = [_migrate_one(request.user, t) for t in selectors.tenant_list()]
+    request.session[MIGRATE_RESULTS] = results
+    return HttpResponseRedirect(reverse("console:tenants-list"))

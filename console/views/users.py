@@ -1,0 +1,526 @@
+"""The users console: list, detail, and every action on one user or a batch of them.
+
+Each view: gate (verified staff, tenant + role via ``tenant_view``, recent OTP for destructive
+actions) → form → one service call → redirect (or the page again with its errors). The tenant
+always comes from the URL; a user id of another tenant answers 404 like an unknown one.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from accounts.app_users import batches, csv_io, selectors, services
+from accounts.app_users.forms import (
+    BATCH_ACTIONS,
+    BanForm,
+    BatchForm,
+    CreateUserForm,
+    DeleteForm,
+    ImportForm,
+    InviteForm,
+    MetadataForm,
+    ProfileForm,
+    RecoveryForm,
+    UserFilterForm,
+)
+from accounts.app_users.services import AppUserError, AppUserNotFound
+from accounts.models import AppUser
+from audit import services as audit
+from console.decorators import audit_refusal, recent_otp_required, tenant_view
+from core.access import MATRIX, role_can
+from core.policy import policy
+from tenants.config import tenant_settings
+
+BATCH_SESSION_KEY = "adminpanel_users_batches"
+
+
+def console(action: str) -> Callable:
+    """Verified staff (password + TOTP) and the tenant gate. The console's middleware denies
+    unverified sessions too; this keeps these views closed even without it."""
+
+    def decorator(view: Callable) -> Callable:
+        gated = tenant_view(action)(view)
+
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            user = request.user
+            if not user.is_authenticated or not getattr(user, "is_verified", lambda: False)():
+                target = "/login/?" + urlencode({"next": request.get_full_path()})
+                return HttpResponseClientRedirect(target) if request.htmx else redirect(target)
+            return gated(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def _perms(request: HttpRequest) -> dict[str, bool]:
+    return {action: role_can(request.tenant_role, action) for action in MATRIX}
+
+
+def _user_or_404(request: HttpRequest, user_id: Any) -> AppUser:
+    user = selectors.app_user_get(tenant=request.tenant, user_id=user_id)
+    if user is None:
+        raise Http404("No such user.")
+    return user
+
+
+def _detail_url(request: HttpRequest, user_id: Any) -> str:
+    return reverse("console:users-detail", args=[request.tenant.slug, user_id])
+
+
+def _list_url(request: HttpRequest, params: dict | None = None) -> str:
+    url = reverse("console:users-list", args=[request.tenant.slug])
+    return f"{url}?{urlencode(params)}" if params else url
+
+
+def _act(request: HttpRequest, user_id: Any, call: Callable[[AppUser], Any], success: str,
+         *, gone: bool = False) -> HttpResponse:
+    """Run one service on one user; report its outcome as a message and go back."""
+    user = _user_or_404(request, user_id)
+    try:
+        call(user)
+    except AppUserNotFound as exc:
+        raise Http404("No such user.") from exc
+    except AppUserError as exc:
+        messages.error(request, str(exc))
+        return redirect(_detail_url(request, user.pk))
+    messages.success(request, success.format(email=user.email))
+    return redirect(_list_url(request) if gone else _detail_url(request, user.pk))
+
+
+def _form_error(request: HttpRequest, form) -> HttpResponse | None:
+    if form.is_valid():
+        return None
+    for field, errors in form.errors.items():
+        label = form.fields[field].label or field.replace("_", " ") if field != "__all__" else ""
+        for error in errors:
+            messages.error(request, f"{str(label).capitalize()}: {error}" if label else error)
+    return None
+
+
+# --- List ------------------------------------------------------------------------------------
+
+
+def _sort_links(filters: selectors.UserFilters, per_page: int) -> dict[str, dict[str, str]]:
+    links = {}
+    for key in ("created", "last_sign_in", "email"):
+        current = filters.sort.lstrip("-") == key
+        descending = filters.sort.startswith("-")
+        if current:
+            new = key if descending else f"-{key}"
+        else:
+            new = key if key == "email" else f"-{key}"
+        params = {**filters.as_params(), "sort": new}
+        if per_page != selectors.DEFAULT_PER_PAGE:
+            params["per_page"] = str(per_page)
+        links[key] = {
+            "url": "?" + urlencode(params),
+            "state": ("descending" if descending else "ascending") if current else "none",
+        }
+    return links
+
+
+@require_GET
+@console("view_users")
+def user_list(request: HttpRequest) -> HttpResponse:
+    settings = tenant_settings(request.tenant)
+    form = UserFilterForm(request.GET, settings=settings)
+    filters = form.filters()
+    per_page = form.value("per_page") or selectors.DEFAULT_PER_PAGE
+    page = selectors.app_user_list(
+        tenant=request.tenant, filters=filters, per_page=per_page, cursor=form.value("cursor") or ""
+    )
+    params = filters.as_params()
+    if per_page != selectors.DEFAULT_PER_PAGE:
+        params["per_page"] = str(per_page)
+    perms = _perms(request)
+    context = {
+        "tenant": request.tenant,
+        "form": form,
+        "filters": filters,
+        "page": page,
+        "per_page": per_page,
+        "query": urlencode(params),
+        "filter_params": sorted(filters.as_params().items()),
+        "next_url": "?" + urlencode({**params, "cursor": page.next_cursor}) if page.next_cursor else "",
+        "prev_url": "?" + urlencode({**params, "cursor": page.prev_cursor}) if page.prev_cursor else "",
+        "sort_links": _sort_links(filters, per_page),
+        "perms": perms,
+        "batch_actions": [(k, v) for k, v in BATCH_ACTIONS.items() if perms[batches.ACTIONS[k]]],
+        "roles": settings.roles,
+        "batch_max": policy().batch_max_users,
+        "now": timezone.now(),
+    }
+    partial = request.htmx and request.htmx.target == "users-table"
+    template = "console/users/list.html" + ("#users-table" if partial else "")
+    return render(request, template, context)
+
+
+@require_GET
+@console("export_users")
+def user_export(request: HttpRequest) -> HttpResponse:
+    filters = UserFilterForm(request.GET, settings=tenant_settings(request.tenant)).filters()
+    audit.record(
+        event="app_user.export", actor=request.user, tenant=request.tenant, target_model=AppUser,
+        target_pk="", target_repr="CSV export", action=audit.ACCESS,
+        data={"filter": filters.as_params()},
+    )
+    stamp = timezone.now().strftime("%Y%m%d-%H%M")
+    response = StreamingHttpResponse(
+        csv_io.export_csv(tenant=request.tenant, filters=filters), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="users-{request.tenant.slug}-{stamp}.csv"'
+    return response
+
+
+# --- Creating and inviting ---------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@console("invite_user")
+def user_invite(request: HttpRequest) -> HttpResponse:
+    settings = tenant_settings(request.tenant)
+    form = InviteForm(request.POST or None, settings=settings)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = services.app_user_invite(
+                actor=request.user, tenant=request.tenant, email=form.cleaned_data["email"],
+                name=form.cleaned_data["name"], role=form.cleaned_data["role"],
+                user_metadata=form.cleaned_data["user_metadata"],
+            )
+        except AppUserError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Invitation sent to {user.email}.")
+            return redirect(_detail_url(request, user.pk))
+    return render(request, "console/users/invite.html", {"form": form, "tenant": request.tenant,
+                                                             "settings": settings})
+
+
+@require_http_methods(["GET", "POST"])
+@console("create_user")
+def user_create(request: HttpRequest) -> HttpResponse:
+    settings = tenant_settings(request.tenant)
+    form = CreateUserForm(request.POST or None, settings=settings)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            user = services.app_user_create(
+                actor=request.user, tenant=request.tenant, email=data["email"], name=data["name"],
+                role=data["role"], password=data["password"] if data["mode"] == "password" else "",
+                send_invitation=data["mode"] == "invite", confirmed=data["confirmed"],
+                user_metadata=data["user_metadata"], app_metadata=data["app_metadata"],
+            )
+        except AppUserError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"{user.email} was created.")
+            return redirect(_detail_url(request, user.pk))
+    return render(request, "console/users/create.html", {"form": form, "tenant": request.tenant,
+                                                             "settings": settings})
+
+
+# --- Detail ------------------------------------------------------------------------------------
+
+
+_EMPTY = (None, "", {}, [], False)
+
+
+def _history(tenant, user: AppUser) -> list:
+    """The user's audit entries, each with the changes worth showing (empty → empty is noise)."""
+    entries = selectors.app_user_history(tenant=tenant, user=user)
+    for entry in entries:
+        changes = entry.changes if isinstance(entry.changes, dict) else {}
+        entry.visible_changes = [
+            (field, pair[0], pair[1]) for field, pair in sorted(changes.items())
+            if isinstance(pair, list | tuple) and len(pair) == 2
+            and (pair[0] not in _EMPTY or pair[1] not in _EMPTY)
+        ]
+    return entries
+
+
+@require_GET
+@console("view_users")
+def user_detail(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
+    tenant = request.tenant
+    user = _user_or_404(request, user_id)
+    settings = tenant_settings(tenant)
+    context = {
+        "tenant": tenant,
+        "u": user,
+        "perms": _perms(request),
+        "sessions": selectors.app_user_sessions(tenant=tenant, user=user),
+        "factors": selectors.app_user_factors(tenant=tenant, user=user),
+        "tokens": selectors.app_user_pending_tokens(tenant=tenant, user=user),
+        "history": _history(tenant, user),
+        "empty": _EMPTY,
+        "profile_form": ProfileForm(
+            initial={"email": user.email, "name": user.name, "role": user.role}, settings=settings
+        ),
+        "metadata_form": MetadataForm(initial={
+            "user_metadata": json.dumps(user.user_metadata, indent=2, ensure_ascii=False),
+            "app_metadata": json.dumps(user.app_metadata, indent=2, ensure_ascii=False),
+        }),
+        "ban_form": BanForm(),
+        "protected": user.role in settings.protected_roles,
+        "now": timezone.now(),
+    }
+    return render(request, "console/users/detail.html", context)
+
+
+# --- One-user actions --------------------------------------------------------------------------
+
+
+@require_POST
+@console("edit_user")
+def user_edit(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
+    form = ProfileForm(request.POST, settings=tenant_settings(request.tenant))
+    if not form.is_valid():
+        _form_error(request, form)
+        return redirect(_detail_url(request, _user_or_404(request, user_id).pk))
+    data = form.cleaned_data
+    return _act(request, user_id, lambda u: services.app_user_update(
+        actor=request.user, tenant=request.tenant, user_id=u.pk, name=data["name"],
+        email=data["email"], role=data["role"],
+    ), "Profile saved.")
+
+
+@require_POST
+@console("edit_user")
+def user_metadata(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
+    form = MetadataForm(request.POST)
+    if not form.is_valid():
+        _form_error(request, form)
+        return redirect(_detail_url(request, _user_or_404(request, user_id).pk))
+    data = form.cleaned_data
+    return _act(request, user_id, lambda u: services.app_user_update(
+        actor=request.user, tenant=request.tenant, user_id=u.pk,
+        user_metadata=data["user_metadata"], app_metadata=data["app_metadata"],
+    ), "Metadata saved.")
+
+
+@require_POST
+@console("ban_user")
+@recent_otp_required
+def user_ban(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
+    form = BanForm(request.POST)
+    if not form.is_valid():
+        _form_error(request, form)
+        return redirect(_detail_url(request, _user_or_404(request, user_id).pk))
+
+    def ban(u: AppUser) -> AppUser:
+        until = services.ban_until_for(form.cleaned_data["duration"], until=form.cleaned_data["until"])
+        return services.app_user_ban(actor=request.user, tenant=request.tenant, user_id=u.pk,
+                                     until=until, reason=form.cleaned_data["reason"])
+
+    return _act(request, user_id, ban, "{email} is banned and signed out everywhere.")
+
+
+@require_POST
+@console("unban_user")
+def user_unban(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
+    return _act(request, user_id, lambda u: services.app_user_unban(
+        actor=request.user, tenant=request.tenant, user_id=u.pk), "{email} is no longer banned.")
+
+
+@require_POST
+@console("send_recovery")
+def user_recovery(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
+    sign_out = RecoveryForm(request.POST).is_valid() and bool(request.POST.get("sign_out"))
+    done = "A password-recovery link was sent to {email}" + (" and every session ended." if sign_out else ".")
+    return _act(request, user_id, lambda u: services.app_user_send_recovery(
+        actor=request.user, tenant=request.tenant, user_id=u.pk, sign_out=sign_out), done)
+
+
+@require_POST
+@console("send_magic_link")
+def user_magic_link(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
+    return _act(request, user_id, lambda u: services.app_user_send_magic_link(
+        actor=request.user, tenant=request.tenant, user_id=u.pk), "A magic link was sent to {email}.")
+
+
+@require_POST
+@console("sign_out_user")
+def user_sign_out(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
+    session_id = request.POST.get("session_id") or None
+    done = "The session was ended." if session_id else "{email} was signed out everywhere."
+    return _act(request, user_id, lambda u: services.app_user_sign_out(
+        actor=request.user, tenant=request.tenant, user_id=u.pk, session_id=session_id), done)
+
+
+@require_POST
+@console("remove_factor")
+@recent_otp_required
+def user_factor_remove(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
+    factor_id = request.POST.get("factor_id") or None
+    done = "The factor was removed." if factor_id else "Every factor of {email} was removed."
+    return _act(request, user_id, lambda u: services.app_user_factor_remove(
+        actor=request.user, tenant=request.tenant, user_id=u.pk, factor_id=factor_id), done)
+
+
+@require_POST
+@console("confirm_email")
+def user_confirm_email(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
+    return _act(request, user_id, lambda u: services.app_user_confirm_email(
+        actor=request.user, tenant=request.tenant, user_id=u.pk), "The address {email} is confirmed.")
+
+
+@require_POST
+@console("resend_invitation")
+def user_resend_invitation(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
+    return _act(request, user_id, lambda u: services.app_user_invitation_resend(
+        actor=request.user, tenant=request.tenant, user_id=u.pk), "A new invitation was sent to {email}.")
+
+
+@require_POST
+@console("delete_user")
+@recent_otp_required
+def user_delete(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
+    form = DeleteForm(request.POST)
+    if not form.is_valid():
+        _form_error(request, form)
+        return redirect(_detail_url(request, _user_or_404(request, user_id).pk))
+    hard = form.cleaned_data["mode"] == "hard"
+    done = "{email} was deleted permanently." if hard else "{email} was deleted."
+    return _act(request, user_id, lambda u: services.app_user_delete(
+        actor=request.user, tenant=request.tenant, user_id=u.pk, hard=hard), done, gone=hard)
+
+
+# --- Batches -----------------------------------------------------------------------------------
+
+_OPTION_FIELDS = {"csrfmiddlewaretoken", "confirm", "duration", "until", "reason", "sign_out"}
+
+
+def _store_result(request: HttpRequest, result: batches.BatchResult, back: str) -> str:
+    key = uuid.uuid4().hex[:12]
+    stored = dict(request.session.get(BATCH_SESSION_KEY, {}))
+    while len(stored) >= 5:
+        stored.pop(next(iter(stored)))
+    stored[key] = {**result.as_dict(), "back": back, "tenant": request.tenant.slug,
+                   "at": timezone.now().isoformat()}
+    request.session[BATCH_SESSION_KEY] = stored
+    return key
+
+
+@require_POST
+@console("view_users")
+def users_batch(request: HttpRequest) -> HttpResponse:
+    action = request.POST.get("action", "")
+    if action not in batches.ACTIONS:
+        messages.error(request, "Choose an action for the selected users.")
+        return redirect(_list_url(request))
+    if not role_can(request.tenant_role, batches.ACTIONS[action]):
+        audit_refusal(request, action=batches.ACTIONS[action], reason="role", tenant=request.tenant)
+        raise PermissionDenied("Your role in this tenant does not allow this.")
+    run = _users_batch_run
+    if action in batches.DESTRUCTIVE:
+        run = recent_otp_required(run)
+    return run(request, action)
+
+
+def _users_batch_run(request: HttpRequest, action: str) -> HttpResponse:
+    tenant = request.tenant
+    settings = tenant_settings(tenant)
+    form = BatchForm(request.POST)
+    filters = UserFilterForm(request.POST, settings=settings).filters()
+    back = _list_url(request, filters.as_params())
+    if not form.is_valid():
+        _form_error(request, form)
+        return redirect(back)
+    data = form.cleaned_data
+    selection = (
+        batches.Selection(filters=filters) if data["scope"] == "all"
+        else batches.Selection(ids=tuple(data["ids"]))
+    )
+    error = ""
+    if data["confirm"]:
+        try:
+            until = None
+            if action == "ban":
+                until = services.ban_until_for(data["duration"] or "", until=data["until"])
+            result = batches.app_users_batch(
+                actor=request.user, tenant=tenant, action=action, selection=selection, until=until,
+                reason=data["reason"], sign_out=data["sign_out"],
+            )
+        except AppUserError as exc:
+            error = str(exc)
+        else:
+            key = _store_result(request, result, back)
+            return redirect(reverse("console:users-batch-result", args=[tenant.slug, key]))
+    count = batches.selection_count(tenant=tenant, selection=selection)
+    cap = policy().batch_max_users
+    context = {
+        "tenant": tenant, "action": action, "label": BATCH_ACTIONS[action], "count": count,
+        "too_many": count > cap, "batch_max": cap, "scope": data["scope"], "error": error,
+        "carry": [(k, v) for k, values in request.POST.lists() if k not in _OPTION_FIELDS for v in values],
+        "ban_form": BanForm(initial={"duration": data["duration"] or "24h", "reason": data["reason"]}),
+        "sign_out": data["sign_out"], "back": back, "destructive": action in batches.DESTRUCTIVE,
+        "filters": filters,
+    }
+    return render(request, "console/users/batch_confirm.html", context, status=400 if error else 200)
+
+
+@require_GET
+@console("view_users")
+def users_batch_result(request: HttpRequest, key: str) -> HttpResponse:
+    result = request.session.get(BATCH_SESSION_KEY, {}).get(key)
+    if not result or result.get("tenant") != request.tenant.slug:
+        raise Http404("No such batch result.")
+    label = BATCH_ACTIONS.get(result["action"], "Invite" if result["action"] == "invite" else result["action"])
+    return render(request, "console/users/batch_result.html",
+                  {"tenant": request.tenant, "result": result, "label": label})
+
+
+# --- Import ------------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@console("import_users")
+def user_import(request: HttpRequest) -> HttpResponse:
+    tenant = request.tenant
+    context: dict[str, Any] = {"tenant": tenant, "settings": tenant_settings(tenant),
+                               "batch_max": policy().batch_max_users}
+    if request.method == "POST" and request.POST.get("payload"):
+        try:
+            rows = csv_io.unsign_rows(request.POST["payload"], tenant=tenant, actor=request.user)
+            result = batches.app_users_invite_many(actor=request.user, tenant=tenant, rows=rows)
+        except AppUserError as exc:
+            messages.error(request, str(exc))
+            return redirect(reverse("console:users-import", args=[tenant.slug]))
+        key = _store_result(request, result, _list_url(request))
+        return redirect(reverse("console:users-batch-result", args=[tenant.slug, key]))
+    form = ImportForm(request.POST or None, request.FILES or None)
+    context["form"] = form
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        try:
+            if upload.size > csv_io.IMPORT_MAX_BYTES:
+                raise AppUserError("The file is larger than 5 MB.")
+            rows = csv_io.parse_import(upload.read())
+            batches.invite_rows_check(actor=request.user, tenant=tenant, rows=rows)
+        except AppUserError as exc:
+            form.add_error("file", str(exc))
+        else:
+            ok = [r for r in rows if r.ok]
+            context.update(
+                rows=rows[:1000], row_count=len(rows), ok_count=len(ok),
+                skip_count=sum(1 for r in rows if r.skip), error_count=sum(1 for r in rows if r.error),
+                payload=csv_io.sign_rows(rows, tenant=tenant, actor=request.user) if ok else "",
+                filename=upload.name,
+            )
+    return render(request, "console/users/import.html", context)

@@ -1,0 +1,37 @@
+"""An actor's role in a tenant: the one lookup behind every tenant gate and service check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.access import TenantRole, is_instance_admin, role_can
+from tenants.models import Tenant, TenantAdmin
+
+VISIBLE_STATUSES = Tenant.VISIBLE_STATUSES
+
+
+def actor_role(actor: Any, tenant: Tenant) -> str | None:
+    """The actor's effective role in the tenant: ``admin`` for instance admins, else the
+    assignment's role, else ``None`` (not assigned: the tenant must look like it does not exist).
+
+    Cached on the actor object for the rest of the request.
+    """
+    if actor is None or not getattr(actor, "is_authenticated", False) or not actor.is_active:
+        return None
+    if is_instance_admin(actor):
+        return TenantRole.ADMIN
+    cached: dict | None = getattr(actor, "_tenant_roles", None)
+    if cached is None:
+        cached = {}
+        actor._tenant_roles = cached
+    if tenant.pk not in cached:
+        cached[tenant.pk] = (
+            TenantAdmin.objects.filter(user=actor, tenant=tenant).values_list("role", flat=True).first()
+        )
+    return cached[tenant.pk]
+
+
+def can(actor: Any, tenant: Tenant, action: str) -> bool:
+    """Whether ``actor`` may perform ``action`` in ``tenant`` (role only; no target rules)."""
+    return role_can(actor_role(actor, tenant), action)
+

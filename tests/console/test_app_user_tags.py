@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from accounts.models import BANNED_FOREVER, AppUser
+from console.templatetags.app_user_tags import _ago, status_badge, user_rows
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def make(**kwargs) -> AppUser:
+    defaults = {"email": "ann@acme.test", "name": "Ann", "role": "user", "created_at": NOW - timedelta(days=3),
+                "email_confirmed_at": NOW - timedelta(days=3)}
+    return AppUser(**{**defaults, **kwargs})
+
+
+def test_rows_escape_every_user_supplied_value():
+    evil = make(email='x"><script>alert(1)</script>@a.test', name="<b>Bob</b>", role="us<er",
+                banned_until=NOW + timedelta(hours=2), ban_reason='"><img src=x>')
+    html = str(user_rows([evil], slug="acme", selectable=True, now=NOW))
+    assert "<script>" not in html and "<b>" not in html and "<img" not in html
+    assert "&lt;script&gt;" in html and "&lt;b&gt;Bob&lt;/b&gt;" in html
+    assert 'name="ids"' in html and f'href="/t/acme/users/{evil.pk}/"' in html
+
+
+def test_rows_show_status_mfa_sign_in_and_created():
+    user = make(mfa_enabled=True, last_sign_in_at=NOW - timedelta(days=2, hours=3))
+    html = str(user_rows([user], slug="acme", selectable=False, now=NOW))
+    assert 'name="ids"' not in html
+    assert "badge-success" in html and "✓ On" in html
+    assert "2 days, 3 hours ago" in html and "Nov 17, 2026" in html
+
+
+def test_status_badges():
+    assert "Active" in status_badge(make())
+    assert "Invited" in status_badge(make(email_confirmed_at=None, invited_at=NOW))
+    assert "Unconfirmed" in status_badge(make(email_confirmed_at=None, password="x"))
+    assert "Banned indefinitely" in status_badge(make(banned_until=BANNED_FOREVER))
+    until = datetime.now(UTC) + timedelta(days=1)
+    assert f"Banned until {until:%b} {until.day}, {until:%H:%M}" in status_badge(make(banned_until=until))
+    assert "Deleted" in status_badge(make(deleted_at=NOW))
+
+
+def test_ago_reads_like_djangos_timesince():
+    assert _ago(NOW - timedelta(seconds=30), NOW) == "0 minutes"
+    assert _ago(NOW - timedelta(minutes=1), NOW) == "1 minute"
+    assert _ago(NOW - timedelta(hours=5, minutes=2), NOW) == "5 hours, 2 minutes"
+    assert _ago(NOW - timedelta(days=8), NOW) == "1 week, 1 day"
+    assert _ago(NOW - timedelta(days=400), NOW) == "1 year, 1 month"

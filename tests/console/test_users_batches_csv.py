@@ -1,0 +1,259 @@
+"""Batches over HTTP (confirm step with the count, result panel, "all matching", roles, OTP),
+CSV export (streamed, filtered, formula-safe), CSV import (preview, confirm, idempotent) and
+the invitations page."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from accounts.app_users.csv_io import safe_cell
+from accounts.models import BANNED_FOREVER, AppUser
+from audit.models import AuditEntry
+from core.policy import policy
+from outbox.models import OutboxMessage
+from tenants import db as tenant_db
+from tests.accounts.app_user_data import make_user, make_users, reload
+from tests.conftest import login_verified
+
+pytestmark = pytest.mark.django_db
+
+
+def banned(tenant) -> set[str]:
+    return set(AppUser.objects.using(tenant_db.using(tenant)).filter(banned_until__isnull=False).values_list("email", flat=True))
+
+
+# --- Batches -----------------------------------------------------------------------------------
+
+
+def test_batch_ban_of_selected_rows_confirms_the_count_then_reports(acme, staff):
+    users = make_users(acme, 5)
+    ids = [str(u.pk) for u in users[:3]]
+    admin = staff("admin")
+    response = admin.post("/t/acme/users/batch/", {"action": "ban", "scope": "selected", "ids": ids})
+    page = response.content.decode()
+    assert response.status_code == 200 and "Ban 3 users?" in page and 'name="confirm"' in page
+    assert banned(acme) == set()  # the confirmation step changes nothing
+    response = admin.post("/t/acme/users/batch/", {"action": "ban", "scope": "selected", "ids": ids,
+                                                   "duration": "24h", "confirm": "1"})
+    assert response.status_code == 302 and "/t/acme/users/batch/" in response["Location"]
+    assert banned(acme) == {u.email for u in users[:3]}
+    result = admin.get(response["Location"]).content.decode()
+    assert 'data-processed>3<' in result and 'data-errors>0<' in result
+
+
+def test_batch_on_all_matching_uses_the_filter(acme, staff):
+    make_users(acme, 7, prefix="spam", domain="bad.test")
+    make_users(acme, 4, prefix="good")
+    admin = staff("admin")
+    response = admin.post("/t/acme/users/batch/", {"action": "ban", "scope": "all", "q": "bad.test"})
+    assert "Ban 7 users?" in response.content.decode()
+    admin.post("/t/acme/users/batch/", {"action": "ban", "scope": "all", "q": "bad.test",
+                                        "duration": "forever", "confirm": "1"})
+    assert banned(acme) == {f"spam{i:05d}@bad.test" for i in range(7)}
+    assert AppUser.objects.using(tenant_db.using(acme)).filter(banned_until=BANNED_FOREVER).count() == 7
+
+
+def test_batch_reports_errors_by_user(acme, staff):
+    users = make_users(acme, 3)
+    root = make_user(acme, "root@example.test", role="admin")
+    support = staff("support")
+    response = support.post("/t/acme/users/batch/", {
+        "action": "sign_out", "scope": "selected", "ids": [str(u.pk) for u in [*users, root]], "confirm": "1"})
+    result = support.get(response["Location"]).content.decode()
+    assert 'data-processed>3<' in result and 'data-errors>1<' in result
+    assert "root@example.test" in result and "protected" in result
+
+
+def test_support_cannot_run_admin_batches_and_viewer_none(acme, staff):
+    users = make_users(acme, 2)
+    ids = [str(u.pk) for u in users]
+    assert staff("support").post("/t/acme/users/batch/", {"action": "delete", "scope": "selected", "ids": ids,
+                                                          "confirm": "1"}).status_code == 403
+    assert staff("viewer").post("/t/acme/users/batch/", {"action": "sign_out", "scope": "selected", "ids": ids,
+                                                         "confirm": "1"}).status_code == 403
+    assert not AppUser.objects.using(tenant_db.using(acme)).filter(deleted_at__isnull=False).exists()
+
+
+def test_destructive_batches_need_a_recent_otp(acme, staff):
+    users = make_users(acme, 2)
+    response = staff("admin", otp_age_seconds=3600).post(
+        "/t/acme/users/batch/", {"action": "delete", "scope": "selected", "ids": [str(u.pk) for u in users],
+                                 "confirm": "1"})
+    assert response.status_code == 302 and response["Location"].startswith("/account/reverify/")
+    assert not AppUser.objects.using(tenant_db.using(acme)).filter(deleted_at__isnull=False).exists()
+    # Gentle batches do not.
+    response = staff("admin", otp_age_seconds=3600).post(
+        "/t/acme/users/batch/", {"action": "sign_out", "scope": "selected", "ids": [str(u.pk) for u in users],
+                                 "confirm": "1"})
+    assert "/t/acme/users/batch/" in response["Location"]
+
+
+def test_batch_beyond_the_cap_is_refused_clearly(acme, staff, settings):
+    make_users(acme, 6)
+    settings.SECURITY_POLICY = {"batch_max_users": 5}
+    policy.cache_clear()
+    try:
+        admin = staff("admin")
+        page = admin.post("/t/acme/users/batch/", {"action": "delete", "scope": "all"}).content.decode()
+        assert "Too many users for one batch" in page and 'name="confirm"' not in page
+        response = admin.post("/t/acme/users/batch/", {"action": "delete", "scope": "all", "confirm": "1"})
+        assert response.status_code == 400 and "at most 5" in response.content.decode()
+    finally:
+        policy.cache_clear()
+    assert not AppUser.objects.using(tenant_db.using(acme)).filter(deleted_at__isnull=False).exists()
+
+
+def test_batch_with_bad_input_changes_nothing(acme, staff):
+    make_users(acme, 2)
+    admin = staff("admin")
+    for data in ({"action": "explode", "scope": "selected", "ids": ["x"]},
+                 {"action": "ban", "scope": "selected", "ids": ["not-a-uuid"], "confirm": "1", "duration": "24h"},
+                 {"action": "ban", "scope": "selected", "confirm": "1", "duration": "24h"}):
+        response = admin.post("/t/acme/users/batch/", data, follow=True)
+        assert response.status_code == 200 and "flash-error" in response.content.decode()
+    assert banned(acme) == set()
+
+
+def test_a_batch_result_belongs_to_its_session(acme, staff):
+    users = make_users(acme, 1)
+    response = staff("admin").post("/t/acme/users/batch/", {"action": "unban", "scope": "selected",
+                                                            "ids": [str(users[0].pk)], "confirm": "1"})
+    assert staff("support").get(response["Location"]).status_code == 404
+
+
+# --- CSV export ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("=1+1", "'=1+1"), ("+cmd", "'+cmd"), ("-2", "'-2"), ("@SUM(A1)", "'@SUM(A1)"),
+    ("\tx", "'\tx"), ("\rx", "'\rx"), ("plain", "plain"), (None, ""), (True, "true"),
+])
+def test_safe_cell(value, expected):
+    assert safe_cell(value) == expected
+
+
+def test_export_streams_the_current_filter_formula_safe(acme, staff):
+    make_user(acme, "evil@example.test", name='=HYPERLINK("http://x","click")')
+    make_user(acme, "plain@example.test", name="Plain")
+    make_user(acme, "other@else.test", name="Other")
+    response = staff("support").get("/t/acme/users/export.csv?q=example.test&sort=email")
+    assert response.status_code == 200 and response.streaming
+    assert response["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [r["email"] for r in rows] == ["evil@example.test", "plain@example.test"]
+    assert rows[0]["name"] == '\'=HYPERLINK("http://x","click")' and rows[0]["status"] == "active"
+    assert AuditEntry.objects.filter(tenant=acme, event="app_user.export").exists()
+    assert staff("viewer").get("/t/acme/users/export.csv").status_code == 403
+
+
+def test_export_reads_in_keyset_chunks_past_one_chunk(acme, staff):
+    make_users(acme, 2_345)
+    response = staff("admin").get("/t/acme/users/export.csv")
+    lines = b"".join(response.streaming_content).decode().splitlines()
+    assert len(lines) == 2_346 and len(set(lines)) == 2_346
+
+
+# --- CSV import ----------------------------------------------------------------------------------
+
+CSV = (
+    "email,name,role\n"
+    "ann@example.test,Ann,user\n"
+    "BOB@example.test,Bob,\n"
+    "not-an-email,X,user\n"
+    "eve@example.test,=cmd|' /C calc'!A0,user\n"
+    "root@example.test,Root,admin\n"
+    "ann@example.test,Ann again,user\n"
+)
+
+
+def _upload(client, content: str = CSV, name: str = "people.csv"):
+    return client.post("/t/acme/users/import/", {"file": SimpleUploadedFile(name, content.encode(), "text/csv")})
+
+
+def test_import_previews_then_invites_and_twice_invites_nobody_twice(acme, staff):
+    support = staff("support")
+    preview = _upload(support)
+    page = preview.content.decode()
+    assert preview.status_code == 200 and "Invite 2 users" in page
+    assert "Enter a valid email address." in page and "formula" in page and "protected" in page
+    assert "Appears earlier in the file." in page
+    assert not AppUser.objects.using(tenant_db.using(acme)).exists()  # a preview changes nothing
+    payload = re.search(r'name="payload" value="([^"]+)"', page).group(1)
+    response = support.post("/t/acme/users/import/", {"payload": payload})
+    assert response.status_code == 302
+    result = support.get(response["Location"]).content.decode()
+    assert 'data-processed>2<' in result and 'data-errors>3<' in result
+    assert set(AppUser.objects.using(tenant_db.using(acme)).values_list("email", flat=True)) == {"ann@example.test", "bob@example.test"}
+    assert OutboxMessage.objects.filter(kind="invite").count() == 2
+    # The same file again: everybody is skipped; the same confirmation again: too.
+    again = _upload(support).content.decode()
+    assert "Already a user of this tenant." in again and "Invite 0 users" not in again
+    support.post("/t/acme/users/import/", {"payload": payload})
+    assert AppUser.objects.using(tenant_db.using(acme)).count() == 2
+    assert OutboxMessage.objects.filter(kind="invite").count() == 2
+
+
+@pytest.mark.parametrize("content, message", [
+    ("name,role\nAnn,user\n", "at least “email”"),
+    ("", "empty"),
+    ("email\n", "no one to invite"),
+])
+def test_import_refuses_unreadable_files(acme, staff, content, message):
+    response = _upload(staff("support"), content)
+    assert response.status_code == 200 and message in response.content.decode()
+
+
+def test_import_refuses_binary_and_a_tampered_payload(acme, staff):
+    support = staff("support")
+    response = support.post("/t/acme/users/import/", {"file": SimpleUploadedFile("x.csv", b"\xff\xfe\x00\x00bin", "text/csv")})
+    assert "not UTF-8" in response.content.decode() or "NUL" in response.content.decode()
+    response = support.post("/t/acme/users/import/", {"payload": "forged:payload"}, follow=True)
+    assert "upload the file again" in response.content.decode()
+    assert not AppUser.objects.using(tenant_db.using(acme)).exists()
+    assert staff("viewer").get("/t/acme/users/import/").status_code == 403
+
+
+# --- Invitations ---------------------------------------------------------------------------------
+
+
+def test_invitations_page_lists_pending_invitations_with_resend_and_revoke(acme, make_tenant, staff):
+    support = staff("support")
+    support.post("/t/acme/users/invite/", {"email": "inv@example.test", "role": "user"})
+    make_user(acme, "active@example.test")
+    invited = AppUser.objects.using(tenant_db.using(acme)).get(email="inv@example.test")
+    page = staff("viewer").get("/t/acme/invitations/").content.decode()
+    assert "inv@example.test" in page and "active@example.test" not in page and "expires in" in page
+    assert "Resend" not in page  # a viewer only reads
+    assert support.post(f"/t/acme/invitations/{invited.pk}/resend/").status_code == 302
+    assert OutboxMessage.objects.filter(kind="invite", to="inv@example.test").count() == 2
+    assert staff("viewer").post(f"/t/acme/invitations/{invited.pk}/revoke/").status_code == 403
+    globex = make_tenant("globex")
+    foreign = make_user(globex, "g@example.test", email_confirmed_at=None, invited_at=invited.invited_at)
+    assert support.post(f"/t/acme/invitations/{foreign.pk}/revoke/").status_code == 404
+    assert reload(globex, foreign) is not None
+    assert support.post(f"/t/acme/invitations/{invited.pk}/revoke/").status_code == 302
+    assert reload(acme, invited) is None
+    assert AuditEntry.objects.filter(event="app_user.invitation_revoke").count() == 1
+
+
+@pytest.mark.parametrize("method, path", [
+    ("get", "/t/acme/users/"), ("get", "/t/acme/users/new/"), ("post", "/t/acme/users/new/"),
+    ("get", "/t/acme/users/invite/"), ("post", "/t/acme/users/invite/"), ("post", "/t/acme/users/batch/"),
+    ("get", "/t/acme/users/export.csv"), ("get", "/t/acme/users/import/"), ("get", "/t/acme/invitations/"),
+])
+def test_pages_of_a_tenant_one_is_not_assigned_to_are_404(acme, make_tenant, staff_factory, method, path):
+    globex = make_tenant("globex")
+    outsider = login_verified(Client(), staff_factory("out@console.test", tenants={globex: "admin"}))
+    users = make_users(acme, 2)
+    data = {"email": "x@example.test", "role": "user", "mode": "invite", "action": "delete", "scope": "all",
+            "confirm": "1"}
+    response = getattr(outsider, method)(path, data if method == "post" else None)
+    assert response.status_code == 404
+    assert AppUser.objects.using(tenant_db.using(acme)).count() == 2
+    assert reload(acme, users[0]).deleted_at is None
