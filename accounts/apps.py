@@ -6,9 +6,14 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts"
 
     def ready(self) -> None:
+        from auditlog.registry import auditlog
         from axes.signals import user_locked_out
+        from django.contrib.auth import get_user_model
 
         from accounts.receivers import audit_lockout
 
         user_locked_out.connect(audit_lockout, dispatch_uid="accounts.audit_lockout")
+        # Staff rows, logged automatically. The password hash is excluded outright: masking
+        # would still store half of it.
+        auditlog.register(get_user_model(), exclude_fields=["password", "last_login", "updated_at"])
 

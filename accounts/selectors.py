@@ -12,8 +12,6 @@ from accounts.models import StaffInvitation, User
 from audit.models import AuditEntry
 from tenants.models import Tenant, TenantAdmin
 
-VISIBLE_TENANT_STATUSES = (Tenant.Status.ACTIVE, Tenant.Status.SUSPENDED)
-
 # --- Staff -----------------------------------------------------------------------------------
 
 
@@ -71,7 +69,7 @@ def staff_roles(*, user: User) -> QuerySet[TenantAdmin]:
 
 
 def assignable_tenants(*, exclude_user: User | None = None) -> QuerySet[Tenant]:
-    qs = Tenant.objects.filter(status__in=VISIBLE_TENANT_STATUSES).order_by("-is_default", "slug")
+    qs = Tenant.objects.filter(status__in=Tenant.VISIBLE_STATUSES).order_by("-is_default", "slug")
     if exclude_user is not None:
         qs = qs.exclude(admins__user=exclude_user)
     return qs
@@ -108,10 +106,10 @@ class Membership:
 def tenant_memberships(*, actor) -> list[Membership]:
     """The tenants the actor can reach, with their role in each (instance admins: all, admin)."""
     if actor.is_superuser:
-        tenants = Tenant.objects.filter(status__in=VISIBLE_TENANT_STATUSES)
+        tenants = Tenant.objects.filter(status__in=Tenant.VISIBLE_STATUSES)
         return [Membership(t, "admin") for t in tenants.order_by("-is_default", "name")]
     rows = (
-        TenantAdmin.objects.filter(user=actor, tenant__status__in=VISIBLE_TENANT_STATUSES)
+        TenantAdmin.objects.filter(user=actor, tenant__status__in=Tenant.VISIBLE_STATUSES)
         .select_related("tenant")
         .order_by("-tenant__is_default", "tenant__name")
     )

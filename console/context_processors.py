@@ -7,8 +7,6 @@ from django.http import HttpRequest
 from core.access import is_instance_admin
 from tenants.models import Tenant, TenantAdmin
 
-VISIBLE = (Tenant.Status.ACTIVE, Tenant.Status.SUSPENDED)
-
 
 def console(request: HttpRequest) -> dict:
     """The header's tenant switcher: the tenants the signed-in staff member can reach, with role."""
@@ -21,10 +19,10 @@ def console(request: HttpRequest) -> dict:
         if user.is_superuser:
             return [
                 {"slug": t.slug, "name": t.name, "role": "admin", "status": t.status}
-                for t in Tenant.objects.filter(status__in=VISIBLE).order_by("-is_default", "name")[:200]
+                for t in Tenant.objects.filter(status__in=Tenant.VISIBLE_STATUSES).order_by("-is_default", "name")[:200]
             ]
         rows = (
-            TenantAdmin.objects.filter(user=user, tenant__status__in=VISIBLE)
+            TenantAdmin.objects.filter(user=user, tenant__status__in=Tenant.VISIBLE_STATUSES)
             .select_related("tenant")
             .order_by("tenant__name")
         )

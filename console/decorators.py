@@ -18,8 +18,6 @@ from tenants import db as tenant_db
 from tenants.access import actor_role
 from tenants.models import Tenant
 
-VISIBLE_STATUSES = (Tenant.Status.ACTIVE, Tenant.Status.SUSPENDED)
-
 
 def audit_refusal(request: HttpRequest, *, action: str, reason: str, tenant: Tenant | None = None) -> None:
     """Every refused authorization lands in the audit trail (SECURITY.md, "Audit")."""
@@ -35,28 +33,52 @@ def audit_refusal(request: HttpRequest, *, action: str, reason: str, tenant: Ten
     )
 
 
-def tenant_view(action: str = "view_tenant") -> Callable:
-    """Resolve ``/t/<slug>/...`` once, for every tenant-scoped view.
+def _unverified(request: HttpRequest) -> HttpResponse | None:
+    """The gate stays closed without the staff middleware too: no password + TOTP, no page."""
+    user = request.user
+    if user.is_authenticated and getattr(user, "is_verified", lambda: False)():
+        return None
+    target = reverse("console:login") + "?" + urlencode({"next": request.get_full_path()})
+    if getattr(request, "htmx", False):
+        return HttpResponseClientRedirect(target)
+    return HttpResponseRedirect(target)
 
-    Sets ``request.tenant``, ``request.tenant_role`` and ``request.tenant_alias``. Unknown
-    tenants, tenants the actor is not assigned to, and deleted or unprovisioned tenants all answer
-    the same 404; an assigned actor whose role lacks ``action`` gets 403. The tenant never comes
-    from the query string, a header or a form.
+
+def resolve_tenant(request: HttpRequest, slug: str, action: str) -> tuple[Tenant, str]:
+    """The tenant of ``/t/<slug>/...`` and the actor's role there, or the refusal.
+
+    Unknown tenants, tenants the actor is not assigned to, and deleted or unprovisioned tenants
+    all raise the same 404; an assigned actor whose role lacks ``action`` gets 403. Both
+    refusals of a known tenant are audited. The tenant never comes from the query string, a
+    header or a form.
+    """
+    tenant = Tenant.objects.filter(slug=slug, status__in=Tenant.VISIBLE_STATUSES).first()
+    role = actor_role(request.user, tenant) if tenant is not None else None
+    if tenant is None or role is None:
+        if tenant is not None:
+            audit_refusal(request, action=action, reason="not_assigned", tenant=tenant)
+        raise Http404("No such tenant.")
+    if not role_can(role, action):
+        audit_refusal(request, action=action, reason="role", tenant=tenant)
+        raise PermissionDenied("Your role in this tenant does not allow this.")
+    return tenant, role
+
+
+def tenant_view(action: str = "view_tenant") -> Callable:
+    """The one tenant gate of the console, for every ``/t/<slug>/...`` view.
+
+    Requires a verified staff session, resolves the tenant once (``resolve_tenant``) and sets
+    ``request.tenant``, ``request.tenant_role`` and ``request.tenant_alias``.
     """
     role_can(None, action)  # fail at import time for an unknown action
 
     def decorator(view: Callable) -> Callable:
         @functools.wraps(view)
         def wrapper(request: HttpRequest, slug: str, *args, **kwargs) -> HttpResponse:
-            tenant = Tenant.objects.filter(slug=slug, status__in=VISIBLE_STATUSES).first()
-            role = actor_role(request.user, tenant) if tenant is not None else None
-            if tenant is None or role is None:
-                if tenant is not None:
-                    audit_refusal(request, action=action, reason="not_assigned", tenant=tenant)
-                raise Http404("No such tenant.")
-            if not role_can(role, action):
-                audit_refusal(request, action=action, reason="role", tenant=tenant)
-                raise PermissionDenied("Your role in this tenant does not allow this.")
+            refused = _unverified(request)
+            if refused is not None:
+                return refused
+            tenant, role = resolve_tenant(request, slug, action)
             request.tenant = tenant
             request.tenant_role = role
             request.tenant_alias = tenant_db.using(tenant)

@@ -6,8 +6,18 @@ class TenantsConfig(AppConfig):
     verbose_name = "Tenants"
 
     def ready(self) -> None:
+        from auditlog.registry import auditlog
+        from auditlog.signals import pre_log
         from django.db.models.signals import post_migrate
 
-        from tenants import signals
+        from tenants import checks, signals  # noqa: F401 - checks registers the system check
+        from tenants.models import Tenant, TenantAdmin
+        from tenants.receivers import veto_tenant_database_instances
 
         post_migrate.connect(signals.ensure_default_tenant, sender=self)
+        # Tenant rows are never logged automatically (auditlog would diff them against the
+        # control database); their services write the trail.
+        pre_log.connect(veto_tenant_database_instances, dispatch_uid="tenants.veto_tenant_db")
+        # The control-plane models of the tenancy plane, logged automatically.
+        auditlog.register(Tenant, exclude_fields=["updated_at"])
+        auditlog.register(TenantAdmin)

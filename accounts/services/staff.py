@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 
 USER_FIELDS = ("email", "name", "is_active", "is_superuser")
 ASSIGNMENT_FIELDS = ("role",)
-ASSIGNABLE_STATUSES = (Tenant.Status.ACTIVE, Tenant.Status.SUSPENDED)
 NAME_MAX_LENGTH = 150
 _FORBIDDEN_CHARS = frozenset(
     "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff"
@@ -383,7 +382,7 @@ def _lock_tenant_admins(tenant: Tenant) -> list:
 
 
 def _check_assignable(tenant: Tenant) -> None:
-    if tenant.status not in ASSIGNABLE_STATUSES:
+    if tenant.status not in Tenant.VISIBLE_STATUSES:
         raise ValidationError(f"Tenant {tenant.slug} is {tenant.status}; staff cannot be assigned.")
 
 

@@ -6,11 +6,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from accounts.app_users import stats
 from audit.models import AuditEntry
 from audit.selectors import present
 from console.decorators import tenant_view
 from core.access import role_can
-from tenants import stats
 
 # Chart geometry (SVG user units): drawn on the server, no script and no inline style.
 WIDTH, HEIGHT = 720, 220

@@ -5,8 +5,8 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from accounts import otp
+from accounts.app_users.stats import overview_for
 from accounts.selectors import recent_activity, tenant_memberships
-from tenants.stats import overview_for
 
 
 @require_GET

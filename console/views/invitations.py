@@ -13,12 +13,12 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.app_users import selectors, services
 from accounts.app_users.services import AppUserError, AppUserNotFound
-from console.views.users import console
+from console.decorators import tenant_view
 from core.access import role_can
 
 
 @require_GET
-@console("view_invitations")
+@tenant_view("view_invitations")
 def invitation_list(request: HttpRequest) -> HttpResponse:
     return render(request, "console/invitations/list.html", {
         "tenant": request.tenant,
@@ -46,12 +46,12 @@ def _run(request: HttpRequest, user_id: uuid.UUID, service, done: str) -> HttpRe
 
 
 @require_POST
-@console("resend_invitation")
+@tenant_view("resend_invitation")
 def invitation_resend(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
     return _run(request, user_id, services.app_user_invitation_resend, "A new invitation was sent to {email}.")
 
 
 @require_POST
-@console("revoke_invitation")
+@tenant_view("revoke_invitation")
 def invitation_revoke(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
     return _run(request, user_id, services.app_user_invitation_revoke, "The invitation of {email} was revoked.")

@@ -8,9 +8,9 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts.app_users import tenant_settings as services
 from console.decorators import tenant_view
 from tenants import emails
-from tenants import settings_services as services
 from tenants.config import lifetime_bounds, tenant_settings
 from tenants.forms import EmailTemplateForm, TenantSettingsForm
 

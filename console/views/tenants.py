@@ -17,8 +17,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 
+from accounts.app_users import stats
 from console.decorators import instance_admin_required, recent_otp_required
-from tenants import db, selectors, services, stats
+from tenants import db, selectors, services
 from tenants.forms import PurgeForm, TenantCreateForm, TenantEditForm
 from tenants.models import Tenant
 

@@ -7,7 +7,6 @@ always comes from the URL; a user id of another tenant answers 404 like an unkno
 
 from __future__ import annotations
 
-import functools
 import json
 import uuid
 from collections.abc import Callable
@@ -21,7 +20,6 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.app_users import batches, csv_io, selectors, services
 from accounts.app_users.forms import (
@@ -46,26 +44,6 @@ from core.policy import policy
 from tenants.config import tenant_settings
 
 BATCH_SESSION_KEY = "adminpanel_users_batches"
-
-
-def console(action: str) -> Callable:
-    """Verified staff (password + TOTP) and the tenant gate. The console's middleware denies
-    unverified sessions too; this keeps these views closed even without it."""
-
-    def decorator(view: Callable) -> Callable:
-        gated = tenant_view(action)(view)
-
-        @functools.wraps(view)
-        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-            user = request.user
-            if not user.is_authenticated or not getattr(user, "is_verified", lambda: False)():
-                target = "/login/?" + urlencode({"next": request.get_full_path()})
-                return HttpResponseClientRedirect(target) if request.htmx else redirect(target)
-            return gated(request, *args, **kwargs)
-
-        return wrapper
-
-    return decorator
 
 
 def _perms(request: HttpRequest) -> dict[str, bool]:
@@ -136,7 +114,7 @@ def _sort_links(filters: selectors.UserFilters, per_page: int) -> dict[str, dict
 
 
 @require_GET
-@console("view_users")
+@tenant_view("view_users")
 def user_list(request: HttpRequest) -> HttpResponse:
     settings = tenant_settings(request.tenant)
     form = UserFilterForm(request.GET, settings=settings)
@@ -172,7 +150,7 @@ def user_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-@console("export_users")
+@tenant_view("export_users")
 def user_export(request: HttpRequest) -> HttpResponse:
     filters = UserFilterForm(request.GET, settings=tenant_settings(request.tenant)).filters()
     audit.record(
@@ -192,7 +170,7 @@ def user_export(request: HttpRequest) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-@console("invite_user")
+@tenant_view("invite_user")
 def user_invite(request: HttpRequest) -> HttpResponse:
     settings = tenant_settings(request.tenant)
     form = InviteForm(request.POST or None, settings=settings)
@@ -213,7 +191,7 @@ def user_invite(request: HttpRequest) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-@console("create_user")
+@tenant_view("create_user")
 def user_create(request: HttpRequest) -> HttpResponse:
     settings = tenant_settings(request.tenant)
     form = CreateUserForm(request.POST or None, settings=settings)
@@ -255,7 +233,7 @@ def _history(tenant, user: AppUser) -> list:
 
 
 @require_GET
-@console("view_users")
+@tenant_view("view_users")
 def user_detail(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
     tenant = request.tenant
     user = _user_or_404(request, user_id)
@@ -287,7 +265,7 @@ def user_detail(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
 
 
 @require_POST
-@console("edit_user")
+@tenant_view("edit_user")
 def user_edit(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
     form = ProfileForm(request.POST, settings=tenant_settings(request.tenant))
     if not form.is_valid():
@@ -301,7 +279,7 @@ def user_edit(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
 
 
 @require_POST
-@console("edit_user")
+@tenant_view("edit_user")
 def user_metadata(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
     form = MetadataForm(request.POST)
     if not form.is_valid():
@@ -315,7 +293,7 @@ def user_metadata(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
 
 
 @require_POST
-@console("ban_user")
+@tenant_view("ban_user")
 @recent_otp_required
 def user_ban(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
     form = BanForm(request.POST)
@@ -332,14 +310,14 @@ def user_ban(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
 
 
 @require_POST
-@console("unban_user")
+@tenant_view("unban_user")
 def user_unban(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
     return _act(request, user_id, lambda u: services.app_user_unban(
         actor=request.user, tenant=request.tenant, user_id=u.pk), "{email} is no longer banned.")
 
 
 @require_POST
-@console("send_recovery")
+@tenant_view("send_recovery")
 def user_recovery(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
     sign_out = RecoveryForm(request.POST).is_valid() and bool(request.POST.get("sign_out"))
     done = "A password-recovery link was sent to {email}" + (" and every session ended." if sign_out else ".")
@@ -348,14 +326,14 @@ def user_recovery(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
 
 
 @require_POST
-@console("send_magic_link")
+@tenant_view("send_magic_link")
 def user_magic_link(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
     return _act(request, user_id, lambda u: services.app_user_send_magic_link(
         actor=request.user, tenant=request.tenant, user_id=u.pk), "A magic link was sent to {email}.")
 
 
 @require_POST
-@console("sign_out_user")
+@tenant_view("sign_out_user")
 def user_sign_out(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
     session_id = request.POST.get("session_id") or None
     done = "The session was ended." if session_id else "{email} was signed out everywhere."
@@ -364,7 +342,7 @@ def user_sign_out(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
 
 
 @require_POST
-@console("remove_factor")
+@tenant_view("remove_factor")
 @recent_otp_required
 def user_factor_remove(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
     factor_id = request.POST.get("factor_id") or None
@@ -374,21 +352,21 @@ def user_factor_remove(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse
 
 
 @require_POST
-@console("confirm_email")
+@tenant_view("confirm_email")
 def user_confirm_email(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
     return _act(request, user_id, lambda u: services.app_user_confirm_email(
         actor=request.user, tenant=request.tenant, user_id=u.pk), "The address {email} is confirmed.")
 
 
 @require_POST
-@console("resend_invitation")
+@tenant_view("resend_invitation")
 def user_resend_invitation(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
     return _act(request, user_id, lambda u: services.app_user_invitation_resend(
         actor=request.user, tenant=request.tenant, user_id=u.pk), "A new invitation was sent to {email}.")
 
 
 @require_POST
-@console("delete_user")
+@tenant_view("delete_user")
 @recent_otp_required
 def user_delete(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
     form = DeleteForm(request.POST)
@@ -418,7 +396,7 @@ def _store_result(request: HttpRequest, result: batches.BatchResult, back: str) 
 
 
 @require_POST
-@console("view_users")
+@tenant_view("view_users")
 def users_batch(request: HttpRequest) -> HttpResponse:
     action = request.POST.get("action", "")
     if action not in batches.ACTIONS:
@@ -476,7 +454,7 @@ def _users_batch_run(request: HttpRequest, action: str) -> HttpResponse:
 
 
 @require_GET
-@console("view_users")
+@tenant_view("view_users")
 def users_batch_result(request: HttpRequest, key: str) -> HttpResponse:
     result = request.session.get(BATCH_SESSION_KEY, {}).get(key)
     if not result or result.get("tenant") != request.tenant.slug:
@@ -490,7 +468,7 @@ def users_batch_result(request: HttpRequest, key: str) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-@console("import_users")
+@tenant_view("import_users")
 def user_import(request: HttpRequest) -> HttpResponse:
     tenant = request.tenant
     context: dict[str, Any] = {"tenant": tenant, "settings": tenant_settings(tenant),

@@ -11,10 +11,10 @@ from django.template.loader import render_to_string
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from accounts.app_users import stats
 from accounts.models import AppSession, AppUser
 from audit import services as audit
 from tenants import db as tenant_db
-from tenants import stats
 
 pytestmark = pytest.mark.django_db
 

@@ -7,12 +7,12 @@ from datetime import timedelta
 import pytest
 from django.core.exceptions import PermissionDenied
 
+from accounts.app_users import tenant_settings as services
 from accounts.models import ActionToken, AppUser
 from accounts.tokens import token_issue
 from audit.models import AuditEntry
 from tenants import db as tenant_db
 from tenants import emails
-from tenants import settings_services as services
 from tenants.config import tenant_settings
 from tenants.models import Tenant
 

@@ -70,7 +70,7 @@ def test_user_count_of_an_unreachable_database_is_shown_not_raised(client, admin
     acme = make_tenant("acme")
     from django.db import OperationalError
 
-    from tenants import stats
+    from accounts.app_users import stats
 
     def down(*args, **kwargs):
         raise OperationalError("connection refused")
