@@ -30,8 +30,11 @@ run: migrate
 test: install
 	./scripts/test.sh
 
+# ruff, the import-layers contract (pyproject: [tool.importlinter]) and mypy with django-stubs.
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/mypy
 
 test-sqlite: install
 	ONLY=sqlite ./scripts/test.sh

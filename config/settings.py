@@ -104,6 +104,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "console.middleware.bind_request_context",
     "console.middleware.require_verified_staff",
+    "console.errors.ServiceErrorMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 

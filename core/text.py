@@ -1,0 +1,64 @@
+"""The one text rule: what a short text typed by a person may contain, and how long it may be.
+
+Refused everywhere (names, reasons, tenant names, roles, subjects): control characters (tab,
+line feed and carriage return only where ``multiline``), lone surrogates, line and paragraph
+separators, and the direction overrides, isolates and marks of "Trojan Source" (plus the
+invisible byte-order mark).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+
+from core.errors import Invalid
+
+NAME_MAX_LENGTH = 150  # a person's name (staff and app users)
+REASON_MAX_LENGTH = 500  # a ban or impersonation reason
+TENANT_NAME_MAX_LENGTH = 200
+
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+INVISIBLE = frozenset("\ufeff")
+_MULTILINE_OK = frozenset("\n\r\t")
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+
+
+def forbidden_char(value: str, *, multiline: bool = False) -> str | None:
+    """The first character the rule refuses, or ``None``."""
+    for ch in value:
+        if ch in BIDI_CONTROLS or ch in INVISIBLE:
+            return ch
+        if unicodedata.category(ch) in _REFUSED_CATEGORIES and not (multiline and ch in _MULTILINE_OK):
+            return ch
+    return None
+
+
+def has_forbidden_chars(value: str, *, multiline: bool = False) -> bool:
+    return forbidden_char(value, multiline=multiline) is not None
+
+
+def clean_text(
+    value: Any, *, label: str, max_length: int, field: str | None = None, required: bool = False,
+    multiline: bool = False, collapse_spaces: bool = False,
+) -> str:
+    """``value`` stripped (and with runs of spaces collapsed when asked), or ``Invalid``."""
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise Invalid(f"{label} must be text.", code="not_text", field=field)
+    text = " ".join(value.split()) if collapse_spaces else value.strip()
+    if required and not text:
+        raise Invalid(f"Enter {label.lower()}.", code="required", field=field)
+    if len(text) > max_length:
+        raise Invalid(
+            f"{label} has at most {max_length:,} characters ({len(text):,} given).",
+            code="too_long", field=field,
+        )
+    if has_forbidden_chars(text, multiline=multiline):
+        raise Invalid(
+            f"{label} cannot contain control characters or text-direction overrides.",
+            code="forbidden_characters", field=field,
+        )
+    return text
