@@ -16,7 +16,7 @@ from tenants.models import Tenant
 class StaffRequest(HttpRequest):
     """A request the staff middleware let through: a signed-in, TOTP-verified staff member."""
 
-    user: User  # type: ignore[assignment]  # narrowed: the middleware refused anonymous ones
+    user: User  # narrowed: the middleware refused anonymous ones
     htmx: HtmxDetails
 
 
