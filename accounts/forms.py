@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 
 from accounts.models import User
 from accounts.services.staff import clean_email, clean_name
 from core.access import ROLES
+from core.emails import EMAIL_MAX_LENGTH
+from core.errors import ServiceError
 from core.policy import policy
+from core.text import NAME_MAX_LENGTH
 from tenants.models import Tenant
 
 PASSWORD_MAX_LENGTH = 1024
@@ -37,28 +43,41 @@ def _password_field(label: str, *, autocomplete: str, help_text: str = "") -> fo
     )
 
 
+def _field_error(exc: ServiceError) -> ValidationError:
+    """A service rule's refusal as the form field's error (same message, same code)."""
+    return ValidationError(exc.message, code=exc.code)
+
+
 class EmailField(forms.EmailField):
-    def __init__(self, **kwargs):
-        kwargs.setdefault("max_length", 254)
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", EMAIL_MAX_LENGTH)
         kwargs.setdefault(
             "widget", forms.EmailInput(attrs={"autocomplete": "email", "spellcheck": "false"})
         )
         super().__init__(**kwargs)
 
-    def clean(self, value):
+    def clean(self, value: Any) -> str:
         value = super().clean(value)
-        return clean_email(value) if value else value
+        if not value:
+            return value
+        try:
+            return clean_email(value)
+        except ServiceError as exc:
+            raise _field_error(exc) from None
 
 
 class NameField(forms.CharField):
-    def __init__(self, **kwargs):
-        kwargs.setdefault("max_length", 150)
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", NAME_MAX_LENGTH)
         kwargs.setdefault("required", False)
         kwargs.setdefault("widget", forms.TextInput(attrs={"autocomplete": "name"}))
         super().__init__(**kwargs)
 
-    def clean(self, value):
-        return clean_name(super().clean(value))
+    def clean(self, value: Any) -> str:
+        try:
+            return clean_name(super().clean(value))
+        except ServiceError as exc:
+            raise _field_error(exc) from None
 
 
 class NewPasswordMixin:
@@ -95,7 +114,7 @@ class SetupForm(NewPasswordMixin, forms.Form):
 class LoginForm(forms.Form):
     # A plain CharField: a malformed address is just a failed sign-in, with the same answer.
     email = forms.CharField(
-        label="Email", max_length=254,
+        label="Email", max_length=EMAIL_MAX_LENGTH,
         widget=forms.EmailInput(attrs={"autocomplete": "username", "autofocus": True,
                                        "spellcheck": "false"}),
     )
@@ -129,7 +148,7 @@ class AcceptInvitationForm(NewPasswordMixin, forms.Form):
     )
     password_confirm = _password_field("Confirm password", autocomplete="new-password")
 
-    def __init__(self, *args, user: User, **kwargs):
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.password_user = user
 
@@ -142,7 +161,7 @@ class PasswordChangeForm(NewPasswordMixin, forms.Form):
     )
     password_confirm = _password_field("Confirm new password", autocomplete="new-password")
 
-    def __init__(self, *args, user: User, **kwargs):
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.password_user = user
 
@@ -165,6 +184,12 @@ class TenantChoiceField(forms.ModelChoiceField):
         return f"{obj.name} ({obj.slug})"
 
 
+def _tenant_field(form: forms.Form) -> TenantChoiceField:
+    field = form.fields["tenant"]
+    assert isinstance(field, TenantChoiceField)
+    return field
+
+
 class StaffInviteForm(forms.Form):
     email = EmailField(label="Email")
     name = NameField(label="Name")
@@ -177,10 +202,10 @@ class StaffInviteForm(forms.Form):
     )
     role = forms.ChoiceField(label="Role in that tenant", choices=ROLE_CHOICES, initial="viewer")
 
-    def __init__(self, *args, tenants=None, **kwargs):
+    def __init__(self, *args: Any, tenants: QuerySet[Tenant] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if tenants is not None:
-            self.fields["tenant"].queryset = tenants
+            _tenant_field(self).queryset = tenants
 
 
 class TenantRoleForm(forms.Form):
@@ -188,9 +213,9 @@ class TenantRoleForm(forms.Form):
                                to_field_name="slug", empty_label=None)
     role = forms.ChoiceField(label="Role", choices=ROLE_CHOICES, initial="viewer")
 
-    def __init__(self, *args, tenants, **kwargs):
+    def __init__(self, *args: Any, tenants: QuerySet[Tenant], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["tenant"].queryset = tenants
+        _tenant_field(self).queryset = tenants
 
 
 class RoleForm(forms.Form):

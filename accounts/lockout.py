@@ -9,31 +9,29 @@ fresh TOTP guesses.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from axes.handlers.proxy import AxesProxyHandler
 from django.contrib.auth.signals import user_login_failed
 from django.http import HttpRequest, HttpResponse
 
+from core.emails import canonical_email
 from core.policy import policy
 from core.request_context import client_ip
 
 USERNAME_FIELD = "email"
 
 
-def normalize_email(value: object) -> str:
-    return str(value or "").strip().lower()[:254]
-
-
-def axes_username(request: HttpRequest, credentials: dict | None = None) -> str | None:
-    """AXES_USERNAME_CALLABLE: one counter per account, whatever the case of the typed email."""
+def axes_username(request: HttpRequest, credentials: dict[str, Any] | None = None) -> str | None:
+    """AXES_USERNAME_CALLABLE: one counter per account (the canonical form of the email)."""
     if credentials:
         value = credentials.get(USERNAME_FIELD)
     else:
         value = getattr(request, "POST", {}).get(USERNAME_FIELD)
-    return normalize_email(value) or None
+    return canonical_email(value) or None
 
 
-def axes_failure_limit(request: HttpRequest | None, credentials: dict | None = None) -> int:
+def axes_failure_limit(request: HttpRequest | None, credentials: dict[str, Any] | None = None) -> int:
     return policy().staff_lockout_failures
 
 
@@ -47,7 +45,8 @@ def axes_client_ip(request: HttpRequest) -> str | None:
 
 
 def axes_lockout_response(
-    request: HttpRequest, original_response: HttpResponse | None = None, credentials=None
+    request: HttpRequest, original_response: HttpResponse | None = None,
+    credentials: dict[str, Any] | None = None,
 ) -> HttpResponse:
     """AXES_LOCKOUT_CALLABLE: a locked account gets exactly the answer of a wrong password.
 
@@ -60,16 +59,16 @@ def axes_lockout_response(
 
 
 def is_locked(request: HttpRequest, email: str) -> bool:
-    return AxesProxyHandler.is_locked(request, {USERNAME_FIELD: normalize_email(email)})
+    return AxesProxyHandler.is_locked(request, {USERNAME_FIELD: canonical_email(email)})
 
 
 def count_failure(request: HttpRequest, email: str) -> None:
     """Count a failed second factor toward the account's limit (axes listens to this signal)."""
     user_login_failed.send(
-        sender=__name__, credentials={USERNAME_FIELD: normalize_email(email)}, request=request
+        sender=__name__, credentials={USERNAME_FIELD: canonical_email(email)}, request=request
     )
 
 
 def reset(email: str) -> None:
     """A complete sign-in clears the account's failures."""
-    AxesProxyHandler.reset_attempts(username=normalize_email(email))
+    AxesProxyHandler.reset_attempts(username=canonical_email(email))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
@@ -17,6 +18,7 @@ from django.db import models
 from django.db.models.functions import Lower, Upper
 from django.utils import timezone
 
+from core.emails import canonical_email
 from tenants.models import TenantModel
 
 # A ban "indefinitely" is a ban until the end of the calendar: one column answers "is banned now".
@@ -26,24 +28,26 @@ BANNED_FOREVER = datetime(9999, 12, 31, tzinfo=UTC)
 class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
 
-    def _create(self, email: str, password: str | None, **extra) -> User:
+    def _create(self, email: str, password: str | None, **extra: Any) -> User:
+        email = canonical_email(email)
         if not email:
             raise ValueError("An email address is required.")
-        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user = self.model(email=email, **extra)
         user.set_password(password)  # None gives an unusable password
         user.save(using=self._db)
         return user
 
-    def create_user(self, email: str, password: str | None = None, **extra) -> User:
+    def create_user(self, email: str, password: str | None = None, **extra: Any) -> User:
         extra.setdefault("is_superuser", False)
         return self._create(email, password, **extra)
 
-    def create_superuser(self, email: str, password: str | None = None, **extra) -> User:
+    def create_superuser(self, email: str, password: str | None = None, **extra: Any) -> User:
         extra["is_superuser"] = True
         return self._create(email, password, **extra)
 
     def get_by_natural_key(self, username: str | None) -> User:
-        return self.get(email__iexact=username or "")
+        # Stored in the canonical form; iexact also finds a row whose case was edited by hand.
+        return self.get(email__iexact=canonical_email(username))
 
 
 class User(AbstractBaseUser, PermissionsMixin):

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.http import HttpRequest
+
+from core.emails import canonical_email
 from core.policy import policy
 
 
-def audit_lockout(sender, request=None, username=None, ip_address=None, **kwargs) -> None:
+def audit_lockout(
+    sender: object, request: HttpRequest | None = None, username: str | None = None,
+    ip_address: str | None = None, **kwargs: Any,
+) -> None:
     """axes' ``user_locked_out``: one ``staff.lockout`` entry when an account gets locked.
 
     axes sends the signal again for every attempt refused while the lock holds; those attempts
@@ -14,14 +22,14 @@ def audit_lockout(sender, request=None, username=None, ip_address=None, **kwargs
     """
     if request is None or getattr(request, "axes_failures_since_start", None) is None:
         return
-    from accounts.models import User
+    from accounts.selectors import staff_by_email
     from accounts.services.staff import staff_auth_event
 
-    user = User.objects.filter(email__iexact=username or "").first() if username else None
+    email = canonical_email(username)
     staff_auth_event(
-        event="staff.lockout", actor=None, user=user, email=username or "",
+        event="staff.lockout", actor=None, user=staff_by_email(email=email), email=email,
         data={
-            "failures": request.axes_failures_since_start,
+            "failures": getattr(request, "axes_failures_since_start", None),
             "minutes": policy().staff_lockout_minutes,
         },
     )

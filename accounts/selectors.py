@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
+from django.db.models import Case, Exists, OuterRef, Prefetch, Q, QuerySet, Value, When
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import StaffInvitation, User
 from audit.models import AuditEntry
+from core.emails import canonical_email
 from tenants.models import Tenant, TenantAdmin
 
 # --- Staff -----------------------------------------------------------------------------------
@@ -21,8 +24,15 @@ def staff_setup_required() -> bool:
 
 
 def _with_flags(qs: QuerySet[User]) -> QuerySet[User]:
+    """Each member's ``status`` (``active``, ``invited``: no password yet, ``deactivated``),
+    whether they have an authenticator and a pending invitation."""
     now = timezone.now()
     return qs.annotate(
+        status=Case(
+            When(is_active=False, then=Value("deactivated")),
+            When(password__startswith=UNUSABLE_PASSWORD_PREFIX, then=Value("invited")),
+            default=Value("active"),
+        ),
         has_totp=Exists(TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)),
         has_pending_invitation=Exists(
             StaffInvitation.objects.filter(
@@ -46,20 +56,17 @@ def staff_list(*, query: str = "") -> QuerySet[User]:
     return qs.order_by("email")
 
 
-def staff_get(*, pk) -> User | None:
+def staff_by_email(*, email: str) -> User | None:
+    """The staff member with this address (any case), or ``None``."""
+    canonical = canonical_email(email)
+    return User.objects.filter(email__iexact=canonical).first() if canonical else None
+
+
+def staff_get(*, pk: uuid.UUID | str) -> User | None:
     try:
         return _with_flags(User.objects.filter(pk=pk)).first()
     except (ValueError, TypeError):
         return None
-
-
-def staff_status(user: User) -> str:
-    """``active``, ``invited`` (no password yet), ``deactivated``."""
-    if not user.is_active:
-        return "deactivated"
-    if not user.has_usable_password():
-        return "invited"
-    return "active"
 
 
 def staff_roles(*, user: User) -> QuerySet[TenantAdmin]:
@@ -87,7 +94,7 @@ def tenant_admin_list(*, tenant: Tenant) -> QuerySet[TenantAdmin]:
     )
 
 
-def tenant_admin_get(*, tenant: Tenant, user_pk) -> TenantAdmin | None:
+def tenant_admin_get(*, tenant: Tenant, user_pk: uuid.UUID | str) -> TenantAdmin | None:
     try:
         return TenantAdmin.objects.select_related("user").filter(tenant=tenant, user_id=user_pk).first()
     except (ValueError, TypeError):
@@ -103,7 +110,7 @@ class Membership:
     role: str
 
 
-def tenant_memberships(*, actor) -> list[Membership]:
+def tenant_memberships(*, actor: User) -> list[Membership]:
     """The tenants the actor can reach, with their role in each (instance admins: all, admin)."""
     if actor.is_superuser:
         tenants = Tenant.objects.filter(status__in=Tenant.VISIBLE_STATUSES)
@@ -116,7 +123,7 @@ def tenant_memberships(*, actor) -> list[Membership]:
     return [Membership(r.tenant, r.role) for r in rows]
 
 
-def recent_activity(*, actor, limit: int = 8) -> list[AuditEntry]:
+def recent_activity(*, actor: User, limit: int = 8) -> list[AuditEntry]:
     """The actor's own latest audit entries (what they did, and their sign-ins)."""
     return list(
         AuditEntry.objects.filter(actor=actor)

@@ -6,18 +6,25 @@ control-plane models here, and ``audit.services.record()`` writes the tenant-sid
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 from auditlog.models import AbstractLogEntry, LogEntryManager
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.utils import timezone
 
+_VERBS = {0: "create", 1: "update", 2: "delete", 3: "access"}
+
 
 class AuditEntryManager(LogEntryManager):
-    def log_create(self, instance, force_log: bool = False, **kwargs):
+    def log_create(self, instance: models.Model, force_log: bool = False, **kwargs: Any) -> Any:
         # auditlog's automatic entries: derive the columns we filter on from the instance.
         label = instance._meta.model_name
         action = kwargs.get("action")
-        verb = {0: "create", 1: "update", 2: "delete", 3: "access"}.get(action, "change")
+        verb = _VERBS.get(action, "change") if isinstance(action, int) else "change"
         kwargs.setdefault("event", f"{instance._meta.app_label}.{label}.{verb}")
         tenant_id = getattr(instance, "audit_tenant_id", None)
         if tenant_id is None and instance._meta.label_lower == "tenants.tenant":
@@ -31,23 +38,29 @@ class AuditEntryManager(LogEntryManager):
 class AuditEntry(AbstractLogEntry):
     # auditlog indexes several columns one by one; the composite indexes in Meta serve every
     # lookup this product makes, and each index dropped makes batch inserts cheaper.
-    content_type = models.ForeignKey(
+    # (auditlog ships no types, so the fields are annotated here: its base class is opaque.)
+    content_type: models.ForeignKey[ContentType, ContentType] = models.ForeignKey(
         "contenttypes.ContentType", on_delete=models.CASCADE, related_name="+",
         verbose_name="content type", db_index=False,
     )
-    object_pk = models.CharField(max_length=255, verbose_name="object pk")
-    object_id = models.BigIntegerField(blank=True, null=True, verbose_name="object id")
-    action = models.PositiveSmallIntegerField(
+    object_pk: models.CharField[str, str] = models.CharField(max_length=255, verbose_name="object pk")
+    object_id: models.BigIntegerField[int | None, int | None] = models.BigIntegerField(
+        blank=True, null=True, verbose_name="object id"
+    )
+    action: models.PositiveSmallIntegerField[int, int] = models.PositiveSmallIntegerField(
         choices=AbstractLogEntry.Action.choices, verbose_name="action"
     )
-    actor = models.ForeignKey(
+    actor: models.ForeignKey[AbstractBaseUser | None, AbstractBaseUser | None] = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, blank=True, null=True,
         related_name="+", verbose_name="actor", db_index=False,
     )
-    timestamp = models.DateTimeField(default=timezone.now, verbose_name="timestamp")
+    timestamp: models.DateTimeField[dt.datetime, dt.datetime] = models.DateTimeField(
+        default=timezone.now, verbose_name="timestamp"
+    )
     # What happened, as "<entity>.<verb>" ("app_user.ban", "staff.login_failed", ...).
-    event = models.CharField(max_length=80)
-    tenant = models.ForeignKey(
+    event: models.CharField[str, str] = models.CharField(max_length=80)
+    # A tenants.Tenant: the audit layer sits below tenants and names it by label only.
+    tenant: models.ForeignKey[models.Model | None, models.Model | None] = models.ForeignKey(
         "tenants.Tenant",
         on_delete=models.PROTECT,  # tenants are never deleted from the control database
         null=True,
@@ -55,7 +68,7 @@ class AuditEntry(AbstractLogEntry):
         related_name="+",
         db_index=False,
     )
-    impersonator = models.ForeignKey(
+    impersonator: models.ForeignKey[AbstractBaseUser | None, AbstractBaseUser | None] = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
         null=True,

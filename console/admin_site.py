@@ -8,11 +8,15 @@ sessions before a request gets here.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
+
+from console.staff_session import is_verified
 
 
 class ConsoleAdminSite(admin.AdminSite):
@@ -23,17 +27,17 @@ class ConsoleAdminSite(admin.AdminSite):
 
     def has_permission(self, request: HttpRequest) -> bool:
         user = request.user
-        verified = getattr(user, "is_verified", None)
-        return bool(
-            user.is_active and user.is_superuser and callable(verified) and verified()
-        )
+        return bool(user.is_active and user.is_superuser and is_verified(user))
 
-    def login(self, request: HttpRequest, extra_context=None) -> HttpResponse:
+    def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         if request.user.is_authenticated:
             raise PermissionDenied("The Django admin is for instance admins.")
         return redirect_to_login(request.get_full_path(), login_url=reverse("console:login"))
 
-    def logout(self, request: HttpRequest, extra_context=None) -> HttpResponse:
+    # The stub says TemplateResponse; Django's own logout answers any HttpResponse (a redirect).
+    def logout(  # type: ignore[override]
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         from console.views.auth import logout_view
 
         return logout_view(request)

@@ -1,21 +1,23 @@
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 from django.http import HttpRequest
 
+from console.staff_session import is_verified
 from core.access import is_instance_admin
 from tenants.models import Tenant, TenantAdmin
 
 
-def console(request: HttpRequest) -> dict:
+def console(request: HttpRequest) -> dict[str, Any]:
     """The header's tenant switcher: the tenants the signed-in staff member can reach, with role."""
     user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated or not getattr(user, "is_verified", lambda: False)():
+    if user is None or not is_verified(user):
         return {}
 
     @functools.cache  # evaluated lazily, at most once per request (the header reads it thrice)
-    def reachable() -> list[dict]:
+    def reachable() -> list[dict[str, str]]:
         if user.is_superuser:
             return [
                 {"slug": t.slug, "name": t.name, "role": "admin", "status": t.status}

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import Any, cast
 from urllib.parse import urlencode, urlsplit
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.urls import reverse
 from django_htmx.http import HttpResponseClientRedirect
 
 from audit import services as audit
-from console.staff_session import otp_is_recent
+from console.http import ConsoleRequest
+from console.staff_session import is_verified, otp_is_recent
 from core.access import is_instance_admin, role_can
 from tenants import db as tenant_db
 from tenants.access import actor_role
 from tenants.models import Tenant
+
+View = Callable[..., HttpResponseBase]
 
 
 def audit_refusal(request: HttpRequest, *, action: str, reason: str, tenant: Tenant | None = None) -> None:
@@ -35,8 +40,7 @@ def audit_refusal(request: HttpRequest, *, action: str, reason: str, tenant: Ten
 
 def _unverified(request: HttpRequest) -> HttpResponse | None:
     """The gate stays closed without the staff middleware too: no password + TOTP, no page."""
-    user = request.user
-    if user.is_authenticated and getattr(user, "is_verified", lambda: False)():
+    if is_verified(request.user):
         return None
     target = reverse("console:login") + "?" + urlencode({"next": request.get_full_path()})
     if getattr(request, "htmx", False):
@@ -64,7 +68,7 @@ def resolve_tenant(request: HttpRequest, slug: str, action: str) -> tuple[Tenant
     return tenant, role
 
 
-def tenant_view(action: str = "view_tenant") -> Callable:
+def tenant_view(action: str = "view_tenant") -> Callable[[View], View]:
     """The one tenant gate of the console, for every ``/t/<slug>/...`` view.
 
     Requires a verified staff session, resolves the tenant once (``resolve_tenant``) and sets
@@ -72,17 +76,18 @@ def tenant_view(action: str = "view_tenant") -> Callable:
     """
     role_can(None, action)  # fail at import time for an unknown action
 
-    def decorator(view: Callable) -> Callable:
+    def decorator(view: View) -> View:
         @functools.wraps(view)
-        def wrapper(request: HttpRequest, slug: str, *args, **kwargs) -> HttpResponse:
+        def wrapper(request: HttpRequest, slug: str, *args: Any, **kwargs: Any) -> HttpResponseBase:
             refused = _unverified(request)
             if refused is not None:
                 return refused
             tenant, role = resolve_tenant(request, slug, action)
-            request.tenant = tenant
-            request.tenant_role = role
-            request.tenant_alias = tenant_db.using(tenant)
-            return view(request, *args, **kwargs)
+            scoped = cast(ConsoleRequest, request)  # what this gate adds, declared there
+            scoped.tenant = tenant
+            scoped.tenant_role = role
+            scoped.tenant_alias = tenant_db.using(tenant)
+            return view(scoped, *args, **kwargs)
 
         wrapper.tenant_action = action  # type: ignore[attr-defined]
         return wrapper
@@ -94,7 +99,7 @@ def reverify_url(request: HttpRequest) -> str:
     return reverse("console:reverify") + "?" + urlencode({"next": request.get_full_path()})
 
 
-def recent_otp_required(view: Callable) -> Callable:
+def recent_otp_required(view: View) -> View:
     """Destructive actions need an OTP verification from the last 15 minutes (policy).
 
     Without one, the actor is sent to the step-up page and comes back to the page they were on.
@@ -102,7 +107,7 @@ def recent_otp_required(view: Callable) -> Callable:
     """
 
     @functools.wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if otp_is_recent(request):
             return view(request, *args, **kwargs)
         target = reverify_url(request)
@@ -121,7 +126,7 @@ def recent_otp_required(view: Callable) -> Callable:
     return wrapper
 
 
-def instance_admin_required(view: Callable) -> Callable:
+def instance_admin_required(view: View) -> View:
     """Instance pages (``/tenants/``, ``/audit/``...): instance admins only; for everybody
     else they do not exist (404, like a tenant they are not assigned to).
 
@@ -129,7 +134,7 @@ def instance_admin_required(view: Callable) -> Callable:
     """
 
     @functools.wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if not is_instance_admin(request.user):
             audit_refusal(request, action="instance_admin", reason="not_instance_admin")
             raise Http404("No such page.")

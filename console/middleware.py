@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 from auditlog.context import set_extra_data
 from django.contrib import messages
@@ -11,10 +12,11 @@ from django.urls import Resolver404, resolve, reverse
 from django.utils.http import urlencode
 from django_htmx.http import HttpResponseClientRedirect
 
+from accounts.models import User
 from accounts.otp import has_totp
 from accounts.selectors import staff_setup_required
 from accounts.services.staff import staff_auth_event
-from console.staff_session import OTP_VERIFIED_AT
+from console.staff_session import OTP_VERIFIED_AT, is_verified
 from core import request_context
 from core.policy import policy
 
@@ -29,7 +31,12 @@ CSP = (
 # The longest address kept in the sign-in page's `next`.
 MAX_NEXT_LENGTH = 2000
 
-def security_headers(get_response: Callable[[HttpRequest], HttpResponse]):
+_View = TypeVar("_View", bound=Callable[..., Any])
+
+
+def security_headers(
+    get_response: Callable[[HttpRequest], HttpResponse],
+) -> Callable[[HttpRequest], HttpResponse]:
     def middleware(request: HttpRequest) -> HttpResponse:
         response = get_response(request)
         response.headers.setdefault("Content-Security-Policy", CSP)
@@ -41,7 +48,9 @@ def security_headers(get_response: Callable[[HttpRequest], HttpResponse]):
     return middleware
 
 
-def bind_request_context(get_response: Callable[[HttpRequest], HttpResponse]):
+def bind_request_context(
+    get_response: Callable[[HttpRequest], HttpResponse],
+) -> Callable[[HttpRequest], HttpResponse]:
     """Binds client address and correlation id for the audit trail (auditlog included)."""
 
     def middleware(request: HttpRequest) -> HttpResponse:
@@ -73,7 +82,7 @@ SESSION_SEEN_AT = "adminpanel_seen_at"
 _SEEN_RESOLUTION_SECONDS = 30  # refresh "last seen" at most this often (one session write)
 
 
-def staff_public(view: Callable) -> Callable:
+def staff_public(view: _View) -> _View:
     """Mark a view reachable without a verified staff session (the views of signing in)."""
     view.staff_public = True  # type: ignore[attr-defined]
     return view
@@ -112,13 +121,15 @@ def _session_expired(request: HttpRequest) -> str | None:
 
 
 def _end_session(request: HttpRequest, reason: str) -> None:
-    user = request.user
+    user = request.user if isinstance(request.user, User) else None
     staff_auth_event(event="staff.session_end", actor=None, user=user, data={"reason": reason})
     logout(request)
     messages.info(request, "Your session has ended. Sign in again to continue.")
 
 
-def require_verified_staff(get_response: Callable[[HttpRequest], HttpResponse]):
+def require_verified_staff(
+    get_response: Callable[[HttpRequest], HttpResponse],
+) -> Callable[[HttpRequest], HttpResponse]:
     """Default deny: every console URL needs a session that passed password and TOTP.
 
     While no staff user exists at all, every console URL leads to first-run setup. Sessions end
@@ -132,7 +143,7 @@ def require_verified_staff(get_response: Callable[[HttpRequest], HttpResponse]):
         user = request.user
         if user.is_authenticated:
             reason = _session_expired(request)
-            if reason is None and not user.is_verified() and request.session.get(OTP_VERIFIED_AT):
+            if reason is None and not is_verified(user) and request.session.get(OTP_VERIFIED_AT):
                 reason = "device_removed"
             if reason is not None:
                 _end_session(request, reason)
@@ -151,7 +162,7 @@ def require_verified_staff(get_response: Callable[[HttpRequest], HttpResponse]):
                     target = path[:MAX_NEXT_LENGTH]
                 login_url += "?" + urlencode({"next": target})
             return _redirect(request, login_url)
-        if not user.is_verified():
+        if not is_verified(user):
             name = "console:login-verify" if has_totp(user) else "console:login-enroll"
             return _redirect(request, reverse(name))
         return get_response(request)

@@ -1,4 +1,5 @@
-"""Facts about a staff session: when its OTP was last verified ("recent OTP" for destructive work)."""
+"""Facts about a staff session: whether its second factor passed, and when its OTP was last
+verified ("recent OTP" for destructive work)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,16 @@ from django.http import HttpRequest
 from core.policy import policy
 
 OTP_VERIFIED_AT = "adminpanel_otp_verified_at"
+
+
+def is_verified(user: object) -> bool:
+    """Signed in with password and a second factor in this session.
+
+    django-otp's ``OTPMiddleware`` puts ``is_verified()`` on ``request.user``; the model does not
+    declare it (and a user object from elsewhere lacks it: then the answer is no).
+    """
+    check = getattr(user, "is_verified", None)
+    return bool(getattr(user, "is_authenticated", False) and callable(check) and check())
 
 
 def mark_otp_verified(request: HttpRequest) -> None:

@@ -10,7 +10,7 @@ Pure: no database. ``tenants.access.actor_role`` finds an actor's role in a tena
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from django.db import models
 
@@ -69,6 +69,19 @@ def role_can(role: str | None, action: str) -> bool:
 def permissions_of(role: str | None) -> dict[str, bool]:
     """Every action of the matrix with whether ``role`` may do it (for templates)."""
     return {action: role_can(role, action) for action in MATRIX}
+
+
+class Actor(Protocol):
+    """What the layers below ``accounts`` know of a staff actor (``accounts.models.User``)."""
+
+    @property
+    def pk(self) -> Any: ...
+
+    @property
+    def is_active(self) -> bool: ...
+
+    @property
+    def is_superuser(self) -> bool: ...
 
 
 def is_instance_admin(actor: Any) -> bool:

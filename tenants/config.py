@@ -7,6 +7,7 @@ defaults and clamps link lifetimes to the security policy's bounds.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -59,6 +60,12 @@ class TenantSettings:
     def as_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TenantSettings:
+        """The inverse of ``as_json`` (lists become tuples); the values are not checked here."""
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**values)
 
 
 def lifetime_bounds() -> dict[str, tuple[int, int]]:

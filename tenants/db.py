@@ -11,6 +11,7 @@ import copy
 import sqlite3
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import dj_database_url
@@ -20,15 +21,22 @@ from django.core.management import call_command
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
 
+from core.errors import Conflict
 from tenants.models import Tenant
+
+if TYPE_CHECKING:
+    import psycopg
 
 TENANT_APPS = ("accounts",)
 ALIAS_PREFIX = "tenant:"
 _lock = threading.RLock()
 
 
-class TenantDatabaseError(Exception):
-    """A tenant database could not be created, migrated or dropped; the message says why."""
+class TenantDatabaseError(Conflict):
+    """A tenant database is closed, or could not be created, migrated or dropped; the message
+    says why. One of the family: a view that lets it through answers 409, never 500."""
+
+    default_code = "tenant_database"
 
 
 def is_tenant_alias(alias: str | None) -> bool:
@@ -39,7 +47,7 @@ def control_vendor() -> str:
     return connections[DEFAULT_DB_ALIAS].vendor
 
 
-def server_settings(server: str) -> dict:
+def server_settings(server: str) -> dict[str, Any]:
     """The connection settings of a tenant database server, by key."""
     base = copy.deepcopy(connections.settings[DEFAULT_DB_ALIAS])
     servers = getattr(settings, "TENANT_DATABASE_SERVERS", {}) or {}
@@ -64,7 +72,7 @@ def server_settings(server: str) -> dict:
     return base
 
 
-def database_settings(tenant: Tenant) -> dict:
+def database_settings(tenant: Tenant) -> dict[str, Any]:
     cfg = server_settings(tenant.db_server)
     if cfg["ENGINE"] == "django.db.backends.sqlite3":
         # mode=rw: connecting never creates the file; only create_database() does. A page that
@@ -107,7 +115,7 @@ def drop_alias(tenant: Tenant) -> None:
             del connections.settings[alias]
             # The per-thread connection object, if any, is gone with the settings entry.
             try:
-                delattr(connections._connections, alias)
+                del connections[alias]
             except AttributeError:
                 pass
 
@@ -122,12 +130,12 @@ def using(tenant: Tenant) -> str:
 # --- Creation and drop ---------------------------------------------------------------------
 
 
-def _maintenance_connection(server: str):
+def _maintenance_connection(server: str) -> psycopg.Connection[Any]:
     """A psycopg connection to the server's maintenance database, in autocommit."""
     import psycopg
 
     cfg = server_settings(server)
-    params = {
+    params: dict[str, Any] = {
         "dbname": "postgres",
         "user": cfg.get("USER") or None,
         "password": cfg.get("PASSWORD") or None,
@@ -208,7 +216,9 @@ def drop_database(tenant: Tenant) -> bool:
 # --- Migrations ----------------------------------------------------------------------------
 
 
-def migrate_database(tenant: Tenant, *, target: list[tuple[str, str]] | None = None) -> dict:
+def migrate_database(
+    tenant: Tenant, *, target: list[tuple[str, str]] | None = None
+) -> dict[str, str | None]:
     """Apply the tenant apps' migrations (all, or up to ``target``). Idempotent.
 
     Returns the resulting schema version: ``{"accounts": "0001_initial"}``.
@@ -230,7 +240,7 @@ def migrate_database(tenant: Tenant, *, target: list[tuple[str, str]] | None = N
     return applied_schema_version(tenant)
 
 
-def applied_schema_version(tenant: Tenant) -> dict:
+def applied_schema_version(tenant: Tenant) -> dict[str, str | None]:
     alias = ensure_alias(tenant)
     executor = MigrationExecutor(connections[alias])
     applied = executor.loader.applied_migrations
@@ -242,7 +252,7 @@ def applied_schema_version(tenant: Tenant) -> dict:
     return version
 
 
-def latest_schema_version() -> dict:
+def latest_schema_version() -> dict[str, str | None]:
     """The newest migration of each tenant app, from the code (no database needed)."""
     from django.db.migrations.loader import MigrationLoader
 

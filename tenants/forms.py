@@ -7,8 +7,9 @@ import json
 from django import forms
 from django.core.exceptions import ValidationError
 
+from core.text import TENANT_NAME_MAX_LENGTH
 from tenants.models import SLUG_MAX_LENGTH, validate_slug
-from tenants.services import METADATA_MAX_CHARS, NAME_MAX_LENGTH
+from tenants.services import METADATA_MAX_CHARS
 
 
 def _clean_metadata_text(text: str) -> dict:
@@ -29,7 +30,7 @@ def _clean_metadata_text(text: str) -> dict:
 
 
 class TenantEditForm(forms.Form):
-    name = forms.CharField(max_length=NAME_MAX_LENGTH, strip=True)
+    name = forms.CharField(max_length=TENANT_NAME_MAX_LENGTH, strip=True)
     metadata = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 5, "spellcheck": "false"}),
         max_length=METADATA_MAX_CHARS,

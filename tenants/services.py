@@ -4,6 +4,10 @@ Every step is idempotent and resumable. ``tenant_create`` writes the record (``p
 creates the database, migrates it, then marks it ``active``; a crash anywhere leaves a record that
 the same call, given the same slug, finishes. Instance admins only (``actor=None`` is the system:
 the command line and first-run setup).
+
+Refusals are the family of ``core.errors``: ``Refused`` (not an instance admin, the default
+tenant), ``Invalid`` (slug, name, metadata, confirmation), ``Conflict`` (the tenant's state does
+not allow it, or its database failed: code ``provisioning_failed``, ``migrate_failed``...).
 """
 
 from __future__ import annotations
@@ -12,51 +16,53 @@ import json
 import logging
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from auditlog.context import disable_auditlog
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit import services as audit
-from tenants import db
+from core.access import Actor
+from core.errors import Conflict, Invalid, Refused, ServiceError
+from core.text import TENANT_NAME_MAX_LENGTH, clean_text
+from tenants import db, selectors
 from tenants.models import Tenant, validate_slug
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SLUG = "default"
-NAME_MAX_LENGTH = 200
 _AUDITED_FIELDS = ("slug", "name", "status", "is_default", "db_server", "db_name", "metadata")
+_CREATING = frozenset({Tenant.Status.PROVISIONING, Tenant.Status.FAILED})
 
 
-class TenantError(Exception):
-    """A lifecycle step was refused or failed; the message is meant for the operator."""
-
-
-def _check_actor(actor) -> None:
+def _check_actor(actor: Actor | None) -> None:
     if actor is not None and not (actor.is_active and actor.is_superuser):
-        raise PermissionDenied("Only instance admins manage tenants.")
+        raise Refused("Only instance admins manage tenants.", code="forbidden")
 
 
 def _clean_name(name: str) -> str:
-    name = (name or "").strip()
-    if not name:
-        raise TenantError("Enter a name for the tenant.")
-    if len(name) > NAME_MAX_LENGTH:
-        raise TenantError(f"A tenant name has at most {NAME_MAX_LENGTH} characters.")
-    if any(ord(ch) < 32 or ch in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069" for ch in name):
-        raise TenantError("A tenant name cannot contain control or text-direction characters.")
-    return name
+    if not str(name or "").strip():
+        raise Invalid("Enter a name for the tenant.", code="required", field="name")
+    return clean_text(name, label="A tenant name", max_length=TENANT_NAME_MAX_LENGTH, field="name")
 
 
 def _clean_slug(slug: str) -> str:
     try:
         validate_slug(slug)
     except ValidationError as exc:
-        raise TenantError(f"Invalid slug {slug[:60]!r}: {' '.join(exc.messages)}") from None
+        code = "reserved_slug" if exc.code == "reserved" else "invalid_slug"
+        raise Invalid(f"Invalid slug {str(slug)[:60]!r}: {' '.join(exc.messages)}", code=code,
+                      field="slug") from None
     return slug
+
+
+def _state(tenant: Tenant, message: str) -> Conflict:
+    """The tenant's status does not allow the step (code ``tenant_state``)."""
+    return Conflict(message, code="tenant_state", status=tenant.status)
 
 
 METADATA_MAX_CHARS = 10_000
@@ -87,23 +93,27 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
-def _clean_metadata(metadata: Mapping[str, Any] | None) -> dict:
+def _bad_metadata(message: str) -> Invalid:
+    return Invalid(message, code="invalid_metadata", field="metadata")
+
+
+def _clean_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
     if metadata is None:
         return {}
     if not isinstance(metadata, Mapping):
-        raise TenantError("Tenant metadata must be a JSON object.")
+        raise _bad_metadata("Tenant metadata must be a JSON object.")
     if _too_deep(metadata):
-        raise TenantError(f"Tenant metadata is nested more than {METADATA_MAX_DEPTH} levels deep.")
+        raise _bad_metadata(f"Tenant metadata is nested more than {METADATA_MAX_DEPTH} levels deep.")
     try:
         # allow_nan=False: NaN and 1e309 (infinity) are not JSON; the databases refuse them.
         size = len(json.dumps(metadata, allow_nan=False))
     except (TypeError, ValueError):
-        raise TenantError("Tenant metadata must be plain JSON values.") from None
+        raise _bad_metadata("Tenant metadata must be plain JSON values.") from None
     if size > METADATA_MAX_CHARS:
-        raise TenantError(f"Tenant metadata has at most {METADATA_MAX_CHARS:,} characters of JSON.")
+        raise _bad_metadata(f"Tenant metadata has at most {METADATA_MAX_CHARS:,} characters of JSON.")
     # PostgreSQL's jsonb cannot store NUL characters; refuse them with a message, not a 500.
     if _has_nul(metadata):
-        raise TenantError("Tenant metadata cannot contain NUL characters or lone surrogates.")
+        raise _bad_metadata("Tenant metadata cannot contain NUL characters or lone surrogates.")
     return dict(metadata)
 
 
@@ -117,7 +127,8 @@ def _save(tenant: Tenant, *fields: str) -> None:
         tenant.save(update_fields=[*fields, "updated_at"])
 
 
-def _audit(event: str, *, actor, tenant: Tenant, before=None, data=None, action=audit.UPDATE):
+def _audit(event: str, *, actor: Actor | None, tenant: Tenant, before: dict[str, Any] | None = None,
+           data: dict[str, Any] | None = None, action: int = audit.UPDATE) -> None:
     audit.record(
         event=event,
         actor=actor,
@@ -132,7 +143,7 @@ def _audit(event: str, *, actor, tenant: Tenant, before=None, data=None, action=
 
 def tenant_create(
     *,
-    actor,
+    actor: Actor | None,
     slug: str,
     name: str,
     metadata: Mapping[str, Any] | None = None,
@@ -149,7 +160,7 @@ def tenant_create(
 
 def tenant_register(
     *,
-    actor,
+    actor: Actor | None,
     slug: str,
     name: str,
     metadata: Mapping[str, Any] | None = None,
@@ -169,8 +180,9 @@ def tenant_register(
     db.server_settings(server)  # refuses an unknown server before anything is written
 
     tenant = Tenant.objects.filter(slug=slug).first()
-    if tenant is not None and tenant.status not in {Tenant.Status.PROVISIONING, Tenant.Status.FAILED}:
-        raise TenantError(f"A tenant with the slug {slug!r} already exists ({tenant.status}).")
+    if tenant is not None and tenant.status not in _CREATING:
+        raise Conflict(f"A tenant with the slug {slug!r} already exists ({tenant.status}).",
+                       code="exists", field="slug")
     if tenant is None:
         try:
             with transaction.atomic(), disable_auditlog():
@@ -187,16 +199,17 @@ def tenant_register(
         except IntegrityError:
             # A concurrent create of the same slug won the race: resume that one.
             tenant = Tenant.objects.get(slug=slug)
-            if tenant.status not in {Tenant.Status.PROVISIONING, Tenant.Status.FAILED}:
-                raise TenantError(f"A tenant with the slug {slug!r} already exists.") from None
+            if tenant.status not in _CREATING:
+                raise Conflict(f"A tenant with the slug {slug!r} already exists.", code="exists",
+                               field="slug") from None
     return tenant
 
 
-def tenant_retry(*, actor, tenant: Tenant) -> Tenant:
+def tenant_retry(*, actor: Actor | None, tenant: Tenant) -> Tenant:
     """Finish the creation of a tenant left ``provisioning`` or ``failed``."""
     _check_actor(actor)
-    if tenant.status not in {Tenant.Status.PROVISIONING, Tenant.Status.FAILED}:
-        raise TenantError(f"Tenant {tenant.slug!r} is {tenant.status}; nothing to retry.")
+    if tenant.status not in _CREATING:
+        raise _state(tenant, f"Tenant {tenant.slug!r} is {tenant.status}; nothing to retry.")
     return _provision(tenant, actor=actor)
 
 
@@ -205,7 +218,7 @@ def tenant_retry(*, actor, tenant: Tenant) -> Tenant:
 PROVISION_STEPS = ("database", "migrate", "activate")
 
 
-def _fail(tenant: Tenant, *, actor, exc: BaseException) -> TenantError:
+def _fail(tenant: Tenant, *, actor: Actor | None, exc: BaseException) -> Conflict:
     log.exception("Provisioning tenant %s failed", tenant.slug)
     before = audit.snapshot(tenant, _AUDITED_FIELDS)
     tenant.status = Tenant.Status.FAILED
@@ -213,30 +226,32 @@ def _fail(tenant: Tenant, *, actor, exc: BaseException) -> TenantError:
     _save(tenant, "status", "last_error")
     _audit("tenant.create_failed", actor=actor, tenant=tenant, before=before,
            data={"error": tenant.last_error})
-    return TenantError(
+    return Conflict(
         f"Creating the database of {tenant.slug!r} failed: {exc}. "
-        f"Run the same command again to retry."
+        f"Run the same command again to retry.",
+        code="provisioning_failed",
     )
 
 
-def _run_step(tenant: Tenant, *, actor, step: str, facts: dict) -> dict:
+def _run_step(tenant: Tenant, *, actor: Actor | None, step: str, facts: dict[str, Any]) -> dict[str, Any]:
     """Run one provisioning step; returns what it did. Failure marks the tenant ``failed``."""
     if step not in PROVISION_STEPS:
-        raise TenantError(f"Unknown provisioning step {step[:40]!r}.")
+        raise Invalid(f"Unknown provisioning step {step[:40]!r}.", code="unknown_step", field="step")
     if tenant.status == Tenant.Status.ACTIVE:
         return {"step": step, "skipped": True}  # finished already (another tab, a retry)
-    if tenant.status not in {Tenant.Status.PROVISIONING, Tenant.Status.FAILED}:
-        raise TenantError(f"Tenant {tenant.slug!r} is {tenant.status}; it is not being created.")
+    if tenant.status not in _CREATING:
+        raise _state(tenant, f"Tenant {tenant.slug!r} is {tenant.status}; it is not being created.")
+    result: dict[str, Any] = {"step": step}
     try:
         if step == "database":
-            result = {"step": step, "created": db.create_database(tenant)}
+            result["created"] = db.create_database(tenant)
         elif step == "migrate":
             if not db.database_exists(tenant):
                 raise db.TenantDatabaseError("The database does not exist yet.")
             version = db.migrate_database(tenant)
             tenant.schema_version = version
             _save(tenant, "schema_version")
-            result = {"step": step, "schema_version": version}
+            result["schema_version"] = version
     except Exception as exc:  # noqa: BLE001 - any failure is recorded and reported
         raise _fail(tenant, actor=actor, exc=exc) from exc
     if step != "activate":
@@ -258,19 +273,19 @@ def _run_step(tenant: Tenant, *, actor, step: str, facts: dict) -> dict:
     return {"step": step, "status": tenant.status}
 
 
-def tenant_provision_step(*, actor, tenant: Tenant, step: str) -> dict:
+def tenant_provision_step(*, actor: Actor | None, tenant: Tenant, step: str) -> dict[str, Any]:
     """Run one step of a tenant's creation (``database``, ``migrate`` or ``activate``).
 
     Idempotent: a step that already happened does nothing harmful, and a tenant that is already
     active answers ``{"skipped": True}``. A failure marks the tenant ``failed`` with its error
-    and raises ``TenantError``; running the step again resumes.
+    and raises ``Conflict`` (code ``provisioning_failed``); running the step again resumes.
     """
     _check_actor(actor)
     return _run_step(tenant, actor=actor, step=step, facts={})
 
 
-def _provision(tenant: Tenant, *, actor) -> Tenant:
-    facts: dict = {}
+def _provision(tenant: Tenant, *, actor: Actor | None) -> Tenant:
+    facts: dict[str, Any] = {}
     for step in PROVISION_STEPS:
         result = _run_step(tenant, actor=actor, step=step, facts=facts)
         if step == "database":
@@ -279,7 +294,7 @@ def _provision(tenant: Tenant, *, actor) -> Tenant:
 
 
 def tenant_update(
-    *, actor, tenant: Tenant, name: str, metadata: Mapping[str, Any] | None
+    *, actor: Actor | None, tenant: Tenant, name: str, metadata: Mapping[str, Any] | None
 ) -> Tenant:
     """Change a tenant's name and metadata (the slug and placement never change)."""
     _check_actor(actor)
@@ -288,7 +303,7 @@ def tenant_update(
     with transaction.atomic():
         tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
         if tenant.status == Tenant.Status.PURGED:
-            raise TenantError(f"Tenant {tenant.slug!r} was purged; it cannot be edited.")
+            raise _state(tenant, f"Tenant {tenant.slug!r} was purged; it cannot be edited.")
         if tenant.name == name and tenant.metadata == metadata:
             return tenant
         before = audit.snapshot(tenant, _AUDITED_FIELDS)
@@ -299,12 +314,12 @@ def tenant_update(
     return tenant
 
 
-def tenant_migrate(*, actor, tenant: Tenant) -> dict:
+def tenant_migrate(*, actor: Actor | None, tenant: Tenant) -> dict[str, Any]:
     """Bring the tenant's database to the newest schema. Returns ``{"from": .., "to": ..}``."""
     _check_actor(actor)
     if tenant.status == Tenant.Status.PURGED:
-        raise TenantError(f"Tenant {tenant.slug!r} was purged; it has no database.")
-    if tenant.status in {Tenant.Status.PROVISIONING, Tenant.Status.FAILED}:
+        raise _state(tenant, f"Tenant {tenant.slug!r} was purged; it has no database.")
+    if tenant.status in _CREATING:
         tenant = _provision(tenant, actor=actor)
         return {"from": {}, "to": tenant.schema_version}
     previous = dict(tenant.schema_version)
@@ -312,15 +327,42 @@ def tenant_migrate(*, actor, tenant: Tenant) -> dict:
         version = db.migrate_database(tenant)
     except db.TenantDatabaseError as exc:
         _audit("tenant.migrate_failed", actor=actor, tenant=tenant, data={"error": str(exc)})
-        raise TenantError(str(exc)) from exc
+        raise Conflict(str(exc), code="migrate_failed") from exc
     tenant.schema_version = version
     _save(tenant, "schema_version")
     _audit("tenant.migrate", actor=actor, tenant=tenant, data={"from": previous, "to": version})
     return {"from": previous, "to": version}
 
 
+@dataclass(frozen=True)
+class MigrateOutcome:
+    """One tenant's part of ``tenant_migrate_all``: its ``{"from", "to"}`` or the error."""
+
+    tenant: Tenant
+    result: dict[str, Any] | None = None
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+def tenant_migrate_all(*, actor: Actor | None) -> list[MigrateOutcome]:
+    """Migrate every tenant that has a database, one after the other; a tenant that fails is
+    reported (and audited by ``tenant_migrate``) and the others still go on."""
+    _check_actor(actor)
+    outcomes = []
+    for tenant in selectors.tenant_list():
+        try:
+            outcomes.append(MigrateOutcome(tenant, tenant_migrate(actor=actor, tenant=tenant)))
+        except ServiceError as exc:
+            outcomes.append(MigrateOutcome(tenant, error=exc.message))
+    return outcomes
+
+
 def _transition(
-    *, actor, tenant: Tenant, event: str, allowed_from: set[str], to: str, stamp: dict
+    *, actor: Actor | None, tenant: Tenant, event: str, allowed_from: set[str], to: str,
+    stamp: dict[str, Any],
 ) -> Tenant:
     _check_actor(actor)
     with transaction.atomic():
@@ -328,8 +370,9 @@ def _transition(
         if tenant.status == to:
             return tenant  # idempotent
         if tenant.status not in allowed_from:
-            raise TenantError(
-                f"Tenant {tenant.slug!r} is {tenant.status}; it cannot be {event.split('.')[1]}d."
+            raise _state(
+                tenant,
+                f"Tenant {tenant.slug!r} is {tenant.status}; it cannot be {event.split('.')[1]}d.",
             )
         before = audit.snapshot(tenant, _AUDITED_FIELDS)
         tenant.status = to
@@ -340,7 +383,7 @@ def _transition(
     return tenant
 
 
-def tenant_suspend(*, actor, tenant: Tenant) -> Tenant:
+def tenant_suspend(*, actor: Actor | None, tenant: Tenant) -> Tenant:
     """Suspend: app users are refused in the portal; staff can still read and act."""
     return _transition(
         actor=actor, tenant=tenant, event="tenant.suspend",
@@ -349,7 +392,7 @@ def tenant_suspend(*, actor, tenant: Tenant) -> Tenant:
     )
 
 
-def tenant_resume(*, actor, tenant: Tenant) -> Tenant:
+def tenant_resume(*, actor: Actor | None, tenant: Tenant) -> Tenant:
     return _transition(
         actor=actor, tenant=tenant, event="tenant.resume",
         allowed_from={Tenant.Status.SUSPENDED}, to=Tenant.Status.ACTIVE,
@@ -357,10 +400,10 @@ def tenant_resume(*, actor, tenant: Tenant) -> Tenant:
     )
 
 
-def tenant_delete(*, actor, tenant: Tenant) -> Tenant:
+def tenant_delete(*, actor: Actor | None, tenant: Tenant) -> Tenant:
     """Soft delete: all access off, the database and its data kept (``tenant_restore`` undoes)."""
     if tenant.is_default:
-        raise TenantError("The default tenant cannot be deleted.")
+        raise Refused("The default tenant cannot be deleted.", code="default_tenant")
     return _transition(
         actor=actor, tenant=tenant, event="tenant.delete",
         allowed_from={Tenant.Status.ACTIVE, Tenant.Status.SUSPENDED, Tenant.Status.FAILED},
@@ -368,7 +411,7 @@ def tenant_delete(*, actor, tenant: Tenant) -> Tenant:
     )
 
 
-def tenant_restore(*, actor, tenant: Tenant) -> Tenant:
+def tenant_restore(*, actor: Actor | None, tenant: Tenant) -> Tenant:
     return _transition(
         actor=actor, tenant=tenant, event="tenant.restore",
         allowed_from={Tenant.Status.DELETED}, to=Tenant.Status.ACTIVE,
@@ -376,7 +419,7 @@ def tenant_restore(*, actor, tenant: Tenant) -> Tenant:
     )
 
 
-def tenant_purge(*, actor, tenant: Tenant, confirm_slug: str) -> Tenant:
+def tenant_purge(*, actor: Actor | None, tenant: Tenant, confirm_slug: str) -> Tenant:
     """Irreversible: drop the tenant's database. Only after a soft delete, confirmed by slug.
 
     The tenant record stays (status ``purged``) so the audit trail keeps pointing at it and the
@@ -384,18 +427,19 @@ def tenant_purge(*, actor, tenant: Tenant, confirm_slug: str) -> Tenant:
     """
     _check_actor(actor)
     if tenant.is_default:
-        raise TenantError("The default tenant cannot be purged.")
+        raise Refused("The default tenant cannot be purged.", code="default_tenant")
     if confirm_slug != tenant.slug:
-        raise TenantError("Type the tenant's slug exactly to confirm the purge.")
+        raise Invalid("Type the tenant's slug exactly to confirm the purge.",
+                      code="confirm_mismatch", field="confirm_slug")
     if tenant.status == Tenant.Status.PURGED:
         db.drop_database(tenant)  # finishes an interrupted purge; no-op otherwise
         return tenant
     if tenant.status != Tenant.Status.DELETED:
-        raise TenantError(f"Delete tenant {tenant.slug!r} before purging it (it is {tenant.status}).")
+        raise _state(tenant, f"Delete tenant {tenant.slug!r} before purging it (it is {tenant.status}).")
     try:
         dropped = db.drop_database(tenant)
     except db.TenantDatabaseError as exc:
-        raise TenantError(str(exc)) from exc
+        raise Conflict(str(exc), code="purge_failed") from exc
     before = audit.snapshot(tenant, _AUDITED_FIELDS)
     tenant.status = Tenant.Status.PURGED
     tenant.purged_at = timezone.now()
@@ -405,11 +449,11 @@ def tenant_purge(*, actor, tenant: Tenant, confirm_slug: str) -> Tenant:
     return tenant
 
 
-def tenant_ensure_default(*, actor) -> Tenant:
+def tenant_ensure_default(*, actor: Actor | None) -> Tenant:
     """The default tenant exists and is active (first migrate and first-run setup call this)."""
     tenant = Tenant.objects.filter(is_default=True).first()
     if tenant is None:
         return tenant_create(actor=actor, slug=DEFAULT_SLUG, name="Default", is_default=True)
-    if tenant.status in {Tenant.Status.PROVISIONING, Tenant.Status.FAILED}:
+    if tenant.status in _CREATING:
         return _provision(tenant, actor=actor)
     return tenant

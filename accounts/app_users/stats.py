@@ -23,7 +23,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.core.cache import cache
 from django.db import DatabaseError, connections
@@ -181,7 +183,7 @@ def _per_day(qs: QuerySet, column: str, start: dt.datetime) -> dict[dt.date, int
         .annotate(n=Count("pk"))
         .order_by()
     )
-    result = {}
+    result: dict[dt.date, int] = {}
     for row in rows:
         day = row["day"]
         if isinstance(day, str):  # SQLite without converters
@@ -259,7 +261,9 @@ class OverviewRow:
     error: str = ""
 
 
-def overview_for(tenants, *, roles: dict | None = None) -> list[OverviewRow]:
+def overview_for(
+    tenants: Iterable[Tenant | Mapping[str, str]], *, roles: Mapping[str, str] | None = None
+) -> list[OverviewRow]:
     """One row of figures per tenant for the instance home (``templates/tenants/_overview_table.html``).
 
     ``tenants``: Tenant objects (or dicts with a ``"slug"``; looked up). ``roles``: optional
@@ -267,23 +271,25 @@ def overview_for(tenants, *, roles: dict | None = None) -> list[OverviewRow]:
     Figures are cached a minute per tenant, so the home page stays cheap with many tenants.
     """
     items = list(tenants)
-    slugs = [t["slug"] for t in items if isinstance(t, dict)]
+    slugs = [t["slug"] for t in items if isinstance(t, Mapping)]
     by_slug = {t.slug: t for t in Tenant.objects.filter(slug__in=slugs)} if slugs else {}
     rows = []
     for item in items:
-        tenant = by_slug.get(item["slug"]) if isinstance(item, dict) else item
+        tenant = by_slug.get(item["slug"]) if isinstance(item, Mapping) else item
         if tenant is None:
             continue
-        role = (roles or {}).get(tenant.slug, item.get("role", "") if isinstance(item, dict) else "")
+        role = (roles or {}).get(
+            tenant.slug, str(item.get("role", "")) if isinstance(item, Mapping) else "")
         if not tenant.is_usable:
             rows.append(OverviewRow(tenant, role, error=tenant.get_status_display().lower()))
             continue
         key = f"tenant-overview:{tenant.pk}"
         cached = cache.get(key)
         if isinstance(cached, dict):
-            rows.append(OverviewRow(
-                tenant, role, **{k: Figure(**v) if isinstance(v, dict) else v for k, v in cached.items()}
-            ))
+            figures: dict[str, Any] = {
+                k: Figure(**v) if isinstance(v, dict) else v for k, v in cached.items()
+            }
+            rows.append(OverviewRow(tenant, role, **figures))
             continue
         board = _overview_figures(tenant)
         row = OverviewRow(tenant, role, **board)
@@ -294,7 +300,7 @@ def overview_for(tenants, *, roles: dict | None = None) -> list[OverviewRow]:
     return rows
 
 
-def _overview_figures(tenant: Tenant) -> dict:
+def _overview_figures(tenant: Tenant) -> dict[str, Any]:
     alias = tenant_db.using(tenant)
     now = timezone.now()
     users = _app_users(alias).filter(deleted_at__isnull=True)

@@ -1,7 +1,8 @@
 """Changing a tenant's rules (``tenants.config.TenantSettings``) and its mail templates.
 
 Tenant admins and instance admins only; every change is validated as a whole (nothing is saved
-when one field is wrong), made under a row lock, and audited with its before/after diff. The
+when one field is wrong: ``Invalid`` whose ``fields`` name each wrong one), made under a row
+lock, and audited with its before/after diff. The
 users console and the portal read the result through ``tenant_settings()`` and
 ``emails.template_for()``.
 """
@@ -14,12 +15,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from auditlog.context import disable_auditlog
-from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError, transaction
 from django.urls import reverse
 
+from accounts.models import User
 from audit import services as audit
+from core.errors import Conflict, Invalid, NotFound, Refused
 from core.request_context import public_url
+from core.text import has_forbidden_chars
 from tenants import db as tenant_db
 from tenants import emails
 from tenants.access import can
@@ -35,33 +38,24 @@ _ROLE = re.compile(ROLE_RE)
 _DOMAIN = re.compile(
     r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 )
-_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
 _PLACEHOLDER = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
 
 
-class SettingsInvalid(Exception):
-    """The submitted values were refused; ``errors`` maps each field to its messages."""
-
-    def __init__(self, errors: dict[str, list[str]]):
-        self.errors = errors
-        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+def _invalid(errors: dict[str, list[str]], *, code: str) -> Invalid:
+    """The refusal of a whole submission: every wrong field with its messages."""
+    return Invalid(" ".join(m for ms in errors.values() for m in ms), code=code, fields=errors)
 
 
-def _check_actor(actor, tenant: Tenant) -> None:
+def _check_actor(actor: User | None, tenant: Tenant) -> None:
     if not can(actor, tenant, "manage_settings"):
-        raise PermissionDenied("Only tenant admins change a tenant's settings.")
+        raise Refused("Only tenant admins change a tenant's settings.", code="forbidden")
 
 
-def _bad_chars(text: str, *, newlines_ok: bool) -> bool:
-    for ch in text:
-        if ch in _BIDI or ch == "\x00":
-            return True
-        if ord(ch) < 32 and not (newlines_ok and ch in "\n\r\t"):
-            return True
-    return False
+def _unknown_template() -> NotFound:
+    return NotFound("Unknown template.", code="unknown_template")
 
 
-def _as_list(value: Any) -> list:
+def _as_list(value: Any) -> list[Any]:
     if value is None:
         return []
     if isinstance(value, str):
@@ -71,11 +65,12 @@ def _as_list(value: Any) -> list:
 
 
 def validate_settings(values: Mapping[str, Any], *, current: TenantSettings) -> TenantSettings:
-    """The settings that ``values`` (a partial mapping) make, or ``SettingsInvalid``."""
+    """The settings that ``values`` (a partial mapping) make, or ``Invalid`` (code
+    ``invalid_settings``, ``fields`` naming each wrong one)."""
     fields = {f.name for f in dataclasses.fields(TenantSettings)}
     unknown = set(values) - fields
     if unknown:
-        raise SettingsInvalid({"__all__": [f"Unknown settings: {', '.join(sorted(unknown))}."]})
+        raise Invalid(f"Unknown settings: {', '.join(sorted(unknown))}.", code="unknown_setting")
     errors: dict[str, list[str]] = {}
     new = current.as_json()
 
@@ -144,14 +139,14 @@ def validate_settings(values: Mapping[str, Any], *, current: TenantSettings) -> 
         sender = str(values["sender_name"] or "").strip()
         if len(sender) > SENDER_NAME_MAX:
             err("sender_name", f"At most {SENDER_NAME_MAX} characters.")
-        elif _bad_chars(sender, newlines_ok=False) or any(ch in sender for ch in '<>"'):
+        elif has_forbidden_chars(sender) or any(ch in sender for ch in '<>"'):
             err("sender_name", "The sender name cannot contain control or text-direction "
                 "characters, quotes or angle brackets.")
         new["sender_name"] = sender
 
     if errors:
-        raise SettingsInvalid(errors)
-    return TenantSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in new.items()})
+        raise _invalid(errors, code="invalid_settings")
+    return TenantSettings.from_json(new)
 
 
 def _roles_in_use(tenant: Tenant, removed: set[str]) -> dict[str, bool]:
@@ -165,7 +160,9 @@ def _roles_in_use(tenant: Tenant, removed: set[str]) -> dict[str, bool]:
     return in_use
 
 
-def tenant_settings_update(*, actor, tenant: Tenant, values: Mapping[str, Any]) -> TenantSettings:
+def tenant_settings_update(
+    *, actor: User | None, tenant: Tenant, values: Mapping[str, Any]
+) -> TenantSettings:
     """Validate and store new settings (any subset of the fields); returns the result.
 
     A role that app users still hold cannot be removed: their role would silently point at
@@ -181,15 +178,15 @@ def tenant_settings_update(*, actor, tenant: Tenant, values: Mapping[str, Any]) 
             try:
                 in_use = _roles_in_use(tenant, removed)
             except DatabaseError:
-                raise SettingsInvalid(
-                    {"roles": ["The tenant's database did not answer; roles were not changed."]}
-                ) from None
+                raise Conflict("The tenant's database did not answer; roles were not changed.",
+                               code="tenant_unreachable", field="roles") from None
             held = [r for r, used in in_use.items() if used]
             if held:
-                raise SettingsInvalid({"roles": [
+                raise Conflict(
                     "App users still have the role(s) " + ", ".join(repr(r) for r in held)
-                    + "; give them another role before removing it."
-                ]})
+                    + "; give them another role before removing it.",
+                    code="role_in_use", field="roles", roles=held,
+                )
         before, after = current.as_json(), new.as_json()
         if before == after and tenant.settings == after:
             return new
@@ -204,9 +201,10 @@ def tenant_settings_update(*, actor, tenant: Tenant, values: Mapping[str, Any]) 
 
 
 def validate_template(kind: str, subject: str, body: str) -> dict[str, str]:
-    """A mail template's subject and body, checked; ``SettingsInvalid`` otherwise."""
+    """A mail template's subject and body, checked; ``Invalid`` (code ``invalid_template``,
+    ``fields`` ``subject`` and ``body``) otherwise."""
     if kind not in emails.KINDS:
-        raise SettingsInvalid({"__all__": ["Unknown template."]})
+        raise _unknown_template()
     errors: dict[str, list[str]] = {}
     subject = (subject or "").strip()
     body = (body or "").replace("\r\n", "\n").strip("\n")
@@ -214,14 +212,14 @@ def validate_template(kind: str, subject: str, body: str) -> dict[str, str]:
         errors.setdefault("subject", []).append("Enter a subject.")
     elif len(subject) > SUBJECT_MAX:
         errors.setdefault("subject", []).append(f"At most {SUBJECT_MAX} characters.")
-    elif _bad_chars(subject, newlines_ok=False):
+    elif has_forbidden_chars(subject):
         errors.setdefault("subject", []).append(
             "The subject is one line, without control or text-direction characters.")
     if not body.strip():
         errors.setdefault("body", []).append("Enter a body.")
     elif len(body) > BODY_MAX:
         errors.setdefault("body", []).append(f"At most {BODY_MAX:,} characters.")
-    elif _bad_chars(body, newlines_ok=True):
+    elif has_forbidden_chars(body, multiline=True):
         errors.setdefault("body", []).append(
             "The body cannot contain control or text-direction characters.")
     elif not re.search(r"\{\{\s*link\s*\}\}", body):
@@ -235,7 +233,7 @@ def validate_template(kind: str, subject: str, body: str) -> dict[str, str]:
                 + ". Available: " + ", ".join(f"{{{{ {p} }}}}" for p in emails.PLACEHOLDERS) + "."
             )
     if errors:
-        raise SettingsInvalid(errors)
+        raise _invalid(errors, code="invalid_template")
     return {"subject": subject, "body": body}
 
 
@@ -245,7 +243,9 @@ def _template_snapshot(tenant: Tenant, kind: str) -> dict[str, Any]:
     return {f"{kind}.subject": tpl["subject"], f"{kind}.body": tpl["body"], f"{kind}.custom": custom}
 
 
-def _store_template(*, actor, tenant: Tenant, kind: str, value: dict | None, event: str) -> Tenant:
+def _store_template(
+    *, actor: User | None, tenant: Tenant, kind: str, value: dict[str, str] | None, event: str
+) -> Tenant:
     with transaction.atomic():
         tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
         before = _template_snapshot(tenant, kind)
@@ -268,7 +268,9 @@ def _store_template(*, actor, tenant: Tenant, kind: str, value: dict | None, eve
     return tenant
 
 
-def email_template_update(*, actor, tenant: Tenant, kind: str, subject: str, body: str) -> Tenant:
+def email_template_update(
+    *, actor: User | None, tenant: Tenant, kind: str, subject: str, body: str
+) -> Tenant:
     """Store a tenant's own version of one mail template (validated; see ``validate_template``)."""
     _check_actor(actor, tenant)
     value = validate_template(kind, subject, body)
@@ -279,11 +281,11 @@ def email_template_update(*, actor, tenant: Tenant, kind: str, subject: str, bod
     )
 
 
-def email_template_reset(*, actor, tenant: Tenant, kind: str) -> Tenant:
+def email_template_reset(*, actor: User | None, tenant: Tenant, kind: str) -> Tenant:
     """Go back to the product's default text for one mail template."""
     _check_actor(actor, tenant)
     if kind not in emails.KINDS:
-        raise SettingsInvalid({"__all__": ["Unknown template."]})
+        raise _unknown_template()
     return _store_template(
         actor=actor, tenant=tenant, kind=kind, value=None, event="tenant.email_template_reset"
     )
@@ -293,14 +295,22 @@ SAMPLE = {"email": "jane.doe@example.com", "name": "Jane Doe"}
 
 
 def email_template_preview(
-    *, tenant: Tenant, kind: str, template: dict[str, str] | None = None
+    *, tenant: Tenant, kind: str, subject: str | None = None, body: str | None = None
 ) -> emails.RenderedEmail:
-    """The message as an app user would receive it, with sample data and a sample link."""
+    """The message as an app user would receive it, with sample data and a sample link: the
+    stored template, or a draft (``subject`` and ``body``, checked by ``validate_template``)."""
+    from accounts.models import ActionToken
     from accounts.tokens import PATHS
 
+    if kind not in emails.KINDS:
+        raise _unknown_template()
+    template = None
+    if subject is not None or body is not None:
+        template = validate_template(kind, subject or "", body or "")
     rules = tenant_settings(tenant)
     minutes = int(rules.lifetime(kind).total_seconds() // 60)
-    link = public_url(reverse(f"portal:{PATHS[kind]}", args=[tenant.slug, "SAMPLE-LINK-TOKEN"]))
+    path = PATHS[ActionToken.Purpose(kind)]
+    link = public_url(reverse(f"portal:{path}", args=[tenant.slug, "SAMPLE-LINK-TOKEN"]))
     return emails.render_email(
         tenant, kind, email=SAMPLE["email"], name=SAMPLE["name"], link=link,
         expires_minutes=minutes, sender_name=rules.sender_name, template=template,

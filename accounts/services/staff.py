@@ -1,10 +1,11 @@
 """Staff (console users): first-run setup, invitations, roles, deactivation, second factor.
 
 Every function is keyword-only with the actor first, runs in one transaction on the control
-database, checks its own permission (``PermissionDenied``), refuses rule violations with a
-``ValidationError`` whose message is meant for the person at the screen, and writes one audit
-entry per change (automatic auditlog entries are switched off around the saves, so the trail
-holds exactly one entry with the before/after diff).
+database, checks its own permission, refuses with the error family of ``core.errors``
+(``Refused``, ``Invalid``, ``Conflict``, ``NotFound``, each with a stable ``code`` and a message
+meant for the person at the screen), and writes one audit entry per change (automatic auditlog
+entries are switched off around the saves, so the trail holds exactly one entry with the
+before/after diff).
 
 Rules: nobody deactivates, demotes or removes themselves; the last active instance admin cannot
 lose that status; a tenant's last ``admin`` cannot be removed or demoted.
@@ -15,23 +16,29 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from auditlog.context import disable_auditlog
 from django.contrib.auth.password_validation import validate_password
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import otp
 from accounts.models import SetupLock, StaffInvitation, User
 from audit import services as audit
 from core.access import ROLES, is_instance_admin
+from core.emails import EMAIL_MAX_LENGTH, canonical_email
+from core.errors import Conflict, Invalid, NotFound, Refused, ServiceError
 from core.policy import policy
 from core.request_context import public_url
+from core.text import NAME_MAX_LENGTH, clean_text
 from outbox.services import mail_enqueue
 from tenants.access import can
 from tenants.models import Tenant, TenantAdmin
@@ -39,53 +46,57 @@ from tenants.models import Tenant, TenantAdmin
 log = logging.getLogger(__name__)
 
 USER_FIELDS = ("email", "name", "is_active", "is_superuser")
-ASSIGNMENT_FIELDS = ("role",)
-NAME_MAX_LENGTH = 150
-_FORBIDDEN_CHARS = frozenset(
-    "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff"
-)
-
-
-class SetupAlreadyDone(Exception):
-    """First-run setup ran already (or a staff user exists): it never runs twice."""
+EXISTS = "A staff member with this email address already exists."
+INVALID_LINK = "This invitation link is no longer valid. Ask for a new one."
+LAST_TENANT_ADMIN = "A tenant keeps at least one admin: this is the last one."
 
 
 # --- Validation helpers (the forms validate too; services never trust their callers) -----
 
 
 def clean_email(value: object) -> str:
-    email = str(value or "").strip().lower()
-    if not email or len(email) > 254 or "\x00" in email:
-        raise ValidationError("Enter a valid email address.", code="invalid")
-    validate_email(email)
+    """The canonical form of a valid address, or ``Invalid`` (code ``invalid_email``)."""
+    email = canonical_email(value)
+    raw = str(value or "").strip()
+    if not email or len(raw) > EMAIL_MAX_LENGTH or "\x00" in raw:
+        raise Invalid("Enter a valid email address.", code="invalid_email", field="email")
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise Invalid("Enter a valid email address.", code="invalid_email", field="email") from None
     return email
 
 
 def clean_name(value: object) -> str:
-    name = " ".join(str(value or "").split())
-    if len(name) > NAME_MAX_LENGTH:
-        raise ValidationError(f"A name has at most {NAME_MAX_LENGTH} characters.", code="max_length")
-    if any(ord(ch) < 32 or ch in _FORBIDDEN_CHARS for ch in name):
-        raise ValidationError(
-            "A name cannot contain control or text-direction characters.", code="invalid"
-        )
-    return name
+    """A person's name under the one text rule (``core.text``), runs of spaces collapsed."""
+    return clean_text(value, label="A name", max_length=NAME_MAX_LENGTH, field="name",
+                      collapse_spaces=True)
 
 
 def clean_role(value: object) -> str:
     if value not in ROLES:
-        raise ValidationError("Choose a role: admin, support or viewer.", code="invalid")
+        raise Invalid("Choose a role: admin, support or viewer.", code="invalid_role", field="role")
     return str(value)
 
 
-def _require_instance_admin(actor) -> None:
+def _check_password(password: str, *, user: User) -> None:
+    """Django's password validators, their refusal in the family (field ``password``)."""
+    try:
+        validate_password(password, user=user)
+    except ValidationError as exc:
+        messages = [str(m) for m in exc.messages]
+        raise Invalid(" ".join(messages), code="weak_password", field="password",
+                      fields={"password": messages}) from None
+
+
+def _require_instance_admin(actor: User | None) -> None:
     if not is_instance_admin(actor):
-        raise PermissionDenied("Only instance admins manage staff.")
+        raise Refused("Only instance admins manage staff.", code="forbidden")
 
 
-def _require_tenant_manager(actor, tenant: Tenant) -> None:
+def _require_tenant_manager(actor: User | None, tenant: Tenant) -> None:
     if not can(actor, tenant, "manage_tenant_admins"):
-        raise PermissionDenied("Only the tenant's admins manage its staff.")
+        raise Refused("Only the tenant's admins manage its staff.", code="forbidden")
 
 
 def _save_user(user: User, *fields: str) -> None:
@@ -93,8 +104,9 @@ def _save_user(user: User, *fields: str) -> None:
         user.save(update_fields=[*fields, "updated_at"])
 
 
-def _record_user(event: str, *, actor, user: User, before=None, data=None,
-                 action=audit.UPDATE, tenant=None) -> None:
+def _record_user(event: str, *, actor: User | None, user: User,
+                 before: dict[str, Any] | None = None, data: dict[str, Any] | None = None,
+                 action: int = audit.UPDATE, tenant: Tenant | None = None) -> None:
     audit.record(
         event=event, actor=actor, tenant=tenant, action=action,
         target_model=User, target_pk=user.pk, target_repr=user.email,
@@ -111,28 +123,28 @@ def setup_first_admin(*, actor: None, email: str, name: str, password: str) -> U
 
     ``actor`` is always ``None`` (nobody is signed in yet). Of two concurrent calls exactly one
     wins: both insert the single ``SetupLock`` row, and the database refuses the second.
-    Raises ``SetupAlreadyDone`` once any staff user exists.
+    Raises ``Conflict`` (code ``already_done``) once any staff user exists.
     """
     email = clean_email(email)
     name = clean_name(name)
-    candidate = User(email=email, name=name)
-    validate_password(password, user=candidate)
+    _check_password(password, user=User(email=email, name=name))
+    done = Conflict("Setup is done already: a staff user exists.", code="already_done")
     try:
         with transaction.atomic():
             if User.objects.exists():
-                raise SetupAlreadyDone
+                raise done
             SetupLock.objects.create(id=1)
             with disable_auditlog():
                 user = User.objects.create_superuser(email, password, name=name)
             _record_user("staff.setup", actor=None, user=user, before={}, action=audit.CREATE,
                          data={"instance_admin": True})
     except IntegrityError:
-        raise SetupAlreadyDone from None
-    from tenants.services import TenantError, tenant_ensure_default
+        raise done from None
+    from tenants.services import tenant_ensure_default
 
     try:
         tenant_ensure_default(actor=user)
-    except TenantError:
+    except ServiceError:
         # The admin exists either way; `manage.py tenants retry default` finishes the tenant.
         log.exception("First-run setup: the default tenant could not be created")
     return user
@@ -145,7 +157,7 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _issue_invitation(*, actor, user: User, tenant: Tenant | None = None) -> StaffInvitation:
+def _issue_invitation(*, actor: User | None, user: User, tenant: Tenant | None = None) -> StaffInvitation:
     """Revoke the user's pending invitations, issue a new one and queue its mail."""
     now = timezone.now()
     StaffInvitation.objects.filter(user=user, used_at=None, revoked_at=None).update(revoked_at=now)
@@ -174,53 +186,56 @@ def _issue_invitation(*, actor, user: User, tenant: Tenant | None = None) -> Sta
 
 
 def staff_invite(
-    *, actor, email: str, name: str = "", is_superuser: bool = False,
+    *, actor: User | None, email: str, name: str = "", is_superuser: bool = False,
     tenant: Tenant | None = None, role: str | None = None,
 ) -> User:
     """Create a staff member who sets their password through an emailed link (single use,
     expires after ``policy().invitation_hours``), optionally with a role in one tenant.
 
-    Instance admins invite anyone; a tenant admin invites into their own tenant only, never an
-    instance admin.
+    One transaction: the member, their role in the tenant, the invitation and its mail exist
+    together or not at all. Instance admins invite anyone; a tenant admin invites into their
+    own tenant only, never an instance admin.
     """
     if tenant is None:
         _require_instance_admin(actor)
     else:
         _require_tenant_manager(actor, tenant)
-        role = clean_role(role)
         if is_superuser:
             _require_instance_admin(actor)
     if is_superuser and not is_instance_admin(actor):
-        raise PermissionDenied("Only instance admins grant instance admin.")
+        raise Refused("Only instance admins grant instance admin.", code="forbidden")
+    tenant_role = None
+    if tenant is not None:
+        tenant_role = clean_role(role)
+        _check_assignable(tenant)
     email = clean_email(email)
     name = clean_name(name)
     with transaction.atomic():
         if User.objects.filter(email__iexact=email).exists():
-            raise ValidationError("A staff member with this email address already exists.",
-                                  code="exists")
+            raise Conflict(EXISTS, code="exists", field="email")
         try:
             with transaction.atomic(), disable_auditlog():
                 user = User.objects.create_user(email, None, name=name, is_superuser=is_superuser)
         except IntegrityError:
-            raise ValidationError("A staff member with this email address already exists.",
-                                  code="exists") from None
+            raise Conflict(EXISTS, code="exists", field="email") from None
         _record_user("staff.invite", actor=actor, user=user, before={}, action=audit.CREATE,
-                     tenant=tenant, data={"role": role} if tenant is not None else None)
-        if tenant is not None:
-            _assign(actor=actor, tenant=tenant, user=user, role=role)
+                     tenant=tenant, data={"role": tenant_role} if tenant is not None else None)
+        if tenant is not None and tenant_role is not None:
+            _assign(actor=actor, tenant=tenant, user=user, role=tenant_role)
         _issue_invitation(actor=actor, user=user, tenant=tenant)
     return user
 
 
-def staff_invitation_resend(*, actor, user: User) -> StaffInvitation:
+def staff_invitation_resend(*, actor: User | None, user: User) -> StaffInvitation:
     """A fresh link for a member who has not set a password yet (the old links stop working)."""
     _require_instance_admin(actor)
     with transaction.atomic():
         user = User.objects.select_for_update().get(pk=user.pk)
         if user.has_usable_password():
-            raise ValidationError("This member has already accepted the invitation.")
+            raise Conflict("This member has already accepted the invitation.", code="already_done")
         if not user.is_active:
-            raise ValidationError("Reactivate this member before sending a new invitation.")
+            raise Conflict("Reactivate this member before sending a new invitation.",
+                           code="inactive")
         invitation = _issue_invitation(actor=actor, user=user)
         _record_user("staff.invite_resend", actor=actor, user=user)
     return invitation
@@ -246,13 +261,11 @@ def staff_invitation_accept(*, token: str, password: str) -> User:
             .filter(token_hash=_token_hash(token or "")).first()
         )
         if invitation is None or not invitation.is_pending:
-            raise ValidationError("This invitation link is no longer valid. Ask for a new one.",
-                                  code="invalid_link")
+            raise Conflict(INVALID_LINK, code="invalid_link")
         user = User.objects.select_for_update().get(pk=invitation.user_id)
         if not user.is_active:
-            raise ValidationError("This invitation link is no longer valid. Ask for a new one.",
-                                  code="invalid_link")
-        validate_password(password, user=user)
+            raise Conflict(INVALID_LINK, code="invalid_link")
+        _check_password(password, user=user)
         user.set_password(password)
         _save_user(user, "password")
         invitation.used_at = timezone.now()
@@ -264,20 +277,20 @@ def staff_invitation_accept(*, token: str, password: str) -> User:
 # --- Staff status and instance admin ------------------------------------------------------
 
 
-def _lock_active_instance_admins() -> list:
+def _lock_active_instance_admins() -> list[uuid.UUID]:
     return list(
         User.objects.select_for_update().filter(is_superuser=True, is_active=True)
         .values_list("pk", flat=True)
     )
 
 
-def _refuse_self(actor, user: User, what: str) -> None:
+def _refuse_self(actor: User | None, user: User, what: str) -> None:
     if actor is not None and actor.pk == user.pk:
-        raise ValidationError(f"You cannot {what} yourself. Ask another instance admin.",
-                              code="self")
+        raise Refused(f"You cannot {what} yourself. Ask another instance admin.",
+                      code="self_action")
 
 
-def staff_deactivate(*, actor, user: User) -> User:
+def staff_deactivate(*, actor: User | None, user: User) -> User:
     """Switch a member off: sign-in refused, existing sessions end at their next request."""
     _require_instance_admin(actor)
     _refuse_self(actor, user, "deactivate")
@@ -287,8 +300,8 @@ def staff_deactivate(*, actor, user: User) -> User:
         if not user.is_active:
             return user
         if user.is_superuser and admins == [user.pk]:
-            raise ValidationError("The last active instance admin cannot be deactivated.",
-                                  code="last_admin")
+            raise Refused("The last active instance admin cannot be deactivated.",
+                          code="last_admin")
         orphaned = [
             a.tenant.slug
             for a in TenantAdmin.objects.select_related("tenant")
@@ -296,10 +309,10 @@ def staff_deactivate(*, actor, user: User) -> User:
             if _lock_tenant_admins(a.tenant) == [user.pk]
         ]
         if orphaned:
-            raise ValidationError(
+            raise Refused(
                 f"{user.email} is the last active admin of {', '.join(sorted(orphaned))}: "
                 "make someone else admin there first.",
-                code="last_admin",
+                code="last_admin", tenants=sorted(orphaned),
             )
         before = audit.snapshot(user, USER_FIELDS)
         user.is_active = False
@@ -311,7 +324,7 @@ def staff_deactivate(*, actor, user: User) -> User:
     return user
 
 
-def staff_reactivate(*, actor, user: User) -> User:
+def staff_reactivate(*, actor: User | None, user: User) -> User:
     _require_instance_admin(actor)
     with transaction.atomic():
         user = User.objects.select_for_update().get(pk=user.pk)
@@ -324,7 +337,7 @@ def staff_reactivate(*, actor, user: User) -> User:
     return user
 
 
-def staff_set_instance_admin(*, actor, user: User, value: bool) -> User:
+def staff_set_instance_admin(*, actor: User | None, user: User, value: bool) -> User:
     """Grant or revoke instance admin. Nobody revokes their own; the last one stays."""
     _require_instance_admin(actor)
     if not value:
@@ -335,8 +348,8 @@ def staff_set_instance_admin(*, actor, user: User, value: bool) -> User:
         if user.is_superuser == value:
             return user
         if not value and admins == [user.pk]:
-            raise ValidationError("The last active instance admin cannot be demoted.",
-                                  code="last_admin")
+            raise Refused("The last active instance admin cannot be demoted.",
+                          code="last_admin")
         before = audit.snapshot(user, USER_FIELDS)
         user.is_superuser = value
         _save_user(user, "is_superuser")
@@ -345,7 +358,7 @@ def staff_set_instance_admin(*, actor, user: User, value: bool) -> User:
     return user
 
 
-def staff_otp_reset(*, actor, user: User) -> int:
+def staff_otp_reset(*, actor: User | None, user: User) -> int:
     """Remove a member's authenticator and backup codes: they enrol again at next sign-in, and
     any session they have ends (it was verified with a device that no longer exists)."""
     _require_instance_admin(actor)
@@ -359,7 +372,7 @@ def staff_otp_reset(*, actor, user: User) -> int:
 # --- Tenant roles ----------------------------------------------------------------------------
 
 
-def _assign(*, actor, tenant: Tenant, user: User, role: str) -> TenantAdmin:
+def _assign(*, actor: User | None, tenant: Tenant, user: User, role: str) -> TenantAdmin:
     with disable_auditlog():
         assignment = TenantAdmin.objects.create(
             user=user, tenant=tenant, role=role, created_by=actor if getattr(actor, "pk", None) else None
@@ -372,7 +385,7 @@ def _assign(*, actor, tenant: Tenant, user: User, role: str) -> TenantAdmin:
     return assignment
 
 
-def _lock_tenant_admins(tenant: Tenant) -> list:
+def _lock_tenant_admins(tenant: Tenant) -> list[uuid.UUID]:
     """The tenant's working admins (deactivated members do not count), rows locked."""
     return list(
         TenantAdmin.objects.select_for_update()
@@ -383,10 +396,11 @@ def _lock_tenant_admins(tenant: Tenant) -> list:
 
 def _check_assignable(tenant: Tenant) -> None:
     if tenant.status not in Tenant.VISIBLE_STATUSES:
-        raise ValidationError(f"Tenant {tenant.slug} is {tenant.status}; staff cannot be assigned.")
+        raise Conflict(f"Tenant {tenant.slug} is {tenant.status}; staff cannot be assigned.",
+                       code="not_assignable")
 
 
-def tenant_admin_assign(*, actor, tenant: Tenant, user: User, role: str) -> TenantAdmin:
+def tenant_admin_assign(*, actor: User | None, tenant: Tenant, user: User, role: str) -> TenantAdmin:
     """Give a staff member a role in a tenant (or change the role they have there)."""
     _require_tenant_manager(actor, tenant)
     role = clean_role(role)
@@ -395,7 +409,7 @@ def tenant_admin_assign(*, actor, tenant: Tenant, user: User, role: str) -> Tena
     if existing is not None:
         return tenant_admin_change_role(actor=actor, tenant=tenant, user=user, role=role)
     if not user.is_active:
-        raise ValidationError("This staff member is deactivated.")
+        raise Conflict("This staff member is deactivated.", code="inactive")
     try:
         with transaction.atomic():
             return _assign(actor=actor, tenant=tenant, user=user, role=role)
@@ -409,7 +423,9 @@ class AddResult:
     invited: bool
 
 
-def tenant_admin_add(*, actor, tenant: Tenant, email: str, role: str, name: str = "") -> AddResult:
+def tenant_admin_add(
+    *, actor: User | None, tenant: Tenant, email: str, role: str, name: str = ""
+) -> AddResult:
     """From a tenant's staff page: assign the staff member with this email, or invite them."""
     _require_tenant_manager(actor, tenant)
     email = clean_email(email)
@@ -420,26 +436,27 @@ def tenant_admin_add(*, actor, tenant: Tenant, email: str, role: str, name: str 
         user = staff_invite(actor=actor, email=email, name=name, tenant=tenant, role=role)
         return AddResult(TenantAdmin.objects.get(tenant=tenant, user=user), invited=True)
     if TenantAdmin.objects.filter(tenant=tenant, user=user).exists():
-        raise ValidationError(f"{user.email} already has a role in this tenant; change it below.",
-                              code="exists")
+        raise Conflict(f"{user.email} already has a role in this tenant; change it below.",
+                       code="exists", field="email")
     return AddResult(tenant_admin_assign(actor=actor, tenant=tenant, user=user, role=role),
                      invited=False)
 
 
-def tenant_admin_change_role(*, actor, tenant: Tenant, user: User, role: str) -> TenantAdmin:
+def tenant_admin_change_role(
+    *, actor: User | None, tenant: Tenant, user: User, role: str
+) -> TenantAdmin:
     _require_tenant_manager(actor, tenant)
     role = clean_role(role)
     with transaction.atomic():
         admins = _lock_tenant_admins(tenant)
         assignment = TenantAdmin.objects.select_for_update().filter(tenant=tenant, user=user).first()
         if assignment is None:
-            raise ValidationError("This staff member has no role in this tenant.", code="missing")
+            raise NotFound("This staff member has no role in this tenant.", code="not_assigned")
         if assignment.role == role:
             return assignment
         _refuse_self(actor, user, "change the role of")
         if assignment.role == TenantAdmin.Role.ADMIN and admins == [user.pk]:
-            raise ValidationError("A tenant keeps at least one admin: this is the last one.",
-                                  code="last_admin")
+            raise Refused(LAST_TENANT_ADMIN, code="last_admin")
         old = assignment.role
         assignment.role = role
         with disable_auditlog():
@@ -452,7 +469,7 @@ def tenant_admin_change_role(*, actor, tenant: Tenant, user: User, role: str) ->
     return assignment
 
 
-def tenant_admin_remove(*, actor, tenant: Tenant, user: User) -> None:
+def tenant_admin_remove(*, actor: User | None, tenant: Tenant, user: User) -> None:
     _require_tenant_manager(actor, tenant)
     _refuse_self(actor, user, "remove")
     with transaction.atomic():
@@ -461,8 +478,7 @@ def tenant_admin_remove(*, actor, tenant: Tenant, user: User) -> None:
         if assignment is None:
             return
         if assignment.role == TenantAdmin.Role.ADMIN and admins == [user.pk]:
-            raise ValidationError("A tenant keeps at least one admin: this is the last one.",
-                                  code="last_admin")
+            raise Refused(LAST_TENANT_ADMIN, code="last_admin")
         pk, old = assignment.pk, assignment.role
         with disable_auditlog():
             assignment.delete()
@@ -478,8 +494,9 @@ def tenant_admin_remove(*, actor, tenant: Tenant, user: User) -> None:
 
 def staff_password_change(*, actor: User, current_password: str, new_password: str) -> User:
     if not actor.check_password(current_password or ""):
-        raise ValidationError("Your current password is not correct.", code="wrong_password")
-    validate_password(new_password, user=actor)
+        raise Invalid("Your current password is not correct.", code="wrong_password",
+                      field="current_password")
+    _check_password(new_password, user=actor)
     with transaction.atomic():
         actor.set_password(new_password)
         _save_user(actor, "password")
@@ -487,14 +504,17 @@ def staff_password_change(*, actor: User, current_password: str, new_password: s
     return actor
 
 
-def staff_totp_enrol(*, actor: User, secret: otp.PendingSecret, code: str) -> tuple:
+def staff_totp_enrol(
+    *, actor: User, secret: otp.PendingSecret, code: str
+) -> tuple[TOTPDevice, list[str]]:
     """First enrolment: confirm the new secret with a code; returns (device, backup codes)."""
     if otp.has_totp(actor):
-        raise ValidationError("An authenticator is already set up for this account.")
+        raise Conflict("An authenticator is already set up for this account.",
+                       code="already_done")
     accepted = secret.match(otp.normalize_code(code))
     if accepted is None:
-        raise ValidationError("That code is not valid. Check the time on your phone and enter "
-                              "the current code.", code="bad_code")
+        raise Invalid("That code is not valid. Check the time on your phone and enter "
+                      "the current code.", code="bad_code", field="code")
     with transaction.atomic():
         device = otp.totp_device_create(actor, secret, accepted_t=accepted)
         codes = otp.backup_codes_generate(actor)
@@ -504,17 +524,17 @@ def staff_totp_enrol(*, actor: User, secret: otp.PendingSecret, code: str) -> tu
 
 
 def staff_totp_replace(*, actor: User, current_code: str, secret: otp.PendingSecret,
-                       new_code: str):
+                       new_code: str) -> TOTPDevice:
     """Replace the authenticator: a current code (or a backup code) proves the old one."""
     accepted = secret.match(otp.normalize_code(new_code))
     with transaction.atomic():
         check = otp.verify(actor, current_code)
         if not check.ok:
-            raise ValidationError("The code from your current authenticator is not valid.",
-                                  code="bad_current_code")
+            raise Invalid("The code from your current authenticator is not valid.",
+                          code="bad_current_code", field="current_code")
         if accepted is None:
-            raise ValidationError("The code from the new authenticator is not valid.",
-                                  code="bad_code")
+            raise Invalid("The code from the new authenticator is not valid.",
+                          code="bad_code", field="new_code")
         device = otp.totp_device_create(actor, secret, accepted_t=accepted)
         _record_user("staff.otp_replace", actor=actor, user=actor,
                      data={"proved_with": check.method})
@@ -533,13 +553,13 @@ def staff_backup_codes_regenerate(*, actor: User) -> list[str]:
 
 
 def staff_auth_event(*, event: str, actor: User | None, user: User | None, email: str = "",
-                     data=None) -> None:
+                     data: dict[str, Any] | None = None) -> None:
     """Record a sign-in event: ``staff.login``, ``staff.login_failed``, ``staff.lockout``,
     ``staff.otp_verified``, ``staff.otp_failed``, ``staff.backup_code_used``, ``staff.logout``,
     ``staff.session_expired``. ``actor`` is ``None`` while nobody has proved who they are."""
     audit.record(
         event=event, actor=actor, tenant=None,
         target_model=User, target_pk=user.pk if user is not None else "",
-        target_repr=user.email if user is not None else (email or "")[:254],
+        target_repr=user.email if user is not None else (email or "")[:EMAIL_MAX_LENGTH],
         action=audit.ACCESS, data=data,
     )

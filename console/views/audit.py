@@ -4,9 +4,10 @@ tenant's entries, tenant admins). Read only: there is no form or URL that change
 from __future__ import annotations
 
 import csv
+from typing import Any
 from urllib.parse import urlencode
 
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
@@ -14,6 +15,7 @@ from django.views.decorators.http import require_GET
 
 from audit import selectors
 from console.decorators import instance_admin_required, tenant_view
+from console.http import ConsoleRequest, StaffRequest
 from tenants.models import Tenant
 
 
@@ -24,7 +26,9 @@ class _Echo:
         return value
 
 
-def _page(request: HttpRequest, *, tenant: Tenant | None, template: str, extra: dict) -> HttpResponse:
+def _page(
+    request: StaffRequest, *, tenant: Tenant | None, template: str, extra: dict[str, Any]
+) -> HttpResponse:
     filters = selectors.AuditFilters.from_query(request.GET, allow_tenant=tenant is None)
     qs = selectors.audit_entries(tenant=tenant, filters=filters)
     page = selectors.audit_page(qs, cursor=request.GET.get("after", ""))
@@ -43,7 +47,7 @@ def _page(request: HttpRequest, *, tenant: Tenant | None, template: str, extra: 
     return render(request, template, context)
 
 
-def _export(request: HttpRequest, *, tenant: Tenant | None) -> StreamingHttpResponse:
+def _export(request: StaffRequest, *, tenant: Tenant | None) -> StreamingHttpResponse:
     filters = selectors.AuditFilters.from_query(request.GET, allow_tenant=tenant is None)
     qs = selectors.audit_entries(tenant=tenant, filters=filters)
     writer = csv.writer(_Echo())
@@ -59,7 +63,7 @@ def _export(request: HttpRequest, *, tenant: Tenant | None) -> StreamingHttpResp
 
 @instance_admin_required
 @require_GET
-def audit_instance(request: HttpRequest) -> HttpResponse:
+def audit_instance(request: StaffRequest) -> HttpResponse:
     tenants = Tenant.objects.order_by("slug").values_list("slug", flat=True)[:500]
     return _page(request, tenant=None, template="console/audit/list.html",
                  extra={"tenant_choices": list(tenants)})
@@ -67,17 +71,17 @@ def audit_instance(request: HttpRequest) -> HttpResponse:
 
 @instance_admin_required
 @require_GET
-def audit_instance_export(request: HttpRequest) -> StreamingHttpResponse:
+def audit_instance_export(request: StaffRequest) -> StreamingHttpResponse:
     return _export(request, tenant=None)
 
 
 @require_GET
 @tenant_view(action="view_audit")
-def audit_tenant(request: HttpRequest) -> HttpResponse:
+def audit_tenant(request: ConsoleRequest) -> HttpResponse:
     return _page(request, tenant=request.tenant, template="console/audit/tenant.html", extra={})
 
 
 @require_GET
 @tenant_view(action="view_audit")
-def audit_tenant_export(request: HttpRequest) -> StreamingHttpResponse:
+def audit_tenant_export(request: ConsoleRequest) -> StreamingHttpResponse:
     return _export(request, tenant=request.tenant)

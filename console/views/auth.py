@@ -1,15 +1,16 @@
 """Staff access: first-run setup, sign-in (password, then TOTP or a backup code), enrolment,
-sign-out, account security and the recent-OTP step-up."""
+sign-out, account security and the recent-OTP step-up.
+
+The session steps of signing in live in ``console.flows.staff_sign_in``; these views parse the
+forms, call it (or one service) and render.
+"""
 
 from __future__ import annotations
 
-import time
+from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth import authenticate, logout, update_session_auth_hash
-from django.contrib.auth import login as auth_login
-from django.contrib.auth.hashers import make_password
-from django.core.exceptions import ValidationError
+from django.contrib.auth import logout, update_session_auth_hash
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -17,9 +18,8 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
-from django_otp import login as otp_login
 
-from accounts import lockout, otp
+from accounts import otp
 from accounts.forms import (
     AcceptInvitationForm,
     BackupCodeForm,
@@ -33,12 +33,16 @@ from accounts.models import User
 from accounts.selectors import staff_setup_required
 from accounts.services import staff as staff_services
 from console.decorators import recent_otp_required
-from console.middleware import SESSION_LOGIN_AT, SESSION_SEEN_AT, staff_public
-from console.staff_session import mark_otp_verified
+from console.errors import form_add
+from console.flows import staff_sign_in as flow
+from console.http import StaffRequest
+from console.middleware import staff_public
+from console.staff_session import is_verified
+from core.emails import EMAIL_MAX_LENGTH
+from core.errors import Conflict, Invalid, ServiceError
 
 SIGN_IN_FAILED = "The email or password is not correct."
 CODE_FAILED = "That code is not valid. Enter the current code from your authenticator app."
-SESSION_NEXT = "adminpanel_next"
 SESSION_PENDING_SECRET = "adminpanel_pending_totp"  # noqa: S105 - a name, not a secret
 SESSION_REPLACE_SECRET = "adminpanel_replace_totp"  # noqa: S105 - a name, not a secret
 LOW_BACKUP_CODES = 3
@@ -59,14 +63,17 @@ def _session_ended(request: HttpRequest) -> HttpResponseRedirect:
     return HttpResponseRedirect(reverse("console:login"))
 
 
-def _complete_sign_in(request: HttpRequest, user: User, device, method: str, **data) -> None:
-    otp_login(request, device)
-    request.session.cycle_key()  # a new key once the session is fully privileged
-    mark_otp_verified(request)
-    lockout.reset(user.email)
-    staff_services.staff_auth_event(
-        event="staff.login", actor=user, user=user, data={"method": method, **data}
-    )
+def _pending_secret(request: HttpRequest, key: str) -> otp.PendingSecret:
+    """The secret being enrolled, kept in the session until a code confirms it."""
+    secret = otp.pending_from_session(request.session.get(key))
+    if secret is None:
+        secret = otp.new_pending_secret()
+        request.session[key] = secret.hex_key
+    return secret
+
+
+def _signed_in_page(email: str) -> HttpResponseRedirect:
+    return HttpResponseRedirect(reverse("console:login") + "?" + urlencode({"email": email}))
 
 
 # --- First-run setup -------------------------------------------------------------------------
@@ -86,16 +93,16 @@ def setup(request: HttpRequest) -> HttpResponse:
                 actor=None, email=form.cleaned_data["email"], name=form.cleaned_data["name"],
                 password=form.cleaned_data["password"],
             )
-        except staff_services.SetupAlreadyDone:
-            raise Http404("Setup is done.") from None
-        except ValidationError as exc:
-            form.add_error(None, exc)
+        except Conflict as exc:
+            if exc.code == "already_done":
+                raise Http404("Setup is done.") from None
+            form_add(form, exc)
+        except Invalid as exc:
+            form_add(form, exc)
         else:
             messages.success(request, "Your instance admin account is ready. Sign in to set up "
                                       "your authenticator app.")
-            return HttpResponseRedirect(
-                reverse("console:login") + "?" + urlencode({"email": user.email})
-            )
+            return _signed_in_page(user.email)
     return render(request, "accounts/auth/setup.html", {"form": form})
 
 
@@ -110,32 +117,18 @@ def login(request: HttpRequest) -> HttpResponse:
     if staff_setup_required():
         return HttpResponseRedirect(reverse("console:setup"))
     next_url = _safe_next(request, request.POST.get("next") or request.GET.get("next"))
-    if request.user.is_authenticated and request.user.is_verified():
+    if is_verified(request.user):
         return HttpResponseRedirect(next_url)
-    form = LoginForm(request.POST or None, initial={"email": request.GET.get("email", "")[:254]})
+    form = LoginForm(request.POST or None,
+                     initial={"email": request.GET.get("email", "")[:EMAIL_MAX_LENGTH]})
     error = None
     if request.method == "POST" and form.is_valid():
-        email = lockout.normalize_email(form.cleaned_data["email"])
-        password = form.cleaned_data["password"]
-        user = authenticate(request, email=email, password=password)
-        if user is None:
-            locked = bool(getattr(request, "axes_locked_out", False))
-            if locked:
-                make_password(password)  # as slow as a wrong password: no timing tell
-            staff_services.staff_auth_event(
-                event="staff.login_failed", actor=None,
-                user=User.objects.filter(email__iexact=email).first(), email=email,
-                data={"reason": "locked" if locked else "invalid_credentials"},
-            )
-            error = SIGN_IN_FAILED
-        else:
-            auth_login(request, user)  # new session key
-            now = int(time.time())
-            request.session[SESSION_LOGIN_AT] = now
-            request.session[SESSION_SEEN_AT] = now
-            request.session[SESSION_NEXT] = next_url
+        user = flow.password_step(request, email=form.cleaned_data["email"],
+                                  password=form.cleaned_data["password"], next_url=next_url)
+        if user is not None:
             name = "console:login-verify" if otp.has_totp(user) else "console:login-enroll"
             return HttpResponseRedirect(reverse(name))
+        error = SIGN_IN_FAILED
     return render(request, "accounts/auth/login.html",
                   {"form": form, "error": error, "next": next_url})
 
@@ -145,36 +138,23 @@ def login(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def login_verify(request: HttpRequest) -> HttpResponse:
     user = request.user
-    if not user.is_authenticated:
+    if not isinstance(user, User):
         return HttpResponseRedirect(reverse("console:login"))
-    if user.is_verified():
-        return HttpResponseRedirect(_safe_next(request, request.session.get(SESSION_NEXT)))
+    if is_verified(user):
+        return HttpResponseRedirect(_safe_next(request, flow.peek_next(request)))
     if not otp.has_totp(user):
         return HttpResponseRedirect(reverse("console:login-enroll"))
     backup = request.GET.get("method") == "backup"
     form = (BackupCodeForm if backup else CodeForm)(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        if lockout.is_locked(request, user.email):
+        step = flow.second_step(request, user=user, code=form.cleaned_data["code"])
+        if step.outcome == "locked":
             return _session_ended(request)
-        result = otp.verify(user, form.cleaned_data["code"])
-        if result.ok:
-            _complete_sign_in(request, user, result.device, result.method)
-            if result.method == "backup_code":
-                staff_services.staff_auth_event(
-                    event="staff.backup_code_used", actor=user, user=user,
-                    data={"backup_codes_left": result.backup_codes_left},
-                )
-                if (result.backup_codes_left or 0) <= LOW_BACKUP_CODES:
-                    messages.warning(request, f"You have {result.backup_codes_left} backup codes "
-                                              "left. Generate new ones in Account security.")
-            return HttpResponseRedirect(_safe_next(request, request.session.pop(SESSION_NEXT, None)))
-        staff_services.staff_auth_event(
-            event="staff.otp_failed", actor=None, user=user,
-            data={"method": result.method or "unknown"},
-        )
-        lockout.count_failure(request, user.email)
-        if getattr(request, "axes_locked_out", False):
-            return _session_ended(request)
+        if step.outcome == "ok":
+            if step.method == "backup_code" and (step.backup_codes_left or 0) <= LOW_BACKUP_CODES:
+                messages.warning(request, f"You have {step.backup_codes_left} backup codes "
+                                          "left. Generate new ones in Account security.")
+            return HttpResponseRedirect(_safe_next(request, flow.pop_next(request)))
         form.add_error("code", "That backup code is not valid." if backup else CODE_FAILED)
     return render(request, "accounts/auth/verify.html", {"form": form, "backup": backup})
 
@@ -184,30 +164,24 @@ def login_verify(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def login_enroll(request: HttpRequest) -> HttpResponse:
     user = request.user
-    if not user.is_authenticated:
+    if not isinstance(user, User):
         return HttpResponseRedirect(reverse("console:login"))
-    if user.is_verified() or otp.has_totp(user):
+    if is_verified(user) or otp.has_totp(user):
         return HttpResponseRedirect(reverse("console:login-verify"))
-    secret = otp.pending_from_session(request.session.get(SESSION_PENDING_SECRET))
-    if secret is None:
-        secret = otp.new_pending_secret()
-        request.session[SESSION_PENDING_SECRET] = secret.hex_key
+    secret = _pending_secret(request, SESSION_PENDING_SECRET)
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        if lockout.is_locked(request, user.email):
-            return _session_ended(request)
         try:
-            device, codes = staff_services.staff_totp_enrol(
-                actor=user, secret=secret, code=form.cleaned_data["code"]
-            )
-        except ValidationError as exc:
-            form.add_error("code", exc)
+            codes = flow.enrol(request, user=user, secret=secret, code=form.cleaned_data["code"])
+        except ServiceError as exc:
+            form_add(form, exc)
         else:
+            if codes is None:
+                return _session_ended(request)
             request.session.pop(SESSION_PENDING_SECRET, None)
-            _complete_sign_in(request, user, device, "enrol")
             return render(request, "accounts/auth/backup_codes.html", {
                 "codes": [otp.format_backup_code(c) for c in codes],
-                "next": _safe_next(request, request.session.pop(SESSION_NEXT, None)),
+                "next": _safe_next(request, flow.pop_next(request)),
                 "first_time": True,
             })
     return render(request, "accounts/auth/enroll.html", {
@@ -218,10 +192,9 @@ def login_enroll(request: HttpRequest) -> HttpResponse:
 @staff_public
 @require_POST
 def logout_view(request: HttpRequest) -> HttpResponse:
-    if request.user.is_authenticated:
-        staff_services.staff_auth_event(
-            event="staff.logout", actor=request.user, user=request.user
-        )
+    user = request.user
+    if isinstance(user, User):
+        staff_services.staff_auth_event(event="staff.logout", actor=user, user=user)
     logout(request)
     messages.info(request, "You are signed out.")
     return HttpResponseRedirect(reverse("console:login"))
@@ -244,16 +217,14 @@ def staff_accept(request: HttpRequest, token: str) -> HttpResponse:
             user = staff_services.staff_invitation_accept(
                 token=token, password=form.cleaned_data["password"]
             )
-        except ValidationError as exc:
-            form.add_error(None, exc)
+        except ServiceError as exc:
+            form_add(form, exc)
         else:
             if request.user.is_authenticated:
                 logout(request)
             messages.success(request, "Your password is set. Sign in, then set up your "
                                       "authenticator app.")
-            return HttpResponseRedirect(
-                reverse("console:login") + "?" + urlencode({"email": user.email})
-            )
+            return _signed_in_page(user.email)
     return render(request, "accounts/auth/accept.html",
                   {"form": form, "invitation": invitation})
 
@@ -261,7 +232,7 @@ def staff_accept(request: HttpRequest, token: str) -> HttpResponse:
 # --- Account security ------------------------------------------------------------------------
 
 
-def _security_context(request: HttpRequest, **extra) -> dict:
+def _security_context(request: StaffRequest, **extra: Any) -> dict[str, Any]:
     user = request.user
     return {
         "device": otp.totp_device(user),
@@ -273,14 +244,14 @@ def _security_context(request: HttpRequest, **extra) -> dict:
 
 @never_cache
 @require_http_methods(["GET"])
-def account_security(request: HttpRequest) -> HttpResponse:
+def account_security(request: StaffRequest) -> HttpResponse:
     return render(request, "accounts/security/index.html", _security_context(request))
 
 
 @never_cache
 @sensitive_post_parameters("current_password", "password", "password_confirm")
 @require_POST
-def account_password(request: HttpRequest) -> HttpResponse:
+def account_password(request: StaffRequest) -> HttpResponse:
     form = PasswordChangeForm(request.POST, user=request.user)
     if form.is_valid():
         try:
@@ -288,8 +259,8 @@ def account_password(request: HttpRequest) -> HttpResponse:
                 actor=request.user, current_password=form.cleaned_data["current_password"],
                 new_password=form.cleaned_data["password"],
             )
-        except ValidationError as exc:
-            form.add_error("current_password", exc)
+        except ServiceError as exc:
+            form_add(form, exc)
         else:
             update_session_auth_hash(request, request.user)  # keeps this session, new key
             messages.success(request, "Your password was changed.")
@@ -301,7 +272,7 @@ def account_password(request: HttpRequest) -> HttpResponse:
 @never_cache
 @recent_otp_required
 @require_POST
-def account_backup_codes(request: HttpRequest) -> HttpResponse:
+def account_backup_codes(request: StaffRequest) -> HttpResponse:
     codes = staff_services.staff_backup_codes_regenerate(actor=request.user)
     return render(request, "accounts/auth/backup_codes.html", {
         "codes": [otp.format_backup_code(c) for c in codes],
@@ -313,27 +284,21 @@ def account_backup_codes(request: HttpRequest) -> HttpResponse:
 @never_cache
 @recent_otp_required
 @require_http_methods(["GET", "POST"])
-def account_authenticator(request: HttpRequest) -> HttpResponse:
+def account_authenticator(request: StaffRequest) -> HttpResponse:
     user = request.user
-    secret = otp.pending_from_session(request.session.get(SESSION_REPLACE_SECRET))
-    if secret is None:
-        secret = otp.new_pending_secret()
-        request.session[SESSION_REPLACE_SECRET] = secret.hex_key
+    secret = _pending_secret(request, SESSION_REPLACE_SECRET)
     form = ReplaceDeviceForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            device = staff_services.staff_totp_replace(
-                actor=user, current_code=form.cleaned_data["current_code"], secret=secret,
+            flow.authenticator_replace(
+                request, user=user, secret=secret,
+                current_code=form.cleaned_data["current_code"],
                 new_code=form.cleaned_data["new_code"],
             )
-        except ValidationError as exc:
-            field = "current_code" if exc.code == "bad_current_code" else "new_code"
-            form.add_error(field, exc)
+        except ServiceError as exc:
+            form_add(form, exc)
         else:
             request.session.pop(SESSION_REPLACE_SECRET, None)
-            otp_login(request, device)  # this session stays verified, by the new device
-            request.session.cycle_key()
-            mark_otp_verified(request)
             messages.success(request, "Your new authenticator app is set up; the old one no "
                                       "longer works.")
             return HttpResponseRedirect(reverse("console:account-security"))
@@ -344,34 +309,16 @@ def account_authenticator(request: HttpRequest) -> HttpResponse:
 
 @never_cache
 @require_http_methods(["GET", "POST"])
-def reverify(request: HttpRequest) -> HttpResponse:
+def reverify(request: StaffRequest) -> HttpResponse:
     """Step-up: a fresh TOTP (or backup) code before a destructive action."""
-    user = request.user
     next_url = _safe_next(request, request.POST.get("next") or request.GET.get("next"))
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        if lockout.is_locked(request, user.email):
+        step = flow.second_step(request, user=request.user, code=form.cleaned_data["code"],
+                                step_up=True)
+        if step.outcome == "locked":
             return _session_ended(request)
-        result = otp.verify(user, form.cleaned_data["code"])
-        if result.ok:
-            request.session.cycle_key()  # step-up is a privilege change: a new session key
-            mark_otp_verified(request)
-            staff_services.staff_auth_event(
-                event="staff.otp_reverified", actor=user, user=user,
-                data={"method": result.method},
-            )
-            if result.method == "backup_code":
-                staff_services.staff_auth_event(
-                    event="staff.backup_code_used", actor=user, user=user,
-                    data={"backup_codes_left": result.backup_codes_left},
-                )
+        if step.outcome == "ok":
             return HttpResponseRedirect(next_url)
-        staff_services.staff_auth_event(
-            event="staff.otp_failed", actor=user, user=user,
-            data={"method": result.method or "unknown", "step_up": True},
-        )
-        lockout.count_failure(request, user.email)
-        if getattr(request, "axes_locked_out", False):
-            return _session_ended(request)
         form.add_error("code", CODE_FAILED)
     return render(request, "accounts/auth/reverify.html", {"form": form, "next": next_url})

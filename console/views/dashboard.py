@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from typing import Any
+
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
@@ -10,6 +12,7 @@ from accounts.app_users import stats
 from audit.models import AuditEntry
 from audit.selectors import present
 from console.decorators import tenant_view
+from console.http import ConsoleRequest
 from core.access import role_can
 
 # Chart geometry (SVG user units): drawn on the server, no script and no inline style.
@@ -29,7 +32,7 @@ def _nice_max(value: int) -> int:
         magnitude *= 10
 
 
-def chart(series: list[stats.DayPoint]) -> dict:
+def chart(series: list[stats.DayPoint]) -> dict[str, Any]:
     """Bars for sign-ups, a line for sign-ins, y grid lines and a few x labels."""
     n = len(series) or 1
     plot_w = WIDTH - PAD_LEFT - PAD_RIGHT
@@ -71,7 +74,7 @@ def chart(series: list[stats.DayPoint]) -> dict:
 
 @require_GET
 @tenant_view(action="view_dashboard")
-def tenant_dashboard(request: HttpRequest) -> HttpResponse:
+def tenant_dashboard(request: ConsoleRequest) -> HttpResponse:
     tenant = request.tenant
     try:
         days = int(request.GET.get("days", "30"))

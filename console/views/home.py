@@ -1,16 +1,17 @@
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from accounts import otp
 from accounts.app_users.stats import overview_for
 from accounts.selectors import recent_activity, tenant_memberships
+from console.http import StaffRequest
 
 
 @require_GET
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: StaffRequest) -> HttpResponse:
     """The console home: the tenants I can reach with my role, and what I did lately."""
     memberships = tenant_memberships(actor=request.user)
     return render(request, "console/home.html", {

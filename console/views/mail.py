@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET
 
 from console.decorators import instance_admin_required
+from console.http import StaffRequest
 from outbox.selectors import PAGE_SIZE, outbox_get, outbox_list
 from outbox.services import keeps_links, redact_links
 
@@ -29,7 +31,7 @@ def _before(raw: str) -> datetime | None:
 
 @instance_admin_required
 @require_GET
-def mail_list(request: HttpRequest) -> HttpResponse:
+def mail_list(request: StaffRequest) -> HttpResponse:
     before = _before(request.GET.get("before", ""))
     messages_ = outbox_list(before=before)
     older = messages_[-1].created_at.isoformat() if len(messages_) == PAGE_SIZE else None
@@ -39,7 +41,7 @@ def mail_list(request: HttpRequest) -> HttpResponse:
 
 @instance_admin_required
 @require_GET
-def mail_detail(request: HttpRequest, pk) -> HttpResponse:
+def mail_detail(request: StaffRequest, pk: uuid.UUID) -> HttpResponse:
     message = outbox_get(pk=pk)
     if message is None:
         raise Http404("No such message.")

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
+from typing import Any
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.forms import StaffInviteForm, TenantRoleForm
 from accounts.models import User
-from accounts.selectors import assignable_tenants, staff_get, staff_list, staff_roles, staff_status
+from accounts.selectors import assignable_tenants, staff_get, staff_list, staff_roles
 from accounts.services import staff as services
 from console.decorators import instance_admin_required, recent_otp_required
+from console.errors import flash, form_add
+from console.http import StaffRequest
+from core.errors import ServiceError
 from tenants.selectors import tenant_get
 
 
-def _member(pk) -> User:
+def _member(pk: uuid.UUID) -> User:
     member = staff_get(pk=pk)
     if member is None:
         raise Http404("No such staff member.")
@@ -30,47 +34,42 @@ def _back(member: User) -> HttpResponseRedirect:
     return HttpResponseRedirect(reverse("console:staff-detail", args=[member.pk]))
 
 
-def _list_context(request: HttpRequest, form: StaffInviteForm | None = None) -> dict:
+def _list_context(request: StaffRequest, form: StaffInviteForm | None = None) -> dict[str, Any]:
     query = request.GET.get("q", "")[:254]
-    members = list(staff_list(query=query))
-    for m in members:
-        m.status = staff_status(m)
     return {
-        "members": members, "query": query,
+        "members": list(staff_list(query=query)), "query": query,
         "form": form or StaffInviteForm(tenants=assignable_tenants()),
     }
 
 
 @instance_admin_required
 @require_GET
-def staff_index(request: HttpRequest) -> HttpResponse:
+def staff_index(request: StaffRequest) -> HttpResponse:
     return render(request, "console/staff/list.html", _list_context(request))
 
 
 @instance_admin_required
 @require_POST
-def staff_invite(request: HttpRequest) -> HttpResponse:
+def staff_invite(request: StaffRequest) -> HttpResponse:
     form = StaffInviteForm(request.POST, tenants=assignable_tenants())
     if form.is_valid():
         data = form.cleaned_data
         try:
+            # One transaction: the member, their tenant role (if any) and the invitation.
             member = services.staff_invite(
                 actor=request.user, email=data["email"], name=data["name"],
-                is_superuser=data["is_superuser"],
+                is_superuser=data["is_superuser"], tenant=data["tenant"],
+                role=data["role"] if data["tenant"] is not None else None,
             )
-            if data["tenant"] is not None:
-                services.tenant_admin_assign(actor=request.user, tenant=data["tenant"],
-                                             user=member, role=data["role"])
-        except ValidationError as exc:
-            form.add_error("email" if exc.code == "exists" else None, exc)
+        except ServiceError as exc:
+            form_add(form, exc)
         else:
             messages.success(request, f"Invitation sent to {member.email}.")
             return _back(member)
     return render(request, "console/staff/list.html", _list_context(request, form), status=400)
 
 
-def _detail_context(request: HttpRequest, member: User, **extra) -> dict:
-    member.status = staff_status(member)
+def _detail_context(request: StaffRequest, member: User, **extra: Any) -> dict[str, Any]:
     return {
         "member": member,
         "roles": staff_roles(user=member),
@@ -83,16 +82,18 @@ def _detail_context(request: HttpRequest, member: User, **extra) -> dict:
 
 @instance_admin_required
 @require_GET
-def staff_detail(request: HttpRequest, pk) -> HttpResponse:
+def staff_detail(request: StaffRequest, pk: uuid.UUID) -> HttpResponse:
     member = _member(pk)
     return render(request, "console/staff/detail.html", _detail_context(request, member))
 
 
-def _run(request: HttpRequest, member: User, action: Callable[[], object], done: str):
+def _run(request: StaffRequest, member: User, action: Callable[[], object], done: str
+         ) -> HttpResponseRedirect:
+    """A one-click action: its service call, then back to the member with the outcome."""
     try:
         action()
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
+    except ServiceError as exc:
+        flash(request, exc)
     else:
         messages.success(request, done)
     return _back(member)
@@ -101,7 +102,7 @@ def _run(request: HttpRequest, member: User, action: Callable[[], object], done:
 @instance_admin_required
 @recent_otp_required
 @require_POST
-def staff_deactivate(request: HttpRequest, pk) -> HttpResponse:
+def staff_deactivate(request: StaffRequest, pk: uuid.UUID) -> HttpResponse:
     member = _member(pk)
     return _run(request, member,
                 lambda: services.staff_deactivate(actor=request.user, user=member),
@@ -110,7 +111,7 @@ def staff_deactivate(request: HttpRequest, pk) -> HttpResponse:
 
 @instance_admin_required
 @require_POST
-def staff_reactivate(request: HttpRequest, pk) -> HttpResponse:
+def staff_reactivate(request: StaffRequest, pk: uuid.UUID) -> HttpResponse:
     member = _member(pk)
     return _run(request, member,
                 lambda: services.staff_reactivate(actor=request.user, user=member),
@@ -120,7 +121,7 @@ def staff_reactivate(request: HttpRequest, pk) -> HttpResponse:
 @instance_admin_required
 @recent_otp_required
 @require_POST
-def staff_otp_reset(request: HttpRequest, pk) -> HttpResponse:
+def staff_otp_reset(request: StaffRequest, pk: uuid.UUID) -> HttpResponse:
     member = _member(pk)
     return _run(request, member,
                 lambda: services.staff_otp_reset(actor=request.user, user=member),
@@ -131,7 +132,7 @@ def staff_otp_reset(request: HttpRequest, pk) -> HttpResponse:
 @instance_admin_required
 @recent_otp_required
 @require_POST
-def staff_instance_admin(request: HttpRequest, pk) -> HttpResponse:
+def staff_instance_admin(request: StaffRequest, pk: uuid.UUID) -> HttpResponse:
     member = _member(pk)
     value = request.POST.get("value") == "1"
     done = (f"{member.email} is now an instance admin." if value
@@ -143,7 +144,7 @@ def staff_instance_admin(request: HttpRequest, pk) -> HttpResponse:
 
 @instance_admin_required
 @require_POST
-def staff_resend(request: HttpRequest, pk) -> HttpResponse:
+def staff_resend(request: StaffRequest, pk: uuid.UUID) -> HttpResponse:
     member = _member(pk)
     return _run(request, member,
                 lambda: services.staff_invitation_resend(actor=request.user, user=member),
@@ -152,7 +153,7 @@ def staff_resend(request: HttpRequest, pk) -> HttpResponse:
 
 @instance_admin_required
 @require_POST
-def staff_role_assign(request: HttpRequest, pk) -> HttpResponse:
+def staff_role_assign(request: StaffRequest, pk: uuid.UUID) -> HttpResponse:
     member = _member(pk)
     form = TenantRoleForm(request.POST, tenants=assignable_tenants())
     if form.is_valid():
@@ -167,7 +168,7 @@ def staff_role_assign(request: HttpRequest, pk) -> HttpResponse:
 
 @instance_admin_required
 @require_POST
-def staff_role_remove(request: HttpRequest, pk, slug: str) -> HttpResponse:
+def staff_role_remove(request: StaffRequest, pk: uuid.UUID, slug: str) -> HttpResponse:
     member = _member(pk)
     tenant = tenant_get(slug=slug)
     if tenant is None:

@@ -1,16 +1,17 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from console.decorators import resolve_tenant
+from console.http import StaffRequest
 from tenants.models import validate_slug
 
 
 @require_GET
-def tenant_switch(request: HttpRequest) -> HttpResponseRedirect:
+def tenant_switch(request: StaffRequest) -> HttpResponseRedirect:
     """The header's tenant switcher (works without JavaScript too): the tenant gate's lookup."""
     slug = request.GET.get("tenant", "")
     if not slug:

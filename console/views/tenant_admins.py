@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.contrib import messages
-from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -13,15 +14,20 @@ from accounts.forms import ROLE_CHOICES, ROLE_HELP, RoleForm, TenantAdminAddForm
 from accounts.selectors import tenant_admin_get, tenant_admin_list
 from accounts.services import staff as services
 from console.decorators import tenant_view
+from console.errors import flash, form_add
+from console.http import ConsoleRequest
+from core.errors import ServiceError
+from tenants.models import TenantAdmin
 
 ACTION = "manage_tenant_admins"
 
 
-def _back(request: HttpRequest) -> HttpResponseRedirect:
+def _back(request: ConsoleRequest) -> HttpResponseRedirect:
     return HttpResponseRedirect(reverse("console:tenant-admins", args=[request.tenant.slug]))
 
 
-def _page(request: HttpRequest, form: TenantAdminAddForm | None = None, status: int = 200):
+def _page(request: ConsoleRequest, form: TenantAdminAddForm | None = None, status: int = 200
+          ) -> HttpResponse:
     return render(request, "console/tenant_admins/list.html", {
         "assignments": tenant_admin_list(tenant=request.tenant),
         "form": form or TenantAdminAddForm(),
@@ -32,13 +38,13 @@ def _page(request: HttpRequest, form: TenantAdminAddForm | None = None, status: 
 
 @tenant_view(ACTION)
 @require_GET
-def tenant_admins(request: HttpRequest) -> HttpResponse:
+def tenant_admins(request: ConsoleRequest) -> HttpResponse:
     return _page(request)
 
 
 @tenant_view(ACTION)
 @require_POST
-def tenant_admin_add(request: HttpRequest) -> HttpResponse:
+def tenant_admin_add(request: ConsoleRequest) -> HttpResponse:
     form = TenantAdminAddForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
@@ -47,8 +53,8 @@ def tenant_admin_add(request: HttpRequest) -> HttpResponse:
                 actor=request.user, tenant=request.tenant, email=data["email"],
                 role=data["role"], name=data["name"],
             )
-        except ValidationError as exc:
-            form.add_error("email", exc)
+        except ServiceError as exc:
+            form_add(form, exc)
         else:
             email = result.assignment.user.email
             messages.success(request, f"Invitation sent to {email}." if result.invited
@@ -57,7 +63,7 @@ def tenant_admin_add(request: HttpRequest) -> HttpResponse:
     return _page(request, form, status=400)
 
 
-def _assignment(request: HttpRequest, user_id):
+def _assignment(request: ConsoleRequest, user_id: uuid.UUID) -> TenantAdmin:
     assignment = tenant_admin_get(tenant=request.tenant, user_pk=user_id)
     if assignment is None:
         raise Http404("No such staff member in this tenant.")
@@ -66,7 +72,7 @@ def _assignment(request: HttpRequest, user_id):
 
 @tenant_view(ACTION)
 @require_POST
-def tenant_admin_role(request: HttpRequest, user_id) -> HttpResponse:
+def tenant_admin_role(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse:
     assignment = _assignment(request, user_id)
     form = RoleForm(request.POST)
     if not form.is_valid():
@@ -75,8 +81,8 @@ def tenant_admin_role(request: HttpRequest, user_id) -> HttpResponse:
     try:
         services.tenant_admin_change_role(actor=request.user, tenant=request.tenant,
                                           user=assignment.user, role=form.cleaned_data["role"])
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
+    except ServiceError as exc:
+        flash(request, exc)
     else:
         messages.success(request, f"{assignment.user.email} is now {form.cleaned_data['role']}.")
     return _back(request)
@@ -84,13 +90,13 @@ def tenant_admin_role(request: HttpRequest, user_id) -> HttpResponse:
 
 @tenant_view(ACTION)
 @require_POST
-def tenant_admin_remove(request: HttpRequest, user_id) -> HttpResponse:
+def tenant_admin_remove(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse:
     assignment = _assignment(request, user_id)
     try:
         services.tenant_admin_remove(actor=request.user, tenant=request.tenant,
                                      user=assignment.user)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
+    except ServiceError as exc:
+        flash(request, exc)
     else:
         messages.success(request, f"{assignment.user.email} no longer has access to this tenant.")
     return _back(request)

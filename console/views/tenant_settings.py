@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.app_users import tenant_settings as services
 from console.decorators import tenant_view
+from console.errors import form_add
+from console.http import ConsoleRequest
+from core.errors import ServiceError
 from tenants import emails
 from tenants.config import lifetime_bounds, tenant_settings
 from tenants.forms import EmailTemplateForm, TenantSettingsForm
+from tenants.models import Tenant
 
 KIND_LABELS = {"invite": "Invitation", "recovery": "Password recovery", "magic_link": "Magic link"}
 
 
-def _templates(tenant) -> list[dict]:
+def _templates(tenant: Tenant) -> list[dict[str, object]]:
     custom = tenant.email_templates or {}
     return [
         {"kind": k, "label": KIND_LABELS[k], "custom": bool(custom.get(k)),
@@ -26,23 +30,17 @@ def _templates(tenant) -> list[dict]:
     ]
 
 
-def _apply_errors(form, exc: services.SettingsInvalid) -> None:
-    for name, errors in exc.errors.items():
-        for message in errors:
-            form.add_error(name if name in form.fields else None, message)
-
-
 @require_http_methods(["GET", "POST"])
 @tenant_view(action="manage_settings")
-def settings_edit(request: HttpRequest) -> HttpResponse:
+def settings_edit(request: ConsoleRequest) -> HttpResponse:
     tenant = request.tenant
     current = tenant_settings(tenant)
     form = TenantSettingsForm(request.POST or None, initial=TenantSettingsForm.initial_from(current))
     if request.method == "POST" and form.is_valid():
         try:
             services.tenant_settings_update(actor=request.user, tenant=tenant, values=form.cleaned_data)
-        except services.SettingsInvalid as exc:
-            _apply_errors(form, exc)
+        except ServiceError as exc:
+            form_add(form, exc)
         else:
             messages.success(request, "Settings saved. New invitations and links follow them now.")
             return HttpResponseRedirect(reverse("console:tenant-settings", args=[tenant.slug]))
@@ -57,7 +55,10 @@ def _kind(kind: str) -> str:
     return kind
 
 
-def _template_page(request, *, kind: str, form: EmailTemplateForm, preview, status: int = 200):
+def _template_page(
+    request: ConsoleRequest, *, kind: str, form: EmailTemplateForm,
+    preview: emails.RenderedEmail | None, status: int = 200,
+) -> HttpResponse:
     tenant = request.tenant
     return render(request, "console/tenant_settings/email.html", {
         "kind": kind, "label": KIND_LABELS[kind], "form": form, "preview": preview,
@@ -68,7 +69,7 @@ def _template_page(request, *, kind: str, form: EmailTemplateForm, preview, stat
 
 @require_http_methods(["GET", "POST"])
 @tenant_view(action="manage_settings")
-def email_template_edit(request: HttpRequest, kind: str) -> HttpResponse:
+def email_template_edit(request: ConsoleRequest, kind: str) -> HttpResponse:
     tenant, kind = request.tenant, _kind(kind)
     if request.method == "GET":
         form = EmailTemplateForm(initial=emails.template_for(tenant, kind))
@@ -78,8 +79,8 @@ def email_template_edit(request: HttpRequest, kind: str) -> HttpResponse:
     if form.is_valid():
         try:
             services.email_template_update(actor=request.user, tenant=tenant, kind=kind, **form.cleaned_data)
-        except services.SettingsInvalid as exc:
-            _apply_errors(form, exc)
+        except ServiceError as exc:
+            form_add(form, exc)
         else:
             messages.success(request, f"{KIND_LABELS[kind]} template saved.")
             return HttpResponseRedirect(reverse("console:tenant-email-template", args=[tenant.slug, kind]))
@@ -88,19 +89,17 @@ def email_template_edit(request: HttpRequest, kind: str) -> HttpResponse:
 
 @require_POST
 @tenant_view(action="manage_settings")
-def email_template_preview(request: HttpRequest, kind: str) -> HttpResponse:
+def email_template_preview(request: ConsoleRequest, kind: str) -> HttpResponse:
     """Render the draft in the form (not saved) with sample data."""
     tenant, kind = request.tenant, _kind(kind)
     form = EmailTemplateForm(request.POST)
     preview, error = None, ""
     if form.is_valid():
         try:
-            draft = services.validate_template(kind, **form.cleaned_data)
-        except services.SettingsInvalid as exc:
-            _apply_errors(form, exc)
-            error = " ".join(m for msgs in exc.errors.values() for m in msgs)
-        else:
-            preview = services.email_template_preview(tenant=tenant, kind=kind, template=draft)
+            preview = services.email_template_preview(tenant=tenant, kind=kind, **form.cleaned_data)
+        except ServiceError as exc:
+            form_add(form, exc)
+            error = " ".join(exc.messages)
     else:
         error = "Fill in the subject and the body to see a preview."
     if request.htmx:
@@ -111,7 +110,7 @@ def email_template_preview(request: HttpRequest, kind: str) -> HttpResponse:
 
 @require_POST
 @tenant_view(action="manage_settings")
-def email_template_reset(request: HttpRequest, kind: str) -> HttpResponse:
+def email_template_reset(request: ConsoleRequest, kind: str) -> HttpResponse:
     tenant, kind = request.tenant, _kind(kind)
     services.email_template_reset(actor=request.user, tenant=tenant, kind=kind)
     messages.success(request, f"{KIND_LABELS[kind]} template reset to the default text.")

@@ -9,9 +9,10 @@ error and a Retry button that resumes where it stopped.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -19,6 +20,9 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefre
 
 from accounts.app_users import stats
 from console.decorators import instance_admin_required, recent_otp_required
+from console.errors import flash, form_add
+from console.http import StaffRequest
+from core.errors import ServiceError
 from tenants import db, selectors, services
 from tenants.forms import PurgeForm, TenantCreateForm, TenantEditForm
 from tenants.models import Tenant
@@ -44,13 +48,14 @@ def _tenant(slug: str) -> Tenant:
     return tenant
 
 
-def _detail_url(tenant: Tenant) -> str:
-    return reverse("console:tenants-detail", args=[tenant.slug])
+def _detail_url(tenant: Tenant | str) -> str:
+    slug = tenant.slug if isinstance(tenant, Tenant) else tenant
+    return reverse("console:tenants-detail", args=[slug])
 
 
 @instance_admin_required
 @require_GET
-def tenant_list(request: HttpRequest) -> HttpResponse:
+def tenant_list(request: StaffRequest) -> HttpResponse:
     include_purged = request.GET.get("purged") == "1"
     latest = db.latest_schema_version()
     rows = [
@@ -70,26 +75,27 @@ def tenant_list(request: HttpRequest) -> HttpResponse:
 
 @instance_admin_required
 @require_http_methods(["GET", "POST"])
-def tenant_create(request: HttpRequest) -> HttpResponse:
+def tenant_create(request: StaffRequest) -> HttpResponse:
+    """With htmx only the record is written and the tenant's page runs the steps one by one,
+    showing each result; a plain post creates the tenant in one go."""
     form = TenantCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
+        create = services.tenant_register if request.htmx else services.tenant_create
         try:
-            tenant = services.tenant_register(
+            tenant = create(
                 actor=request.user, slug=data["slug"], name=data["name"], metadata=data["metadata"]
             )
-        except services.TenantError as exc:
-            form.add_error(None, str(exc))
+        except ServiceError as exc:
+            if exc.code != "provisioning_failed":
+                form_add(form, exc)
+            else:  # the record exists, marked failed: its page shows the error and Retry
+                flash(request, exc)
+                return HttpResponseRedirect(_detail_url(data["slug"]))
         else:
             if request.htmx:
-                # The tenant's page runs the steps one by one and shows each result.
                 return HttpResponseClientRedirect(_detail_url(tenant))
-            try:
-                services.tenant_retry(actor=request.user, tenant=tenant)
-            except services.TenantError as exc:
-                messages.error(request, str(exc))
-            else:
-                messages.success(request, f"Tenant {tenant.slug} is active.")
+            messages.success(request, f"Tenant {tenant.slug} is active.")
             return HttpResponseRedirect(_detail_url(tenant))
     template = "console/tenants/create.html"
     if request.htmx:
@@ -99,7 +105,9 @@ def tenant_create(request: HttpRequest) -> HttpResponse:
     return render(request, template, {"form": form}, status=status)
 
 
-def step_states(tenant: Tenant, *, ran: dict | None = None, error: str = "") -> dict:
+def step_states(
+    tenant: Tenant, *, ran: dict[str, Any] | None = None, error: str = ""
+) -> dict[str, Any]:
     """Where a creation stands, step by step, read from reality (database, schema, status)."""
     active = tenant.status == Tenant.Status.ACTIVE
     try:
@@ -141,7 +149,7 @@ def step_states(tenant: Tenant, *, ran: dict | None = None, error: str = "") -> 
     }
 
 
-def _describe(ran: dict) -> str:
+def _describe(ran: dict[str, Any]) -> str:
     if ran.get("skipped"):
         return "Already done."
     if ran["step"] == "database":
@@ -153,7 +161,7 @@ def _describe(ran: dict) -> str:
 
 @instance_admin_required
 @require_POST
-def tenant_retry(request: HttpRequest, slug: str) -> HttpResponse:
+def tenant_retry(request: StaffRequest, slug: str) -> HttpResponse:
     """One step (htmx, ``step`` in the body) or, without JavaScript, every remaining step."""
     tenant = _tenant(slug)
     step = request.POST.get("step", "")
@@ -161,8 +169,8 @@ def tenant_retry(request: HttpRequest, slug: str) -> HttpResponse:
         ran, error = None, ""
         try:
             ran = services.tenant_provision_step(actor=request.user, tenant=tenant, step=step)
-        except services.TenantError as exc:
-            error = str(exc)
+        except ServiceError as exc:
+            error = exc.message
         tenant.refresh_from_db()
         if tenant.status == Tenant.Status.ACTIVE and step == "activate":
             messages.success(request, f"Tenant {tenant.slug} is active.")  # for the refreshed page
@@ -172,8 +180,8 @@ def tenant_retry(request: HttpRequest, slug: str) -> HttpResponse:
         return render(request, "console/tenants/detail.html#provision-steps", context)
     try:
         services.tenant_retry(actor=request.user, tenant=tenant)
-    except services.TenantError as exc:
-        messages.error(request, str(exc))
+    except ServiceError as exc:
+        flash(request, exc)
     else:
         messages.success(request, f"Tenant {tenant.slug} is active.")
     return HttpResponseRedirect(_detail_url(tenant))
@@ -181,7 +189,7 @@ def tenant_retry(request: HttpRequest, slug: str) -> HttpResponse:
 
 @instance_admin_required
 @require_GET
-def tenant_detail(request: HttpRequest, slug: str) -> HttpResponse:
+def tenant_detail(request: StaffRequest, slug: str) -> HttpResponse:
     tenant = _tenant(slug)
     if request.htmx:  # the progress box asks for a fresh page once the creation is done
         return HttpResponseClientRefresh()
@@ -191,11 +199,11 @@ def tenant_detail(request: HttpRequest, slug: str) -> HttpResponse:
     ))
 
 
-def _json(value) -> str:
+def _json(value: object) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False) if value else ""
 
 
-def _detail_context(tenant: Tenant, **forms) -> dict:
+def _detail_context(tenant: Tenant, **forms: Any) -> dict[str, Any]:
     context = {
         "tenant": tenant,
         "users": stats.user_count(tenant),
@@ -211,7 +219,7 @@ def _detail_context(tenant: Tenant, **forms) -> dict:
 
 @instance_admin_required
 @require_POST
-def tenant_edit(request: HttpRequest, slug: str) -> HttpResponse:
+def tenant_edit(request: StaffRequest, slug: str) -> HttpResponse:
     tenant = _tenant(slug)
     form = TenantEditForm(request.POST)
     if form.is_valid():
@@ -220,8 +228,8 @@ def tenant_edit(request: HttpRequest, slug: str) -> HttpResponse:
                 actor=request.user, tenant=tenant,
                 name=form.cleaned_data["name"], metadata=form.cleaned_data["metadata"],
             )
-        except services.TenantError as exc:
-            form.add_error(None, str(exc))
+        except ServiceError as exc:
+            form_add(form, exc)
         else:
             messages.success(request, "Saved.")
             return HttpResponseRedirect(_detail_url(tenant))
@@ -231,15 +239,15 @@ def tenant_edit(request: HttpRequest, slug: str) -> HttpResponse:
 
 @instance_admin_required
 @require_POST
-def tenant_lifecycle(request: HttpRequest, slug: str, verb: str) -> HttpResponse:
+def tenant_lifecycle(request: StaffRequest, slug: str, verb: str) -> HttpResponse:
     if verb not in LIFECYCLE:
         raise Http404("No such action.")
     tenant = _tenant(slug)
     service, done = LIFECYCLE[verb]
     try:
         service(actor=request.user, tenant=tenant)
-    except services.TenantError as exc:
-        messages.error(request, str(exc))
+    except ServiceError as exc:
+        flash(request, exc)
     else:
         messages.success(request, f"Tenant {tenant.slug} {done}.")
     return HttpResponseRedirect(_detail_url(tenant))
@@ -248,7 +256,7 @@ def tenant_lifecycle(request: HttpRequest, slug: str, verb: str) -> HttpResponse
 @instance_admin_required
 @recent_otp_required
 @require_POST
-def tenant_purge(request: HttpRequest, slug: str) -> HttpResponse:
+def tenant_purge(request: StaffRequest, slug: str) -> HttpResponse:
     tenant = _tenant(slug)
     form = PurgeForm(request.POST)
     if form.is_valid():
@@ -256,8 +264,8 @@ def tenant_purge(request: HttpRequest, slug: str) -> HttpResponse:
             services.tenant_purge(
                 actor=request.user, tenant=tenant, confirm_slug=form.cleaned_data["confirm_slug"]
             )
-        except services.TenantError as exc:
-            form.add_error("confirm_slug", str(exc))
+        except ServiceError as exc:
+            form.add_error("confirm_slug", exc.message)  # the purge box shows only this field
         else:
             messages.success(request, f"Tenant {tenant.slug} was purged: its database is gone.")
             return HttpResponseRedirect(_detail_url(tenant))
@@ -268,30 +276,34 @@ def tenant_purge(request: HttpRequest, slug: str) -> HttpResponse:
     ), status=400)
 
 
-def _migrate_one(actor, tenant: Tenant) -> dict:
-    try:
-        result = services.tenant_migrate(actor=actor, tenant=tenant)
-    except services.TenantError as exc:
-        return {"slug": tenant.slug, "ok": False, "text": str(exc)[:500]}
-    changed = result["from"] != result["to"]
-    versions = ", ".join(f"{k} {v}" for k, v in (result["to"] or {}).items())
-    return {"slug": tenant.slug, "ok": True,
-            "text": ("Migrated to " if changed else "Already current: ") + versions}
+def _outcome_text(outcome: services.MigrateOutcome) -> str:
+    if outcome.result is None:
+        return outcome.error[:500]
+    changed = outcome.result["from"] != outcome.result["to"]
+    versions = ", ".join(f"{k} {v}" for k, v in (outcome.result["to"] or {}).items())
+    return ("Migrated to " if changed else "Already current: ") + versions
 
 
 @instance_admin_required
 @require_POST
-def tenant_migrate(request: HttpRequest, slug: str) -> HttpResponse:
+def tenant_migrate(request: StaffRequest, slug: str) -> HttpResponse:
     tenant = _tenant(slug)
-    outcome = _migrate_one(request.user, tenant)
-    (messages.success if outcome["ok"] else messages.error)(request, f"{tenant.slug}: {outcome['text']}")
+    try:
+        outcome = services.MigrateOutcome(
+            tenant, services.tenant_migrate(actor=request.user, tenant=tenant))
+    except ServiceError as exc:
+        outcome = services.MigrateOutcome(tenant, error=exc.message)
+    (messages.success if outcome.ok else messages.error)(
+        request, f"{tenant.slug}: {_outcome_text(outcome)}")
     return HttpResponseRedirect(_detail_url(tenant))
 
 
 @instance_admin_required
 @require_POST
-def tenant_migrate_all(request: HttpRequest) -> HttpResponse:
+def tenant_migrate_all(request: StaffRequest) -> HttpResponse:
     """Every tenant with a database, one after the other; each one's outcome is shown."""
-    results = [_migrate_one(request.user, t) for t in selectors.tenant_list()]
-    request.session[MIGRATE_RESULTS] = results
+    request.session[MIGRATE_RESULTS] = [
+        {"slug": o.tenant.slug, "ok": o.ok, "text": _outcome_text(o)}
+        for o in services.tenant_migrate_all(actor=request.user)
+    ]
     return HttpResponseRedirect(reverse("console:tenants-list"))

@@ -8,8 +8,9 @@ from django.db import connections
 from django.test import Client
 
 from accounts.models import SetupLock, User
-from accounts.services.staff import SetupAlreadyDone, setup_first_admin
+from accounts.services.staff import setup_first_admin
 from audit.models import AuditEntry
+from core.errors import Conflict
 from tenants import db as tenant_db
 from tenants.models import Tenant
 
@@ -79,8 +80,8 @@ def test_two_concurrent_setups_exactly_one_wins(drop_default_tenant):
             setup_first_admin(actor=None, email=f"admin{i}@example.com", name=f"Admin {i}",
                               password=GOOD_PASSWORD)
             results.append("won")
-        except SetupAlreadyDone:
-            results.append("refused")
+        except Conflict as exc:
+            results.append("refused" if exc.code == "already_done" else f"error: {exc!r}")
         except Exception as exc:  # noqa: BLE001 - reported by the assertion below
             results.append(f"error: {exc!r}")
         finally:
@@ -107,8 +108,9 @@ def test_two_concurrent_setups_exactly_one_wins(drop_default_tenant):
 @pytest.mark.django_db
 def test_the_database_refuses_a_second_setup_even_past_the_python_check(monkeypatch):
     SetupLock.objects.create(id=1)  # as if another request had just won
-    with pytest.raises(SetupAlreadyDone):
+    with pytest.raises(Conflict) as refused:
         setup_first_admin(actor=None, email="late@example.com", name="Late", password=GOOD_PASSWORD)
+    assert refused.value.code == "already_done"
     assert not User.objects.exists()
 
 

@@ -4,13 +4,13 @@ import re
 
 import pytest
 from django.core import mail
-from django.core.exceptions import PermissionDenied, ValidationError
 from django.test import Client
 from django.utils import timezone
 
 from accounts.models import StaffInvitation, User
 from accounts.services import staff as services
 from audit.models import AuditEntry
+from core.errors import Refused
 from outbox.models import OutboxMessage
 from tenants.models import TenantAdmin
 from tests.accounts.helpers import code_from_base32, enrol, sign_in_password
@@ -121,12 +121,15 @@ def test_nobody_deactivates_or_demotes_themselves_and_the_last_admin_stays(admin
     # The service refuses the last active instance admin whoever asks.
     other = staff_factory("other@console.test", superuser=True)
     services.staff_deactivate(actor=admin_user, user=other)
-    with pytest.raises(ValidationError, match="last active instance admin"):
+    with pytest.raises(Refused, match="last active instance admin") as refused:
         services.staff_set_instance_admin(actor=other, user=admin_user, value=False)
-    with pytest.raises(ValidationError, match="last active instance admin"):
+    assert refused.value.code == "last_admin"
+    with pytest.raises(Refused, match="last active instance admin") as refused:
         services.staff_deactivate(actor=other, user=admin_user)
-    with pytest.raises(PermissionDenied):
+    assert refused.value.code == "last_admin"
+    with pytest.raises(Refused) as refused:
         services.staff_deactivate(actor=staff_factory("plain@console.test"), user=other)
+    assert refused.value.code == "forbidden"
 
 
 def test_deactivate_ends_sessions_and_reactivate(admin_client, admin_user, staff_factory):

@@ -9,6 +9,7 @@ from django.db import connections
 
 from accounts.models import AppUser
 from audit.models import AuditEntry
+from core.errors import Invalid, Refused
 from tenants import db as tenant_db
 from tenants import services
 from tenants.models import Tenant
@@ -106,8 +107,9 @@ def test_delete_and_restore_keep_the_data_purge_drops_the_database(make_tenant):
 def test_purge_needs_the_slug_typed(make_tenant):
     acme = make_tenant("acme")
     services.tenant_delete(actor=None, tenant=acme)
-    with pytest.raises(services.TenantError, match="Type the tenant's slug"):
+    with pytest.raises(Invalid, match="Type the tenant's slug") as refused:
         services.tenant_purge(actor=None, tenant=acme, confirm_slug="acm")
+    assert refused.value.code == "confirm_mismatch" and refused.value.field == "confirm_slug"
     assert tenant_db.database_exists(acme)
 
 
@@ -263,15 +265,14 @@ def test_bad_metadata_and_names_are_refused():
 
 
 def test_only_instance_admins_manage_tenants(make_tenant, django_user_model):
-    from django.core.exceptions import PermissionDenied
-
     staff = django_user_model.objects.create_user("s@example.test", "x" * 12)
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(Refused) as refused:
         services.tenant_create(actor=staff, slug="acme", name="Acme")
+    assert refused.value.code == "forbidden"
     assert not Tenant.objects.exists()
     root = django_user_model.objects.create_superuser("r@example.test", "x" * 12)
     acme = make_tenant("acme")
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(Refused):
         services.tenant_suspend(actor=staff, tenant=acme)
     services.tenant_suspend(actor=root, tenant=acme)
     entry = AuditEntry.objects.get(event="tenant.suspend")

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.core.exceptions import PermissionDenied
 
 from accounts.app_users import tenant_settings as services
 from accounts.models import ActionToken, AppUser
 from accounts.tokens import token_issue
 from audit.models import AuditEntry
+from core.errors import Refused
 from tenants import db as tenant_db
 from tenants import emails
 from tenants.config import tenant_settings
@@ -135,9 +135,10 @@ def test_disallowed_email_domain_is_refused_by_the_invite_service(acme, tenant_a
 
 def test_the_service_checks_the_role_itself(acme, staff_factory):
     support = staff_factory(tenants={acme: "support"})
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(Refused) as refused:
         services.tenant_settings_update(actor=support, tenant=acme, values={"magic_link_minutes": 1})
-    with pytest.raises(PermissionDenied):
+    assert refused.value.code == "forbidden"
+    with pytest.raises(Refused):
         services.email_template_reset(actor=support, tenant=acme, kind="invite")
 
 

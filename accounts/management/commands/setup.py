@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import getpass
 import os
+from argparse import ArgumentParser
+from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.services.staff import SetupAlreadyDone, setup_first_admin
+from accounts.services.staff import setup_first_admin
+from core.errors import ServiceError
 
 PASSWORD_ENV = "ADMINPANEL_SETUP_PASSWORD"  # noqa: S105 - a name, not a secret
 
@@ -19,7 +21,7 @@ class Command(BaseCommand):
         f"{PASSWORD_ENV} environment variable, or from a prompt. Refused once any staff user exists."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--email", required=True)
         parser.add_argument("--name", required=True)
         parser.add_argument("--noinput", "--no-input", action="store_false", dest="interactive",
@@ -36,13 +38,11 @@ class Command(BaseCommand):
             raise CommandError("The two passwords do not match.")
         return first
 
-    def handle(self, *args, email: str, name: str, interactive: bool, **options) -> None:
+    def handle(self, *args: Any, email: str, name: str, interactive: bool, **options: Any) -> None:
         password = self._password(interactive)
         try:
             user = setup_first_admin(actor=None, email=email, name=name, password=password)
-        except SetupAlreadyDone:
-            raise CommandError("Setup is done already: a staff user exists.") from None
-        except ValidationError as exc:
+        except ServiceError as exc:
             raise CommandError(" ".join(exc.messages)) from None
         self.stdout.write(self.style.SUCCESS(
             f"Instance admin {user.email} created. Sign in at /login/ and set up an "

@@ -6,9 +6,12 @@ Every subcommand is idempotent: running it again after a crash finishes the job.
 from __future__ import annotations
 
 import json
+from argparse import ArgumentParser
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from core.errors import ServiceError
 from tenants import db, selectors, services
 from tenants.models import Tenant
 
@@ -16,7 +19,7 @@ from tenants.models import Tenant
 class Command(BaseCommand):
     help = "Manage tenants and their databases."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: ArgumentParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
         create = sub.add_parser("create", help="Create a tenant (or finish an interrupted one).")
         create.add_argument("slug")
@@ -41,11 +44,11 @@ class Command(BaseCommand):
         purge.add_argument("slug")
         purge.add_argument("--yes", action="store_true", help="Do not ask for the slug.")
 
-    def handle(self, *args, action: str, **options) -> None:
+    def handle(self, *args: Any, action: str, **options: Any) -> None:
         try:
             getattr(self, f"do_{action}")(**options)
-        except services.TenantError as exc:
-            raise CommandError(str(exc)) from exc
+        except ServiceError as exc:
+            raise CommandError(exc.message) from exc
 
     def _tenant(self, slug: str) -> Tenant:
         tenant = selectors.tenant_get(slug=slug)
@@ -53,7 +56,9 @@ class Command(BaseCommand):
             raise CommandError(f"No tenant with the slug {slug!r}.")
         return tenant
 
-    def do_create(self, *, slug: str, name: str, metadata: str | None, server: str | None, **_):
+    def do_create(
+        self, *, slug: str, name: str, metadata: str | None, server: str | None, **_: Any
+    ) -> None:
         meta = None
         if metadata:
             try:
@@ -68,7 +73,7 @@ class Command(BaseCommand):
             + f" (database {tenant.db_name} on server {tenant.db_server!r})."
         )
 
-    def do_list(self, *, json: bool = False, all: bool = False, **_):  # noqa: A002
+    def do_list(self, *, json: bool = False, all: bool = False, **_: Any) -> None:  # noqa: A002
         import json as jsonlib
 
         latest = db.latest_schema_version()
@@ -98,47 +103,50 @@ class Command(BaseCommand):
         for row in table:
             self.stdout.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
 
-    def do_migrate(self, *, slug: str | None, all: bool, **_):  # noqa: A002
+    def do_migrate(self, *, slug: str | None, all: bool, **_: Any) -> None:  # noqa: A002
         if bool(slug) == bool(all):
             raise CommandError("Give one tenant slug, or --all.")
-        tenants = (
-            [self._tenant(slug)]
-            if slug
-            else list(selectors.tenant_list().exclude(status=Tenant.Status.PURGED))
-        )
-        failures = 0
-        for tenant in tenants:
+        if slug:
+            tenant = self._tenant(slug)
             try:
-                result = services.tenant_migrate(actor=None, tenant=tenant)
-            except services.TenantError as exc:
+                outcomes = [services.MigrateOutcome(
+                    tenant, services.tenant_migrate(actor=None, tenant=tenant))]
+            except ServiceError as exc:
+                outcomes = [services.MigrateOutcome(tenant, error=exc.message)]
+        else:
+            outcomes = services.tenant_migrate_all(actor=None)
+        failures = 0
+        for outcome in outcomes:
+            if outcome.result is None:
                 failures += 1
-                self.stderr.write(f"{tenant.slug}: FAILED: {exc}")
+                self.stderr.write(f"{outcome.tenant.slug}: FAILED: {outcome.error}")
                 continue
+            result = outcome.result
             changed = "migrated" if result["from"] != result["to"] else "already current"
-            self.stdout.write(f"{tenant.slug}: {changed} ({_fmt(result['to'])})")
+            self.stdout.write(f"{outcome.tenant.slug}: {changed} ({_fmt(result['to'])})")
         if failures:
-            raise CommandError(f"{failures} of {len(tenants)} tenant(s) failed to migrate.")
+            raise CommandError(f"{failures} of {len(outcomes)} tenant(s) failed to migrate.")
 
     def _simple(self, verb: str, slug: str) -> None:
         tenant = getattr(services, f"tenant_{verb}")(actor=None, tenant=self._tenant(slug))
         self.stdout.write(self.style.SUCCESS(f"Tenant {tenant.slug!r} is {tenant.status}."))
 
-    def do_suspend(self, *, slug: str, **_):
+    def do_suspend(self, *, slug: str, **_: Any) -> None:
         self._simple("suspend", slug)
 
-    def do_resume(self, *, slug: str, **_):
+    def do_resume(self, *, slug: str, **_: Any) -> None:
         self._simple("resume", slug)
 
-    def do_delete(self, *, slug: str, **_):
+    def do_delete(self, *, slug: str, **_: Any) -> None:
         self._simple("delete", slug)
 
-    def do_restore(self, *, slug: str, **_):
+    def do_restore(self, *, slug: str, **_: Any) -> None:
         self._simple("restore", slug)
 
-    def do_retry(self, *, slug: str, **_):
+    def do_retry(self, *, slug: str, **_: Any) -> None:
         self._simple("retry", slug)
 
-    def do_purge(self, *, slug: str, yes: bool, **_):
+    def do_purge(self, *, slug: str, yes: bool, **_: Any) -> None:
         tenant = self._tenant(slug)
         confirm = slug
         if not yes:
@@ -157,5 +165,5 @@ class Command(BaseCommand):
         return sys.stdin.isatty()
 
 
-def _fmt(version: dict) -> str:
+def _fmt(version: dict[str, Any]) -> str:
     return ", ".join(f"{app} {name}" for app, name in sorted(version.items())) or "no schema"
