@@ -131,7 +131,7 @@ def user_count(tenant: Tenant) -> Figure:
     cached = cache.get(key)
     if isinstance(cached, dict):
         return Figure(**cached)
-    alias = tenant_db.ensure_alias(tenant)
+    alias = tenant_db.using(tenant)
     cap = policy().exact_count_cap
     try:
         if _vendor(alias) == "postgresql":

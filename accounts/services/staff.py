@@ -408,10 +408,12 @@ def tenant_admin_assign(*, actor: User | None, tenant: Tenant, user: User, role:
     existing = TenantAdmin.objects.filter(tenant=tenant, user=user).first()
     if existing is not None:
         return tenant_admin_change_role(actor=actor, tenant=tenant, user=user, role=role)
-    if not user.is_active:
-        raise Conflict("This staff member is deactivated.", code="inactive")
     try:
         with transaction.atomic():
+            # The row, locked: a deactivation that just happened is seen (whatever the caller holds).
+            user = User.objects.select_for_update().get(pk=user.pk)
+            if not user.is_active:
+                raise Conflict("This staff member is deactivated.", code="inactive")
             return _assign(actor=actor, tenant=tenant, user=user, role=role)
     except IntegrityError:
         return tenant_admin_change_role(actor=actor, tenant=tenant, user=user, role=role)
