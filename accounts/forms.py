@@ -80,16 +80,17 @@ class NameField(forms.CharField):
             raise _field_error(exc) from None
 
 
-class NewPasswordMixin:
-    """Two password fields that must match and pass Django's validators (12+ characters)."""
+class NewPasswordForm(forms.Form):
+    """Base of the forms with two password fields (``password``, ``password_confirm``) that must
+    match and pass Django's validators (12+ characters)."""
 
     password_user: User | None = None
 
-    def clean(self):
-        cleaned = super().clean()  # type: ignore[misc]
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
         password, confirm = cleaned.get("password"), cleaned.get("password_confirm")
         if password and confirm and password != confirm:
-            self.add_error("password_confirm", "The two passwords do not match.")  # type: ignore[attr-defined]
+            self.add_error("password_confirm", "The two passwords do not match.")
         elif password:
             user = self.password_user or User(
                 email=cleaned.get("email") or "", name=cleaned.get("name") or ""
@@ -97,11 +98,11 @@ class NewPasswordMixin:
             try:
                 validate_password(password, user=user)
             except ValidationError as exc:
-                self.add_error("password", exc)  # type: ignore[attr-defined]
+                self.add_error("password", exc)
         return cleaned
 
 
-class SetupForm(NewPasswordMixin, forms.Form):
+class SetupForm(NewPasswordForm):
     email = EmailField(label="Email")
     name = NameField(label="Name", required=True)
     password = _password_field(
@@ -141,7 +142,7 @@ class BackupCodeForm(forms.Form):
     )
 
 
-class AcceptInvitationForm(NewPasswordMixin, forms.Form):
+class AcceptInvitationForm(NewPasswordForm):
     password = _password_field(
         "Password", autocomplete="new-password",
         help_text=password_help(),
@@ -153,7 +154,7 @@ class AcceptInvitationForm(NewPasswordMixin, forms.Form):
         self.password_user = user
 
 
-class PasswordChangeForm(NewPasswordMixin, forms.Form):
+class PasswordChangeForm(NewPasswordForm):
     current_password = _password_field("Current password", autocomplete="current-password")
     password = _password_field(
         "New password", autocomplete="new-password",

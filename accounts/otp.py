@@ -23,6 +23,7 @@ from django_otp.oath import TOTP
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice, default_key
 
+from accounts.models import User
 from core.policy import policy
 
 TOTP_DEVICE_NAME = "Authenticator app"
@@ -40,19 +41,19 @@ def normalize_code(raw: object) -> str:
     return re.sub(r"[\s-]", "", str(raw or "")).lower()[:32]
 
 
-def totp_device(user) -> TOTPDevice | None:
+def totp_device(user: User) -> TOTPDevice | None:
     return TOTPDevice.objects.filter(user=user, confirmed=True).order_by("-id").first()
 
 
-def backup_device(user) -> StaticDevice | None:
+def backup_device(user: User) -> StaticDevice | None:
     return StaticDevice.objects.filter(user=user, name=BACKUP_DEVICE_NAME).order_by("-id").first()
 
 
-def has_totp(user) -> bool:
+def has_totp(user: User) -> bool:
     return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
 
 
-def backup_codes_left(user) -> int:
+def backup_codes_left(user: User) -> int:
     return StaticToken.objects.filter(device__user=user, device__name=BACKUP_DEVICE_NAME).count()
 
 
@@ -114,7 +115,7 @@ def pending_from_session(value: object) -> PendingSecret | None:
     return None
 
 
-def totp_device_create(user, secret: PendingSecret, *, accepted_t: int) -> TOTPDevice:
+def totp_device_create(user: User, secret: PendingSecret, *, accepted_t: int) -> TOTPDevice:
     """Replace the user's authenticator with one built from the confirmed secret.
 
     ``accepted_t`` is the time step of the code that confirmed it: that code is spent.
@@ -130,7 +131,7 @@ def totp_device_create(user, secret: PendingSecret, *, accepted_t: int) -> TOTPD
     return device
 
 
-def backup_codes_generate(user) -> list[str]:
+def backup_codes_generate(user: User) -> list[str]:
     """Ten new single-use codes (the old ones stop working); returned once, to be shown once."""
     count = policy().staff_backup_codes
     with transaction.atomic():
@@ -150,7 +151,7 @@ def format_backup_code(code: str) -> str:
     return f"{code[:4]}-{code[4:]}" if len(code) == 8 else code
 
 
-def devices_delete(user) -> int:
+def devices_delete(user: User) -> int:
     """Remove every second factor of the user (they enrol again at their next sign-in)."""
     with transaction.atomic():
         n_totp, _ = TOTPDevice.objects.filter(user=user).delete()
@@ -172,7 +173,7 @@ class Verification:
         return self.device is not None
 
 
-def verify(user, raw_code: object, *, allow_backup: bool = True) -> Verification:
+def verify(user: User, raw_code: object, *, allow_backup: bool = True) -> Verification:
     """Check a TOTP code (accepted once: django-otp keeps ``last_t``) or a backup code (deleted
     on use). The device row is locked while checking, so two requests cannot spend one code."""
     code = normalize_code(raw_code)

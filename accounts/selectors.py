@@ -12,7 +12,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import StaffInvitation, User
 from audit.models import AuditEntry
-from core.emails import canonical_email
+from core.emails import EMAIL_MAX_LENGTH, canonical_email
 from tenants.models import Tenant, TenantAdmin
 
 # --- Staff -----------------------------------------------------------------------------------
@@ -50,7 +50,7 @@ def staff_list(*, query: str = "") -> QuerySet[User]:
             queryset=TenantAdmin.objects.select_related("tenant").order_by("tenant__slug"),
         )
     )
-    query = (query or "").replace("\x00", "").strip()[:254]  # PostgreSQL refuses NUL
+    query = (query or "").replace("\x00", "").strip()[:EMAIL_MAX_LENGTH]  # PostgreSQL refuses NUL
     if query:
         qs = qs.filter(Q(email__icontains=query) | Q(name__icontains=query))
     return qs.order_by("email")

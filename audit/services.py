@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from django.utils import timezone
 
 from audit.models import AuditEntry
 from core import request_context
+from core.text import UNSTORABLE
 
 CREATE = AuditEntry.Action.CREATE
 UPDATE = AuditEntry.Action.UPDATE
@@ -32,13 +32,10 @@ SECRET_FIELDS = frozenset(
 MAX_VALUE_LENGTH = 500
 
 
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
-
 def _text(value: str) -> str:
     """NUL and lone surrogates (a ``%00`` in a refused URL...) become U+FFFD: PostgreSQL's
     jsonb and text columns cannot hold NUL, and no UTF-8 page or CSV can hold a surrogate."""
-    return _UNSTORABLE.sub("\ufffd", value)
+    return UNSTORABLE.sub("\ufffd", value)
 
 
 def _plain(value: Any) -> Any:

@@ -89,7 +89,7 @@ def tenant_view(action: str = "view_tenant") -> Callable[[View], View]:
             scoped.tenant_alias = tenant_db.using(tenant)
             return view(scoped, *args, **kwargs)
 
-        wrapper.tenant_action = action  # type: ignore[attr-defined]
+        wrapper.__dict__["tenant_action"] = action
         return wrapper
 
     return decorator

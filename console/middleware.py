@@ -84,7 +84,7 @@ _SEEN_RESOLUTION_SECONDS = 30  # refresh "last seen" at most this often (one ses
 
 def staff_public(view: _View) -> _View:
     """Mark a view reachable without a verified staff session (the views of signing in)."""
-    view.staff_public = True  # type: ignore[attr-defined]
+    view.__dict__["staff_public"] = True
     return view
 
 

@@ -8,6 +8,7 @@ invisible byte-order mark).
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Any
 
@@ -21,6 +22,10 @@ BIDI_CONTROLS = frozenset(
     "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 )
 INVISIBLE = frozenset("\ufeff")
+# What no database column (PostgreSQL text and jsonb) nor UTF-8 page can hold, whatever the text
+# is for: NUL and lone surrogates. Free-form values (metadata, audit payloads) refuse or replace
+# only these.
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _MULTILINE_OK = frozenset("\n\r\t")
 _REFUSED_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
 

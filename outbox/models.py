@@ -5,6 +5,8 @@ import uuid
 from django.db import models
 from django.utils import timezone
 
+from core.emails import EMAIL_MAX_LENGTH
+
 
 class OutboxMessage(models.Model):
     """A message written in the same transaction as the change that causes it; sent after commit.
@@ -24,7 +26,7 @@ class OutboxMessage(models.Model):
     tenant = models.ForeignKey(
         "tenants.Tenant", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
-    to = models.EmailField(max_length=254)
+    to = models.EmailField(max_length=EMAIL_MAX_LENGTH)
     from_email = models.CharField(max_length=300, blank=True)
     subject = models.CharField(max_length=300)
     body = models.TextField()

@@ -28,7 +28,7 @@ from django.utils import timezone
 from audit import services as audit
 from core.access import Actor
 from core.errors import Conflict, Invalid, Refused, ServiceError
-from core.text import TENANT_NAME_MAX_LENGTH, clean_text
+from core.text import TENANT_NAME_MAX_LENGTH, UNSTORABLE, clean_text
 from tenants import db, selectors
 from tenants.models import Tenant, validate_slug
 
@@ -85,7 +85,7 @@ def _too_deep(value: Any, limit: int = METADATA_MAX_DEPTH) -> bool:
 def _has_nul(value: Any) -> bool:
     """NUL characters or lone surrogates: neither a database nor a UTF-8 page can hold them."""
     if isinstance(value, str):
-        return "\x00" in value or any(0xD800 <= ord(c) <= 0xDFFF for c in value)
+        return UNSTORABLE.search(value) is not None
     if isinstance(value, Mapping):
         return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
     if isinstance(value, list | tuple):

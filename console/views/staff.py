@@ -19,6 +19,7 @@ from accounts.services import staff as services
 from console.decorators import instance_admin_required, recent_otp_required
 from console.errors import flash, form_add
 from console.http import StaffRequest
+from core.emails import EMAIL_MAX_LENGTH
 from core.errors import ServiceError
 from tenants.selectors import tenant_get
 
@@ -35,7 +36,7 @@ def _back(member: User) -> HttpResponseRedirect:
 
 
 def _list_context(request: StaffRequest, form: StaffInviteForm | None = None) -> dict[str, Any]:
-    query = request.GET.get("q", "")[:254]
+    query = request.GET.get("q", "")[:EMAIL_MAX_LENGTH]
     return {
         "members": list(staff_list(query=query)), "query": query,
         "form": form or StaffInviteForm(tenants=assignable_tenants()),
