@@ -12,7 +12,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from accounts.app_users.csv_io import safe_cell
+from accounts.app_users.csv_io import export_cell
 from accounts.models import BANNED_FOREVER, AppUser
 from audit.models import AuditEntry
 from core.policy import policy
@@ -132,10 +132,12 @@ def test_a_batch_result_belongs_to_its_session(acme, staff):
 
 @pytest.mark.parametrize("value, expected", [
     ("=1+1", "'=1+1"), ("+cmd", "'+cmd"), ("-2", "'-2"), ("@SUM(A1)", "'@SUM(A1)"),
-    ("\tx", "'\tx"), ("\rx", "'\rx"), ("plain", "plain"), (None, ""), (True, "true"),
+    ("\tx", "'\tx"), ("\rx", "'\rx"), ("  =1", "'  =1"), ("plain", "plain"), (None, ""), (True, "true"),
+    (False, "false"),
 ])
-def test_safe_cell(value, expected):
-    assert safe_cell(value) == expected
+def test_export_cell(value, expected):
+    """The export's cells follow the one CSV rule of ``core.csv_safety``."""
+    assert export_cell(value) == expected
 
 
 def test_export_streams_the_current_filter_formula_safe(acme, staff):
