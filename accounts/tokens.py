@@ -18,24 +18,26 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import ActionToken, AppUser
+from core.errors import Invalid
 from core.policy import policy
 from core.request_context import public_url
 from tenants import db as tenant_db
 from tenants.config import tenant_settings
 from tenants.models import Tenant
 
-PATHS = {
+PATHS: dict[str, str] = {
     ActionToken.Purpose.INVITE: "accept",
     ActionToken.Purpose.RECOVERY: "recover",
     ActionToken.Purpose.MAGIC_LINK: "magic",
 }
 
 
-class TokenInvalid(Exception):
-    """Unknown, used, revoked, expired, for another purpose, or void: one answer for all."""
+LINK_INVALID = "This link is invalid or has expired. Ask for a new one."
 
-    def __init__(self, message: str = "This link is invalid or has expired. Ask for a new one."):
-        super().__init__(message)
+
+def _invalid() -> Invalid:
+    """Unknown, used, revoked, expired, for another purpose, or void: one answer for all."""
+    return Invalid(LINK_INVALID, code="link_invalid")
 
 
 def hash_token(raw: str) -> str:
@@ -116,19 +118,19 @@ def _check(token: ActionToken | None, purpose: str) -> ActionToken:
         or token.revoked_at is not None
         or token.expires_at <= now
     ):
-        raise TokenInvalid()
+        raise _invalid()
     user = token.user
     if user.deleted_at is not None:
-        raise TokenInvalid()
+        raise _invalid()
     if user.password_changed_at is not None and token.created_at < user.password_changed_at:
-        raise TokenInvalid()  # the password changed after the link was sent
+        raise _invalid()  # the password changed after the link was sent
     return token
 
 
 def token_peek(*, tenant: Tenant, raw: str, purpose: str) -> ActionToken:
-    """Validate without using (to show the form behind a link). Raises ``TokenInvalid``."""
+    """Validate without using (to show the form behind a link). Raises ``Invalid`` (code ``link_invalid``)."""
     if not raw or len(raw) > 200:
-        raise TokenInvalid()
+        raise _invalid()
     token = (
         ActionToken.objects.using(tenant_db.using(tenant))
         .select_related("user")
@@ -153,7 +155,7 @@ def token_redeem(*, tenant: Tenant, raw: str, purpose: str) -> ActionToken:
             .update(used_at=timezone.now())
         )
         if won != 1:
-            raise TokenInvalid()
+            raise _invalid()
         token.used_at = timezone.now()
         return token
 

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from audit.models import AuditEntry
 from audit.services import SECRET_FIELDS
+from core.csv_safety import safe_cell
 
 PAGE_SIZE = 50
 FILTER_MAX = 200
@@ -275,9 +276,6 @@ def csv_rows(qs: QuerySet[AuditEntry]) -> Iterator[list[str]]:
         cursor = page.next_cursor
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
 def csv_safe(cell: str) -> str:
-    """Spreadsheets run cells that start with = + - @ TAB CR as formulas: quote them."""
-    return "'" + cell if cell.startswith(_FORMULA_START) else cell
+    """A cell of the audit export, formula-safe: the one rule of ``core.csv_safety``."""
+    return safe_cell(cell)

@@ -3,21 +3,23 @@ bad password never uses up a link."""
 
 from __future__ import annotations
 
-import re
-import unicodedata
+from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
 
+from accounts.models import AppUser
+from core.errors import Invalid
+from core.text import NAME_MAX_LENGTH, REASON_MAX_LENGTH, has_forbidden_chars
 from portal.services.auth import MAX_PASSWORD_LENGTH, validate_app_password
+from tenants.models import Tenant
 
-_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f]")
 
-
-def clean_text(value: str, *, label: str) -> str:
-    """Refuse control characters and bidirectional overrides (they disguise what is shown)."""
+def one_line(value: str, *, label: str) -> str:
+    """Runs of spaces collapsed; the characters ``core.text`` refuses (control characters,
+    direction overrides: they disguise what is shown) refused."""
     value = " ".join((value or "").split())
-    if _BIDI.search(value) or any(unicodedata.category(c) == "Cc" for c in value):
+    if has_forbidden_chars(value):
         raise ValidationError(f"{label} contains invisible control characters; remove them.")
     return value
 
@@ -52,20 +54,22 @@ class SetPasswordForm(forms.Form):
     password2 = forms.CharField(label="Repeat it", max_length=MAX_PASSWORD_LENGTH, strip=False,
                                 widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
 
-    def __init__(self, *args, tenant, user, **kwargs):
+    def __init__(self, *args: Any, tenant: Tenant, user: AppUser | None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.tenant, self.user = tenant, user
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         p1, p2 = data.get("password1"), data.get("password2")
         if p1 and p2 and p1 != p2:
             self.add_error("password2", "The two passwords differ.")
         elif p1:
             try:
                 validate_app_password(tenant=self.tenant, password=p1, user=self.user)
-            except ValidationError as exc:
-                self.add_error("password1", exc)
+            except Invalid as exc:
+                for message in exc.messages:
+                    self.add_error("password1", message)
         return data
 
 
@@ -74,16 +78,16 @@ class ChangePasswordForm(SetPasswordForm):
                               widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
     field_order = ["current", "password1", "password2"]
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["password1"].widget.attrs.pop("autofocus", None)
 
 
 class ProfileForm(forms.Form):
-    name = forms.CharField(max_length=150, required=False)
+    name = forms.CharField(max_length=NAME_MAX_LENGTH, required=False)
 
     def clean_name(self) -> str:
-        return clean_text(self.cleaned_data["name"], label="The name")
+        return one_line(self.cleaned_data["name"], label="The name")
 
 
 class PasswordConfirmForm(forms.Form):
@@ -92,7 +96,7 @@ class PasswordConfirmForm(forms.Form):
 
 
 class ReasonForm(forms.Form):
-    reason = forms.CharField(min_length=3, max_length=500)
+    reason = forms.CharField(min_length=3, max_length=REASON_MAX_LENGTH)
 
     def clean_reason(self) -> str:
-        return clean_text(self.cleaned_data["reason"], label="The reason")
+        return one_line(self.cleaned_data["reason"], label="The reason")

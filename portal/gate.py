@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -17,12 +18,14 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 
-from accounts.models import User
+from accounts.models import AppSession, AppUser, User
 from audit import services as audit
+from core.errors import Refused
+from portal.http import PortalRequest
 from portal.models import Impersonation
 from portal.services.common import PortalActor, record
 from portal.services.impersonation import impersonation_revoke_session, impersonation_session_gone
-from portal.services.sessions import COOKIE_NAME, SessionRefused, cookie_path, session_validate
+from portal.services.sessions import COOKIE_NAME, cookie_path, session_validate
 from tenants.access import can
 from tenants.config import tenant_settings
 from tenants.models import Tenant
@@ -60,14 +63,16 @@ def _closed(request: HttpRequest, tenant: Tenant) -> HttpResponse:
     )
 
 
-def portal_view(*, signed_in: bool = True, enrolment: bool = False) -> Callable:
+def portal_view(*, signed_in: bool = True, enrolment: bool = False) -> Callable[[Callable], Callable]:
     """Gate for portal views. ``signed_in``: a valid session is required (else the sign-in
     page). ``enrolment``: the view is part of MFA enrolment, reachable while the tenant's
-    ``require_mfa`` forces it. Sets ``request.portal_tenant`` and ``request.portal_actor``."""
+    ``require_mfa`` forces it. Sets ``request.portal_tenant`` and ``request.portal_actor``
+    (``portal.http.PortalRequest``; ``SignedInPortalRequest`` when ``signed_in``)."""
 
-    def decorator(view: Callable) -> Callable:
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @functools.wraps(view)
-        def wrapper(request: HttpRequest, slug: str, *args, **kwargs) -> HttpResponse:
+        def wrapper(http_request: HttpRequest, slug: str, *args: Any, **kwargs: Any) -> HttpResponse:
+            request = cast(PortalRequest, http_request)
             tenant = Tenant.objects.filter(slug=slug).first()
             if tenant is None or tenant.status not in {
                 Tenant.Status.ACTIVE, Tenant.Status.SUSPENDED, Tenant.Status.DELETED
@@ -82,10 +87,10 @@ def portal_view(*, signed_in: bool = True, enrolment: bool = False) -> Callable:
             if raw:
                 try:
                     valid = session_validate(tenant=tenant, raw=raw)
-                except SessionRefused as exc:
+                except Refused as exc:
                     refused = exc.code
-                    if exc.session is not None and exc.session.impersonator_id:
-                        impersonation_session_gone(tenant=tenant, session=exc.session)
+                    if exc.facts.get("impersonated"):
+                        impersonation_session_gone(tenant=tenant, session_id=exc.facts["session_id"])
                 else:
                     actor = _actor(tenant, valid.session, valid.user)
                     if actor is None:  # the impersonator lost the right to impersonate
@@ -93,6 +98,7 @@ def portal_view(*, signed_in: bool = True, enrolment: bool = False) -> Callable:
                         impersonation_revoke_session(tenant=tenant, session=valid.session)
                     request.portal_actor = actor
             actor = request.portal_actor
+            response: HttpResponse
             if signed_in and actor is None:
                 response = login_redirect(tenant, refused)
             elif actor is not None and _must_enrol(tenant, actor) and not enrolment:
@@ -111,7 +117,7 @@ def portal_view(*, signed_in: bool = True, enrolment: bool = False) -> Callable:
     return decorator
 
 
-def _actor(tenant: Tenant, session, user) -> PortalActor | None:
+def _actor(tenant: Tenant, session: AppSession, user: AppUser) -> PortalActor | None:
     """The request's actor; ``None`` when an impersonator was deactivated or lost the role."""
     if not session.impersonator_id:
         return PortalActor(user=user, session=session)

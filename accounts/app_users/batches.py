@@ -19,7 +19,7 @@ from typing import Any
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from accounts.app_users.permissions import can_act_on_app_user
+from accounts.app_users.permissions import app_user_refusal
 from accounts.app_users.selectors import (
     UserFilters,
     app_user_matching,
@@ -28,8 +28,7 @@ from accounts.app_users.selectors import (
 )
 from accounts.app_users.services import (
     AUDIT_FIELDS,
-    ActionRefused,
-    AppUserError,
+    NO_SUCH_USER,
     atomic_both,
     audited_refusals,
     clean_email,
@@ -38,14 +37,17 @@ from accounts.app_users.services import (
     clean_role,
     end_sessions,
     link_mail,
+    role_refused,
     soft_delete_ids,
 )
 from accounts.models import BANNED_FOREVER, ActionToken, AppUser
 from accounts.tokens import token_issue_many, tokens_revoke_for_user
 from audit import services as audit
 from core.access import role_can
+from core.csv_safety import starts_formula
+from core.errors import Invalid, ServiceError
 from core.policy import policy
-from outbox.services import mail_enqueue_many
+from outbox.services import Mail, mail_enqueue_many
 from tenants import db as tenant_db
 from tenants.access import actor_role
 from tenants.config import tenant_settings
@@ -53,7 +55,6 @@ from tenants.models import Tenant
 
 CHUNK = 900  # ids per statement: under SQLite's historical 999-parameter limit
 REPORT_LIMIT = 500  # errors and skipped users listed one by one (the counts are always exact)
-_FORMULA_START = ("=", "+", "-", "@")  # imported cells a spreadsheet would run
 
 ACTIONS: dict[str, str] = {  # batch action -> permission
     "ban": "ban_user",
@@ -64,10 +65,7 @@ ACTIONS: dict[str, str] = {  # batch action -> permission
     "delete": "delete_user",
 }
 DESTRUCTIVE = frozenset({"ban", "delete"})
-
-
-class BatchTooLarge(AppUserError):
-    pass
+_CHARACTER_NAMES = {"\t": "a tab", "\r": "a carriage return"}
 
 
 @dataclass
@@ -149,30 +147,32 @@ def _load(alias: str, tenant: Tenant, selection: Selection, result: BatchResult)
             tenant=tenant, filters=selection.filters, fields=_LOAD_FIELDS, limit=cap + 1, lock=True
         )
         if len(users) > cap:
-            raise BatchTooLarge(
+            raise Invalid(
                 f"This selection holds more than {cap:,} users; one batch acts on at most "
-                f"{cap:,}. Narrow the search or the filters and run it in parts."
+                f"{cap:,}. Narrow the search or the filters and run it in parts.",
+                code="batch_too_large",
             )
         return users
     ids = list(dict.fromkeys(str(i) for i in selection.ids))
     if len(ids) > cap:
-        raise BatchTooLarge(f"One batch acts on at most {cap:,} users ({len(ids):,} selected).")
-    valid = []
+        raise Invalid(f"One batch acts on at most {cap:,} users ({len(ids):,} selected).",
+                      code="batch_too_large")
+    valid: list[uuid.UUID] = []
     for raw in ids:
         try:
             valid.append(uuid.UUID(raw))
         except ValueError:
-            result.error(raw, "", "No such user in this tenant.")
-    users: list[AppUser] = []
+            result.error(raw, "", NO_SUCH_USER)
+    found_users: list[AppUser] = []
     for chunk in _chunks(valid):
-        users.extend(light_rows(
+        found_users.extend(light_rows(
             AppUser.objects.using(alias).select_for_update().filter(pk__in=chunk), _LOAD_FIELDS, alias
         ))
-    found = {u.pk for u in users}
+    found = {u.pk for u in found_users}
     for pk in valid:
         if pk not in found:
-            result.error(pk, "", "No such user in this tenant.")
-    return users
+            result.error(pk, "", NO_SUCH_USER)
+    return found_users
 
 
 def _skip_reason(action: str, user: AppUser) -> str | None:
@@ -214,7 +214,7 @@ def _apply_unban(alias, tenant, users, now, options) -> dict[str, Any]:
 def _apply_links(purpose: str):
     def apply(alias, tenant, users, now, options, *, actor=None) -> dict[str, Any]:
         settings = tenant_settings(tenant)
-        mails = []
+        mails: list[Mail] = []
         for chunk in _chunks(users):
             raws = token_issue_many(
                 tenant=tenant, user_ids=[u.pk for u in chunk], purpose=purpose, created_by=actor
@@ -280,19 +280,19 @@ def app_users_batch(
     *, actor, tenant: Tenant, action: str, selection: Selection, until: datetime | None = None,
     reason: str = "", sign_out: bool = False,
 ) -> BatchResult:
-    """Run one batch action. Raises ``ActionRefused`` when the actor's role does not allow the
-    action at all, ``BatchTooLarge`` beyond the policy's cap; per-user problems are reported."""
+    """Run one batch action. Raises ``Refused`` (code ``role``) when the actor's role does not
+    allow the action at all, ``Invalid`` (``batch_too_large``) beyond the policy's cap; per-user
+    problems are reported in the result."""
     if action not in ACTIONS:
-        raise AppUserError("Unknown batch action.")
+        raise Invalid("Unknown batch action.", code="unknown_action", field="action")
     permission = ACTIONS[action]
     if not role_can(actor_role(actor, tenant), permission):
-        raise ActionRefused("Your role does not allow this action.", action=permission,
-                            target_repr="batch")
+        raise role_refused(permission, target_repr="batch")
     options: dict[str, Any] = {"sign_out": sign_out}
     now = timezone.now()
     if action == "ban":
         if until is None or until <= now:
-            raise AppUserError("Choose a ban duration that ends in the future.")
+            raise Invalid("Choose a ban duration that ends in the future.", code="in_past", field="until")
         options.update(until=min(until, BANNED_FOREVER), reason=clean_reason(reason))
     alias = tenant_db.using(tenant)
     protected = frozenset(tenant_settings(tenant).protected_roles)
@@ -301,12 +301,12 @@ def app_users_batch(
         users = _load(alias, tenant, selection, result)
         ready: list[AppUser] = []
         for user in users:
-            refusal = can_act_on_app_user(
+            refusal = app_user_refusal(
                 actor, tenant, permission, target_role=user.role, target_email=user.email,
                 protected_roles=protected,
             )
             if refusal is not None:
-                result.error(user.pk, user.email, refusal)
+                result.error(user.pk, user.email, refusal.message)
                 continue
             skip = _skip_reason(action, user)
             if skip is not None:
@@ -373,24 +373,25 @@ def invite_rows_check(*, actor, tenant: Tenant, rows: list[InviteRow]) -> list[I
         row.error = row.skip = ""
         formula = next(
             (label for label, value in (("email", row.email), ("name", row.name), ("role", row.role))
-             if value.strip().startswith(_FORMULA_START)),
+             if starts_formula(value)),
             None,
         )
         if formula is not None:
-            first = getattr(row, formula).strip()[0]
-            row.error = f"The {formula} starts with “{first}”, which spreadsheets run as a formula."
+            first = getattr(row, formula).lstrip(" ")[0]
+            shown = _CHARACTER_NAMES.get(first, f"“{first}”")
+            row.error = f"The {formula} starts with {shown}, which spreadsheets run as a formula."
             continue
         try:
             row.email = clean_email(row.email, tenant=tenant, settings=settings)
             row.name = clean_name(row.name)
             row.role = clean_role(row.role, tenant=tenant, settings=settings)
-        except AppUserError as exc:
-            row.error = str(exc)
+        except ServiceError as exc:
+            row.error = exc.message
             continue
-        refusal = can_act_on_app_user(actor, tenant, "invite_user", target_role=row.role,
-                                      target_email=row.email, protected_roles=protected)
+        refusal = app_user_refusal(actor, tenant, "invite_user", target_role=row.role,
+                                   target_email=row.email, protected_roles=protected)
         if refusal is not None:
-            row.error = refusal
+            row.error = refusal.message
         elif row.email in seen:
             row.skip = "Appears earlier in the file."
         seen.add(row.email)
@@ -413,11 +414,11 @@ def app_users_invite_many(*, actor, tenant: Tenant, rows: list[InviteRow]) -> Ba
     """Invite every valid, new row in bulk (one insert, one token insert, one mail insert, one
     audit insert). Rows are checked again here: what changed since the preview is reported."""
     if not role_can(actor_role(actor, tenant), "import_users"):
-        raise ActionRefused("Your role does not allow this action.", action="import_users",
-                            target_repr="import")
+        raise role_refused("import_users", target_repr="import")
     cap = policy().batch_max_users
     if len(rows) > cap:
-        raise BatchTooLarge(f"One import invites at most {cap:,} users ({len(rows):,} rows).")
+        raise Invalid(f"One import invites at most {cap:,} users ({len(rows):,} rows).",
+                      code="batch_too_large")
     alias = tenant_db.using(tenant)
     settings = tenant_settings(tenant)
     result = BatchResult(action="invite")

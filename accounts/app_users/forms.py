@@ -1,10 +1,11 @@
 """Parsing of the users console's input. Field syntax only: the rules of the domain (unique
-email, allowed domains, roles, protected users) are the services' and answer ``AppUserError``."""
+email, allowed domains, roles, protected users) are the services': they raise the error family
+of ``core.errors`` with the field they are about, which the views put on these forms."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.utils import timezone
@@ -58,13 +59,16 @@ class UserFilterForm(forms.Form):
     signin_from = forms.DateField(required=False)
     signin_to = forms.DateField(required=False)
     sort = forms.ChoiceField(required=False, choices=SORT_CHOICES)
-    per_page = forms.TypedChoiceField(required=False, choices=PER_PAGE_CHOICES, coerce=int,
-                                      empty_value=selectors.DEFAULT_PER_PAGE)
+    per_page = forms.TypedChoiceField(
+        required=False, choices=PER_PAGE_CHOICES, coerce=int,
+        # django-stubs types empty_value as str; Django returns whatever value is given.
+        empty_value=selectors.DEFAULT_PER_PAGE,  # type: ignore[arg-type]
+    )
     cursor = forms.CharField(required=False, max_length=600)
 
-    def __init__(self, data: Any, *, settings: TenantSettings, **kwargs):
+    def __init__(self, data: Any, *, settings: TenantSettings, **kwargs: Any) -> None:
         super().__init__(data, **kwargs)
-        self.fields["role"].choices = _role_choices(settings, "Any role")
+        cast(forms.ChoiceField, self.fields["role"]).choices = _role_choices(settings, "Any role")
 
     def value(self, name: str, default: Any = None) -> Any:
         self.is_valid()
@@ -85,7 +89,7 @@ class UserFilterForm(forms.Form):
 class JSONTextarea(forms.CharField):
     widget = forms.Textarea(attrs={"rows": 6, "spellcheck": "false"})
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("required", False)
         kwargs.setdefault("max_length", MAX_TEXTAREA)
         kwargs.setdefault("strip", False)
@@ -97,9 +101,9 @@ class _UserFields(forms.Form):
     name = forms.CharField(required=False, max_length=1000)
     role = forms.ChoiceField()
 
-    def __init__(self, *args, settings: TenantSettings, **kwargs):
+    def __init__(self, *args: Any, settings: TenantSettings, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["role"].choices = _role_choices(settings)
+        cast(forms.ChoiceField, self.fields["role"]).choices = _role_choices(settings)
         self.fields["role"].initial = settings.default_role
 
 
@@ -116,8 +120,9 @@ class CreateUserForm(_UserFields):
     user_metadata = JSONTextarea(label="User metadata (JSON object)")
     app_metadata = JSONTextarea(label="App metadata (JSON object)")
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         if data.get("mode") == "password" and not data.get("password"):
             self.add_error("password", "Enter the initial password.")
         return data
@@ -137,8 +142,9 @@ class BanForm(forms.Form):
     until = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
     reason = forms.CharField(required=False, max_length=2000)
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         if data.get("duration") == "until" and not data.get("until"):
             self.add_error("until", "Choose the date and time the ban ends.")
         until = data.get("until")
@@ -163,7 +169,7 @@ class UUIDListField(forms.Field):
 
     widget = forms.MultipleHiddenInput
 
-    def to_python(self, value):
+    def to_python(self, value: Any) -> list[str]:
         values = value if isinstance(value, list | tuple) else ([value] if value else [])
         out: list[str] = []
         for v in values:
@@ -186,8 +192,9 @@ class BatchForm(forms.Form):
     sign_out = forms.BooleanField(required=False)
     confirm = forms.BooleanField(required=False)
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         if data.get("scope") == "selected" and not data.get("ids") and "ids" not in self.errors:
             raise forms.ValidationError("Select at least one user, or choose “all matching”.")
         until = data.get("until")

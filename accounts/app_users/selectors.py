@@ -18,7 +18,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.db import connections, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.base import ModelState
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -280,7 +280,7 @@ class _Keyset:
         )
 
     def cursor_for(self, row: AppUser, direction: str) -> str:
-        value = getattr(row, self.key) if self.key != "email_l" else row.email_l
+        value = getattr(row, self.key)  # a model field or the "email_l" annotation
         segment = 1 if value is None else 0
         return encode_cursor(
             Cursor(sort=self.sort, segment=segment, value=value, pk=str(row.pk), direction=direction)
@@ -544,19 +544,13 @@ def app_user_history(*, tenant: Tenant, user: AppUser, limit: int = 50) -> list[
 def invitation_list(*, tenant: Tenant, limit: int = 200) -> list[AppUser]:
     """Pending invitations: users invited and not yet accepted, newest first, each with
     ``invite_expires_at`` (the live link's expiry, or ``None`` when it expired or was revoked)."""
-    alias = tenant_db.using(tenant)
-    users = list(
-        AppUser.objects.using(alias).filter(status_q("invited")).order_by("-created_at", "-id")[:limit]
+    live_invite = ActionToken.objects.filter(
+        user_id=OuterRef("pk"), purpose=ActionToken.Purpose.INVITE, used_at__isnull=True,
+        revoked_at__isnull=True, expires_at__gt=timezone.now(),
+    ).order_by("-expires_at").values("expires_at")[:1]
+    users: list[AppUser] = list(
+        AppUser.objects.using(tenant_db.using(tenant)).filter(status_q("invited"))
+        .annotate(invite_expires_at=Subquery(live_invite))
+        .order_by("-created_at", "-id")[:limit]
     )
-    expiry: dict = {}
-    if users:
-        for user_id, expires_at in (
-            ActionToken.objects.using(alias)
-            .filter(user_id__in=[u.pk for u in users], purpose=ActionToken.Purpose.INVITE,
-                    used_at__isnull=True, revoked_at__isnull=True, expires_at__gt=timezone.now())
-            .values_list("user_id", "expires_at")
-        ):
-            expiry[user_id] = max(expires_at, expiry.get(user_id, expires_at))
-    for user in users:
-        user.invite_expires_at = expiry.get(user.pk)
     return users

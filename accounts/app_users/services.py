@@ -7,25 +7,27 @@ from __future__ import annotations
 
 import functools
 import json
-import unicodedata
 import uuid
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ParamSpec, TypeVar, cast
 
 from django.contrib.auth.hashers import make_password
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
 from django.db.models import CharField, Value
 from django.db.models.functions import Cast, Concat, Lower, Replace
 from django.utils import timezone
 
-from accounts.app_users.permissions import can_act_on_app_user
+from accounts.app_users.permissions import ROLE_REFUSED, app_user_refusal
 from accounts.models import BANNED_FOREVER, ActionToken, AppFactor, AppSession, AppUser
 from accounts.tokens import hash_token, token_issue, token_link, tokens_revoke_for_user
 from audit import services as audit
+from core.emails import EMAIL_MAX_LENGTH, canonical_email
+from core.errors import Conflict, Invalid, NotFound, Refused
+from core.text import NAME_MAX_LENGTH, REASON_MAX_LENGTH, clean_text, has_forbidden_chars
 from outbox.services import Mail, mail_enqueue
 from tenants import db as tenant_db
 from tenants.config import TenantSettings, tenant_settings
@@ -37,9 +39,6 @@ AUDIT_FIELDS = (
     "email", "name", "role", "email_confirmed_at", "invited_at", "banned_until", "ban_reason",
     "mfa_enabled", "deleted_at", "user_metadata", "app_metadata",
 )
-EMAIL_MAX_LENGTH = 254
-NAME_MAX_LENGTH = 150
-REASON_MAX_LENGTH = 500
 PASSWORD_MAX_LENGTH = 128
 METADATA_MAX_BYTES = 16 * 1024
 METADATA_MAX_DEPTH = 8
@@ -50,115 +49,86 @@ BAN_DURATIONS: dict[str, timedelta] = {
     "7d": timedelta(days=7),
     "30d": timedelta(days=30),
 }
-# Direction overrides and isolates (the "Trojan Source" characters) and invisible marks.
-_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 UNSET: Any = object()
-
-
-class AppUserError(Exception):
-    """Bad input, or an action that does not apply to this user; the message is for people."""
-
-
-class AppUserNotFound(AppUserError):
-    """No such user in this tenant (unknown and foreign ids alike)."""
-
-    def __init__(self, message: str = "No such user in this tenant."):
-        super().__init__(message)
-
-
-class ActionRefused(AppUserError):
-    """The actor may not do this to this user (role, protected role, own email)."""
-
-    def __init__(self, reason: str, *, action: str, target_pk: Any = "", target_repr: str = ""):
-        super().__init__(reason)
-        self.action = action
-        self.target_pk = target_pk
-        self.target_repr = target_repr
+NO_SUCH_USER = "No such user in this tenant."
+EMAIL_TAKEN = "A user with this email address already exists."
+EMAIL_TAKEN_OTHER = "Another user already has this email address."
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 # --- Input rules (shared with forms, batches and the CSV import) ------------------------------
 
 
-def has_forbidden_chars(value: str) -> bool:
-    """Control characters, surrogates, line/paragraph separators or direction overrides."""
-    return any(
-        unicodedata.category(c) in {"Cc", "Cs", "Zl", "Zp"} or c in _BIDI for c in value
-    )
-
-
 def normalize_email(value: Any) -> str:
-    """Lower-cased, stripped, validated syntax (no uniqueness or domain check)."""
+    """The canonical form (``core.emails``) of a syntactically valid address (no uniqueness or
+    domain check)."""
     if not isinstance(value, str) or not value.strip():
-        raise AppUserError("Enter an email address.")
+        raise Invalid("Enter an email address.", code="required", field="email")
     email = value.strip()
     if len(email) > EMAIL_MAX_LENGTH:
-        raise AppUserError(f"An email address has at most {EMAIL_MAX_LENGTH} characters.")
+        raise Invalid(f"An email address has at most {EMAIL_MAX_LENGTH} characters.",
+                      code="too_long", field="email")
     if has_forbidden_chars(email) or any(c.isspace() for c in email):
-        raise AppUserError("Enter a valid email address.")
+        raise Invalid("Enter a valid email address.", code="invalid_email", field="email")
     try:
         validate_email(email)
-    except ValidationError as exc:
-        raise AppUserError("Enter a valid email address.") from exc
-    email = email.lower()
+    except DjangoValidationError as exc:
+        raise Invalid("Enter a valid email address.", code="invalid_email", field="email") from exc
+    email = canonical_email(email)
     if email.endswith("@" + DELETED_EMAIL_DOMAIN):
-        raise AppUserError("This address is reserved for deleted users.")
+        raise Invalid("This address is reserved for deleted users.", code="reserved_email", field="email")
     return email
 
 
 def clean_email(value: Any, *, tenant: Tenant, settings: TenantSettings | None = None) -> str:
-    """A new address for this tenant: valid, lower-cased, and of a domain the tenant allows."""
+    """A new address for this tenant: valid, canonical, and of a domain the tenant allows."""
     email = normalize_email(value)
     settings = settings or tenant_settings(tenant)
     if not settings.email_domain_allowed(email):
         domain = email.rsplit("@", 1)[-1]
         allowed = ", ".join(settings.allowed_email_domains)
-        raise AppUserError(f"Addresses at {domain} are not allowed in this tenant (allowed: {allowed}).")
+        raise Invalid(f"Addresses at {domain} are not allowed in this tenant (allowed: {allowed}).",
+                      code="domain_not_allowed", field="email")
     return email
 
 
 def clean_name(value: Any) -> str:
-    name = (value or "").strip() if isinstance(value, str | type(None)) else None
-    if name is None:
-        raise AppUserError("Enter a name as text.")
-    if len(name) > NAME_MAX_LENGTH:
-        raise AppUserError(f"A name has at most {NAME_MAX_LENGTH} characters ({len(name)} given).")
-    if has_forbidden_chars(name):
-        raise AppUserError("A name cannot contain control characters or text-direction overrides.")
-    return name
+    if not isinstance(value, str | None):
+        raise Invalid("Enter a name as text.", code="not_text", field="name")
+    return clean_text(value, label="A name", max_length=NAME_MAX_LENGTH, field="name")
 
 
 def clean_role(value: Any, *, tenant: Tenant, settings: TenantSettings | None = None) -> str:
     settings = settings or tenant_settings(tenant)
-    role = (value or "").strip() if isinstance(value, str | type(None)) else ""
+    role = (value or "").strip() if isinstance(value, str | None) else ""
     role = role or settings.default_role
     if role not in settings.roles:
-        raise AppUserError(
-            f"Unknown role '{role[:50]}'. The roles of this tenant are: {', '.join(settings.roles)}."
+        raise Invalid(
+            f"Unknown role '{role[:50]}'. The roles of this tenant are: {', '.join(settings.roles)}.",
+            code="unknown_role", field="role",
         )
     return role
 
 
 def clean_reason(value: Any) -> str:
-    reason = (value or "").strip() if isinstance(value, str | type(None)) else ""
-    if len(reason) > REASON_MAX_LENGTH:
-        raise AppUserError(f"A reason has at most {REASON_MAX_LENGTH} characters.")
-    if any(unicodedata.category(c) == "Cc" and c not in "\n\t" for c in reason) or any(
-        c in _BIDI for c in reason
-    ):
-        raise AppUserError("A reason cannot contain control characters or text-direction overrides.")
-    return reason
+    """A ban reason: several lines allowed, the text rule of ``core.text`` otherwise."""
+    reason = value if isinstance(value, str) else ""
+    return clean_text(reason, label="A reason", max_length=REASON_MAX_LENGTH, field="reason", multiline=True)
 
 
 def clean_password(value: Any, *, tenant: Tenant) -> str:
     minimum = tenant_settings(tenant).password_min_length
     if not isinstance(value, str) or not value:
-        raise AppUserError("Enter a password.")
+        raise Invalid("Enter a password.", code="required", field="password")
     if len(value) < minimum:
-        raise AppUserError(f"A password in this tenant has at least {minimum} characters.")
+        raise Invalid(f"A password in this tenant has at least {minimum} characters.",
+                      code="too_short", field="password")
     if len(value) > PASSWORD_MAX_LENGTH:
-        raise AppUserError(f"A password has at most {PASSWORD_MAX_LENGTH} characters.")
+        raise Invalid(f"A password has at most {PASSWORD_MAX_LENGTH} characters.",
+                      code="too_long", field="password")
     if "\x00" in value or not value.strip():
-        raise AppUserError("Enter a real password.")
+        raise Invalid("Enter a real password.", code="blank_password", field="password")
     return value
 
 
@@ -181,34 +151,40 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def clean_metadata(value: Any, *, label: str = "Metadata") -> dict:
+def clean_metadata(value: Any, *, label: str = "Metadata", field: str | None = None) -> dict[str, Any]:
     """A JSON object (given as text or as a dict), at most 16 KB and 8 levels deep."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return {}
+    too_large = f"{label} is larger than {METADATA_MAX_BYTES // 1024} KB."
+    too_deep = f"{label} is nested more than {METADATA_MAX_DEPTH} levels deep."
     if isinstance(value, str):
         if len(value) > METADATA_MAX_BYTES * 2:
-            raise AppUserError(f"{label} is larger than {METADATA_MAX_BYTES // 1024} KB.")
+            raise Invalid(too_large, code="too_large", field=field)
         try:
             data = json.loads(value, parse_constant=_no_constant)
         except RecursionError as exc:
-            raise AppUserError(f"{label} is nested more than {METADATA_MAX_DEPTH} levels deep.") from exc
+            raise Invalid(too_deep, code="too_deep", field=field) from exc
+        except json.JSONDecodeError as exc:
+            raise Invalid(f"{label} is not valid JSON (line {exc.lineno}, column {exc.colno}).",
+                          code="invalid_json", field=field) from exc
         except ValueError as exc:
-            where = f" (line {exc.lineno}, column {exc.colno})" if hasattr(exc, "lineno") else ""
-            raise AppUserError(f"{label} is not valid JSON{where}.") from exc
+            raise Invalid(f"{label} is not valid JSON.", code="invalid_json", field=field) from exc
     else:
         data = value
     if not isinstance(data, dict):
-        raise AppUserError(f"{label} must be a JSON object, like {{\"plan\": \"pro\"}}.")
+        raise Invalid(f"{label} must be a JSON object, like {{\"plan\": \"pro\"}}.",
+                      code="not_object", field=field)
     if _depth(data) > METADATA_MAX_DEPTH:
-        raise AppUserError(f"{label} is nested more than {METADATA_MAX_DEPTH} levels deep.")
+        raise Invalid(too_deep, code="too_deep", field=field)
     try:
         encoded = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
-        raise AppUserError(f"{label} holds a value JSON cannot represent.") from exc
+        raise Invalid(f"{label} holds a value JSON cannot represent.", code="not_json", field=field) from exc
     if len(encoded.encode("utf-8", "surrogatepass")) > METADATA_MAX_BYTES:
-        raise AppUserError(f"{label} is larger than {METADATA_MAX_BYTES // 1024} KB.")
+        raise Invalid(too_large, code="too_large", field=field)
     if "\\u0000" in encoded or "\x00" in encoded or any(0xD800 <= ord(c) <= 0xDFFF for c in encoded):
-        raise AppUserError(f"{label} cannot contain NUL characters or lone surrogates.")
+        raise Invalid(f"{label} cannot contain NUL characters or lone surrogates.",
+                      code="forbidden_characters", field=field)
     return data
 
 
@@ -221,13 +197,13 @@ def ban_until_for(duration: str, *, until: datetime | None = None, now: datetime
         return now + BAN_DURATIONS[duration]
     if duration == "until":
         if until is None:
-            raise AppUserError("Choose the date and time the ban ends.")
+            raise Invalid("Choose the date and time the ban ends.", code="required", field="until")
         if timezone.is_naive(until):
             until = timezone.make_aware(until)
         if until <= now:
-            raise AppUserError("The end of a ban must be in the future.")
+            raise Invalid("The end of a ban must be in the future.", code="in_past", field="until")
         return min(until, BANNED_FOREVER)
-    raise AppUserError("Choose how long the ban lasts.")
+    raise Invalid("Choose how long the ban lasts.", code="unknown_duration", field="duration")
 
 
 def deleted_email(pk: uuid.UUID | str) -> str:
@@ -245,41 +221,48 @@ def atomic_both(alias: str):
         yield
 
 
-def audited_refusals(fn: Callable) -> Callable:
-    """Refusals are audited after the service's transaction has rolled back (so they stay)."""
+def audited_refusals(fn: Callable[P, R]) -> Callable[P, R]:
+    """Refusals (``Refused``, whose facts name the action and the target) are audited as
+    ``app_user.refused`` after the service's transaction has rolled back (so they stay)."""
 
     @functools.wraps(fn)
-    def wrapper(*, actor, tenant: Tenant, **kwargs):
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return fn(actor=actor, tenant=tenant, **kwargs)
-        except ActionRefused as exc:
+            return fn(*args, **kwargs)
+        except Refused as exc:
             audit.record(
-                event="app_user.refused", actor=actor, tenant=tenant, target_model=AppUser,
-                target_pk=exc.target_pk or "", target_repr=exc.target_repr, action=audit.ACCESS,
-                data={"action": exc.action, "reason": str(exc)},
+                event="app_user.refused", actor=kwargs.get("actor"), tenant=cast(Tenant, kwargs["tenant"]),
+                target_model=AppUser, target_pk=exc.facts.get("target_pk") or "",
+                target_repr=exc.facts.get("target_repr", ""), action=audit.ACCESS,
+                data={"action": exc.facts.get("action", ""), "reason": exc.message, "error_code": exc.code},
             )
             raise
 
     return wrapper
 
 
-def authorize(actor, tenant: Tenant, action: str, *, role: str, email: str, pk: Any = "") -> None:
-    reason = can_act_on_app_user(
+def role_refused(action: str, *, target_repr: str) -> Refused:
+    """The refusal of an action the actor's role does not allow at all (batches, imports)."""
+    return Refused(ROLE_REFUSED, code="role", action=action, target_pk="", target_repr=target_repr)
+
+
+def authorize(actor: Any, tenant: Tenant, action: str, *, role: str, email: str, pk: Any = "") -> None:
+    refusal = app_user_refusal(
         actor, tenant, action, target_role=role, target_email=email,
-        protected_roles=frozenset(tenant_settings(tenant).protected_roles),
+        protected_roles=frozenset(tenant_settings(tenant).protected_roles), target_pk=pk,
     )
-    if reason is not None:
-        raise ActionRefused(reason, action=action, target_pk=pk, target_repr=email)
+    if refusal is not None:
+        raise refusal
 
 
 def _locked(alias: str, user_id: Any) -> AppUser:
     try:
         pk = user_id if isinstance(user_id, uuid.UUID) else uuid.UUID(str(user_id))
     except ValueError as exc:
-        raise AppUserNotFound() from exc
+        raise NotFound(NO_SUCH_USER) from exc
     user = AppUser.objects.using(alias).select_for_update().filter(pk=pk).first()
     if user is None:
-        raise AppUserNotFound()
+        raise NotFound(NO_SUCH_USER)
     return user
 
 
@@ -288,7 +271,7 @@ def _target(alias: str, tenant: Tenant, actor, user_id: Any, action: str, *, ali
     user = _locked(alias, user_id)
     authorize(actor, tenant, action, role=user.role, email=user.email, pk=user.pk)
     if alive and user.deleted_at is not None:
-        raise AppUserError("This user is deleted; nothing more can be done to it.")
+        raise Conflict("This user is deleted; nothing more can be done to it.", code="deleted")
     return user
 
 
@@ -304,7 +287,7 @@ def _save_new(alias: str, user: AppUser) -> None:
         with transaction.atomic(using=alias):
             user.save(using=alias, force_insert=True)
     except IntegrityError as exc:  # a concurrent request took the address first
-        raise AppUserError("A user with this email address already exists.") from exc
+        raise Conflict(EMAIL_TAKEN, code="email_taken", field="email") from exc
 
 
 def end_sessions(alias: str, user_ids: Iterable, *, now: datetime | None = None) -> int:
@@ -381,17 +364,18 @@ def app_user_create(
     alias = tenant_db.using(tenant)
     email = clean_email(email, tenant=tenant)
     name, role = clean_name(name), clean_role(role, tenant=tenant)
-    user_metadata = clean_metadata(user_metadata, label="User metadata")
-    app_metadata = clean_metadata(app_metadata, label="App metadata")
+    user_metadata = clean_metadata(user_metadata, label="User metadata", field="user_metadata")
+    app_metadata = clean_metadata(app_metadata, label="App metadata", field="app_metadata")
     if password and send_invitation:
-        raise AppUserError("Either set an initial password or send an invitation, not both.")
+        raise Invalid("Either set an initial password or send an invitation, not both.",
+                      code="password_and_invitation", field="password")
     if password:
         clean_password(password, tenant=tenant)
     authorize(actor, tenant, "create_user", role=role, email=email)
     now = timezone.now()
     with atomic_both(alias):
         if _email_taken(alias, email):
-            raise AppUserError("A user with this email address already exists.")
+            raise Conflict(EMAIL_TAKEN, code="email_taken", field="email")
         user = AppUser(
             email=email, name=name, role=role, user_metadata=user_metadata,
             app_metadata=app_metadata, created_at=now, updated_at=now,
@@ -420,15 +404,16 @@ def app_user_invite(
     alias = tenant_db.using(tenant)
     email = clean_email(email, tenant=tenant)
     name, role = clean_name(name), clean_role(role, tenant=tenant)
-    user_metadata = clean_metadata(user_metadata, label="User metadata")
+    user_metadata = clean_metadata(user_metadata, label="User metadata", field="user_metadata")
     authorize(actor, tenant, "invite_user", role=role, email=email)
     now = timezone.now()
     with atomic_both(alias):
         existing = _email_taken(alias, email)
         if existing is not None:
             if existing.status == "invited":
-                raise AppUserError("This address is already invited; resend the invitation instead.")
-            raise AppUserError("A user with this email address already exists.")
+                raise Conflict("This address is already invited; resend the invitation instead.",
+                               code="already_invited", field="email")
+            raise Conflict(EMAIL_TAKEN, code="email_taken", field="email")
         user = AppUser(
             email=email, name=name, role=role, user_metadata=user_metadata, created_at=now,
             updated_at=now, invited_at=now, invited_by=getattr(actor, "pk", None),
@@ -449,7 +434,8 @@ def app_user_invitation_resend(*, actor, tenant: Tenant, user_id: Any) -> Action
     with atomic_both(alias):
         user = _target(alias, tenant, actor, user_id, "resend_invitation")
         if user.status != "invited":
-            raise AppUserError("Only a pending invitation can be resent: this user is not waiting for one.")
+            raise Conflict("Only a pending invitation can be resent: this user is not waiting for one.",
+                           code="not_invited")
         token = _send_link(actor=actor, tenant=tenant, user=user, purpose=ActionToken.Purpose.INVITE)
         audit.record(
             event="app_user.invitation_resend", actor=actor, tenant=tenant, target=user,
@@ -466,7 +452,8 @@ def app_user_invitation_revoke(*, actor, tenant: Tenant, user_id: Any) -> None:
     with atomic_both(alias):
         user = _target(alias, tenant, actor, user_id, "revoke_invitation")
         if user.status != "invited":
-            raise AppUserError("Only a pending invitation can be revoked: this user is not invited.")
+            raise Conflict("Only a pending invitation can be revoked: this user is not invited.",
+                           code="not_invited")
         before = audit.snapshot(user, AUDIT_FIELDS)
         pk, email = user.pk, user.email
         user.delete(using=alias)
@@ -496,9 +483,9 @@ def app_user_update(
     if role is not UNSET:
         changes["role"] = clean_role(role, tenant=tenant, settings=settings)
     if user_metadata is not UNSET:
-        changes["user_metadata"] = clean_metadata(user_metadata, label="User metadata")
+        changes["user_metadata"] = clean_metadata(user_metadata, label="User metadata", field="user_metadata")
     if app_metadata is not UNSET:
-        changes["app_metadata"] = clean_metadata(app_metadata, label="App metadata")
+        changes["app_metadata"] = clean_metadata(app_metadata, label="App metadata", field="app_metadata")
     with atomic_both(alias):
         user = _target(alias, tenant, actor, user_id, "edit_user")
         changes = {k: v for k, v in changes.items() if getattr(user, k) != v}
@@ -509,7 +496,7 @@ def app_user_update(
             # Granting a protected role is as guarded as changing a user who holds one.
             authorize(actor, tenant, "change_role", role=changes["role"], email=user.email, pk=user.pk)
         if "email" in changes and _email_taken(alias, changes["email"], exclude=user.pk):
-            raise AppUserError("Another user already has this email address.")
+            raise Conflict(EMAIL_TAKEN_OTHER, code="email_taken", field="email")
         before = audit.snapshot(user, AUDIT_FIELDS)
         for key, value in changes.items():
             setattr(user, key, value)
@@ -518,7 +505,7 @@ def app_user_update(
             with transaction.atomic(using=alias):
                 user.save(using=alias, update_fields=[*changes, "updated_at"])
         except IntegrityError as exc:
-            raise AppUserError("Another user already has this email address.") from exc
+            raise Conflict(EMAIL_TAKEN_OTHER, code="email_taken", field="email") from exc
         if "email" in changes:
             tokens_revoke_for_user(tenant=tenant, user_ids=[user.pk])
         audit.record(
@@ -534,7 +521,7 @@ def app_user_confirm_email(*, actor, tenant: Tenant, user_id: Any) -> AppUser:
     with atomic_both(alias):
         user = _target(alias, tenant, actor, user_id, "confirm_email")
         if user.email_confirmed_at is not None:
-            raise AppUserError("This email address is already confirmed.")
+            raise Conflict("This email address is already confirmed.", code="already_confirmed")
         before = audit.snapshot(user, AUDIT_FIELDS)
         user.email_confirmed_at = user.updated_at = timezone.now()
         user.save(using=alias, update_fields=["email_confirmed_at", "updated_at"])
@@ -556,7 +543,7 @@ def app_user_ban(*, actor, tenant: Tenant, user_id: Any, until: datetime, reason
     reason = clean_reason(reason)
     now = timezone.now()
     if until <= now:
-        raise AppUserError("The end of a ban must be in the future.")
+        raise Invalid("The end of a ban must be in the future.", code="in_past", field="until")
     with atomic_both(alias):
         user = _target(alias, tenant, actor, user_id, "ban_user")
         before = audit.snapshot(user, AUDIT_FIELDS)
@@ -581,7 +568,7 @@ def app_user_unban(*, actor, tenant: Tenant, user_id: Any) -> AppUser:
     with atomic_both(alias):
         user = _target(alias, tenant, actor, user_id, "unban_user")
         if user.banned_until is None:
-            raise AppUserError("This user is not banned.")
+            raise Conflict("This user is not banned.", code="not_banned")
         before = audit.snapshot(user, AUDIT_FIELDS)
         user.banned_until, user.ban_reason, user.updated_at = None, "", timezone.now()
         user.save(using=alias, update_fields=["banned_until", "ban_reason", "updated_at"])
@@ -603,14 +590,14 @@ def app_user_sign_out(*, actor, tenant: Tenant, user_id: Any, session_id: Any = 
             try:
                 sid = uuid.UUID(str(session_id))
             except ValueError as exc:
-                raise AppUserNotFound("No such session.") from exc
+                raise NotFound("No such session.", code="session_not_found") from exc
             # Another user's session (or none at all) is a foreign id: not found, like a user.
             if not AppSession.objects.using(alias).filter(pk=sid, user_id=user.pk).exists():
-                raise AppUserNotFound("No such session.")
+                raise NotFound("No such session.", code="session_not_found")
             qs = qs.filter(pk=sid)
         ended = qs.update(revoked_at=timezone.now())
         if session_id is not None and not ended:
-            raise AppUserError("This session has already ended.")
+            raise Conflict("This session has already ended.", code="session_ended")
         audit.record(
             event="app_user.sign_out", actor=actor, tenant=tenant, target=user,
             data={"sessions_ended": ended, "session": str(session_id) if session_id else "all"},
@@ -623,7 +610,7 @@ def app_user_sign_out(*, actor, tenant: Tenant, user_id: Any, session_id: Any = 
 
 def _linkable(user: AppUser, what: str) -> None:
     if user.is_banned:
-        raise AppUserError(f"This user is banned: unban them before sending {what}.")
+        raise Conflict(f"This user is banned: unban them before sending {what}.", code="banned")
 
 
 @audited_refusals
@@ -671,15 +658,15 @@ def app_user_factor_remove(*, actor, tenant: Tenant, user_id: Any, factor_id: An
             try:
                 qs = qs.filter(pk=uuid.UUID(str(factor_id)))
             except ValueError as exc:
-                raise AppUserNotFound("No such factor.") from exc
+                raise NotFound("No such factor.", code="factor_not_found") from exc
         removed = [
             {"id": str(pk), "kind": kind, "name": name}
             for pk, kind, name in qs.values_list("pk", "kind", "friendly_name")
         ]
         if not removed and factor_id is not None:
-            raise AppUserNotFound("No such factor.")  # unknown or another user's: a foreign id
+            raise NotFound("No such factor.", code="factor_not_found")  # unknown or another user's
         if not removed:
-            raise AppUserError("This user has no factor.")
+            raise Conflict("This user has no factor.", code="no_factor")
         qs.delete()
         before = audit.snapshot(user, AUDIT_FIELDS)
         user.mfa_enabled = AppFactor.objects.using(alias).filter(
@@ -708,7 +695,7 @@ def app_user_delete(*, actor, tenant: Tenant, user_id: Any, hard: bool = False) 
     with atomic_both(alias):
         user = _target(alias, tenant, actor, user_id, "delete_user", alive=False)
         if not hard and user.deleted_at is not None:
-            raise AppUserError("This user is already deleted.")
+            raise Conflict("This user is already deleted.", code="already_deleted")
         before = audit.snapshot(user, AUDIT_FIELDS)
         pk, email = user.pk, user.email
         if hard:

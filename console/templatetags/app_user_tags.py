@@ -64,11 +64,12 @@ def _badge(user: AppUser) -> str:
         return '<span class="badge badge-info">Invited</span>'
     if status == "unconfirmed":
         return '<span class="badge badge-warning">Unconfirmed</span>'
-    if status == "banned":
+    banned_until = user.banned_until
+    if status == "banned" and banned_until is not None:  # "banned" means banned_until is set
         reason = escape(user.ban_reason)
-        if user.banned_until >= BANNED_FOREVER:
+        if banned_until >= BANNED_FOREVER:
             return f'<span class="badge badge-danger" title="{reason}">Banned indefinitely</span>'
-        local = _local(user.banned_until)
+        local = _local(banned_until)
         until = f"{_MONTHS[local.month - 1]} {local.day}, {local:%H:%M}"
         return f'<span class="badge badge-danger" title="{reason}">Banned until {until}</span>'
     return '<span class="badge">Deleted</span>'

@@ -13,9 +13,10 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
+from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -35,60 +36,64 @@ from accounts.app_users.forms import (
     RecoveryForm,
     UserFilterForm,
 )
-from accounts.app_users.services import AppUserError, AppUserNotFound
 from accounts.models import AppUser
-from audit import services as audit
+from audit.models import AuditEntry
 from console.decorators import audit_refusal, recent_otp_required, tenant_view
+from console.errors import flash, form_add
+from console.http import ConsoleRequest
 from core.access import MATRIX, role_can
+from core.errors import NotFound, ServiceError
 from core.policy import policy
 from tenants.config import tenant_settings
+from tenants.models import Tenant
 
 BATCH_SESSION_KEY = "adminpanel_users_batches"
 
 
-def _perms(request: HttpRequest) -> dict[str, bool]:
+def _perms(request: ConsoleRequest) -> dict[str, bool]:
     return {action: role_can(request.tenant_role, action) for action in MATRIX}
 
 
-def _user_or_404(request: HttpRequest, user_id: Any) -> AppUser:
+def _user_or_404(request: ConsoleRequest, user_id: Any) -> AppUser:
     user = selectors.app_user_get(tenant=request.tenant, user_id=user_id)
     if user is None:
         raise Http404("No such user.")
     return user
 
 
-def _detail_url(request: HttpRequest, user_id: Any) -> str:
+def _detail_url(request: ConsoleRequest, user_id: Any) -> str:
     return reverse("console:users-detail", args=[request.tenant.slug, user_id])
 
 
-def _list_url(request: HttpRequest, params: dict | None = None) -> str:
+def _list_url(request: ConsoleRequest, params: dict | None = None) -> str:
     url = reverse("console:users-list", args=[request.tenant.slug])
     return f"{url}?{urlencode(params)}" if params else url
 
 
-def _act(request: HttpRequest, user_id: Any, call: Callable[[AppUser], Any], success: str,
+def _act(request: ConsoleRequest, user_id: Any, call: Callable[[AppUser], Any], success: str,
          *, gone: bool = False) -> HttpResponse:
-    """Run one service on one user; report its outcome as a message and go back."""
+    """Run one service on one user; report its outcome as a message and go back (a user,
+    session or factor that is not there: 404)."""
     user = _user_or_404(request, user_id)
     try:
         call(user)
-    except AppUserNotFound as exc:
-        raise Http404("No such user.") from exc
-    except AppUserError as exc:
-        messages.error(request, str(exc))
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    except ServiceError as exc:
+        flash(request, exc)
         return redirect(_detail_url(request, user.pk))
     messages.success(request, success.format(email=user.email))
     return redirect(_list_url(request) if gone else _detail_url(request, user.pk))
 
 
-def _form_error(request: HttpRequest, form) -> HttpResponse | None:
+def _form_error(request: ConsoleRequest, form: forms.Form) -> None:
+    """A one-click form that did not parse: its errors as messages on the page it goes back to."""
     if form.is_valid():
-        return None
+        return
     for field, errors in form.errors.items():
         label = form.fields[field].label or field.replace("_", " ") if field != "__all__" else ""
         for error in errors:
-            messages.error(request, f"{str(label).capitalize()}: {error}" if label else error)
-    return None
+            messages.error(request, f"{str(label).capitalize()}: {error}" if label else str(error))
 
 
 # --- List ------------------------------------------------------------------------------------
@@ -115,7 +120,7 @@ def _sort_links(filters: selectors.UserFilters, per_page: int) -> dict[str, dict
 
 @require_GET
 @tenant_view("view_users")
-def user_list(request: HttpRequest) -> HttpResponse:
+def user_list(request: ConsoleRequest) -> HttpResponse:
     settings = tenant_settings(request.tenant)
     form = UserFilterForm(request.GET, settings=settings)
     filters = form.filters()
@@ -151,17 +156,11 @@ def user_list(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @tenant_view("export_users")
-def user_export(request: HttpRequest) -> HttpResponse:
+def user_export(request: ConsoleRequest) -> StreamingHttpResponse:
     filters = UserFilterForm(request.GET, settings=tenant_settings(request.tenant)).filters()
-    audit.record(
-        event="app_user.export", actor=request.user, tenant=request.tenant, target_model=AppUser,
-        target_pk="", target_repr="CSV export", action=audit.ACCESS,
-        data={"filter": filters.as_params()},
-    )
+    lines = csv_io.app_user_export(actor=request.user, tenant=request.tenant, filters=filters)
     stamp = timezone.now().strftime("%Y%m%d-%H%M")
-    response = StreamingHttpResponse(
-        csv_io.export_csv(tenant=request.tenant, filters=filters), content_type="text/csv; charset=utf-8"
-    )
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="users-{request.tenant.slug}-{stamp}.csv"'
     return response
 
@@ -171,7 +170,7 @@ def user_export(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @tenant_view("invite_user")
-def user_invite(request: HttpRequest) -> HttpResponse:
+def user_invite(request: ConsoleRequest) -> HttpResponse:
     settings = tenant_settings(request.tenant)
     form = InviteForm(request.POST or None, settings=settings)
     if request.method == "POST" and form.is_valid():
@@ -181,8 +180,8 @@ def user_invite(request: HttpRequest) -> HttpResponse:
                 name=form.cleaned_data["name"], role=form.cleaned_data["role"],
                 user_metadata=form.cleaned_data["user_metadata"],
             )
-        except AppUserError as exc:
-            form.add_error(None, str(exc))
+        except ServiceError as exc:
+            form_add(form, exc)
         else:
             messages.success(request, f"Invitation sent to {user.email}.")
             return redirect(_detail_url(request, user.pk))
@@ -192,7 +191,7 @@ def user_invite(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @tenant_view("create_user")
-def user_create(request: HttpRequest) -> HttpResponse:
+def user_create(request: ConsoleRequest) -> HttpResponse:
     settings = tenant_settings(request.tenant)
     form = CreateUserForm(request.POST or None, settings=settings)
     if request.method == "POST" and form.is_valid():
@@ -204,8 +203,8 @@ def user_create(request: HttpRequest) -> HttpResponse:
                 send_invitation=data["mode"] == "invite", confirmed=data["confirmed"],
                 user_metadata=data["user_metadata"], app_metadata=data["app_metadata"],
             )
-        except AppUserError as exc:
-            form.add_error(None, str(exc))
+        except ServiceError as exc:
+            form_add(form, exc)
         else:
             messages.success(request, f"{user.email} was created.")
             return redirect(_detail_url(request, user.pk))
@@ -216,10 +215,10 @@ def user_create(request: HttpRequest) -> HttpResponse:
 # --- Detail ------------------------------------------------------------------------------------
 
 
-_EMPTY = (None, "", {}, [], False)
+_EMPTY: tuple[Any, ...] = (None, "", {}, [], False)
 
 
-def _history(tenant, user: AppUser) -> list:
+def _history(tenant: Tenant, user: AppUser) -> list[AuditEntry]:
     """The user's audit entries, each with the changes worth showing (empty → empty is noise)."""
     entries = selectors.app_user_history(tenant=tenant, user=user)
     for entry in entries:
@@ -234,7 +233,7 @@ def _history(tenant, user: AppUser) -> list:
 
 @require_GET
 @tenant_view("view_users")
-def user_detail(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
+def user_detail(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse:
     tenant = request.tenant
     user = _user_or_404(request, user_id)
     settings = tenant_settings(tenant)
@@ -266,7 +265,7 @@ def user_detail(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
 
 @require_POST
 @tenant_view("edit_user")
-def user_edit(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
+def user_edit(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse:
     form = ProfileForm(request.POST, settings=tenant_settings(request.tenant))
     if not form.is_valid():
         _form_error(request, form)
@@ -280,7 +279,7 @@ def user_edit(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
 
 @require_POST
 @tenant_view("edit_user")
-def user_metadata(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
+def user_metadata(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse:
     form = MetadataForm(request.POST)
     if not form.is_valid():
         _form_error(request, form)
@@ -295,7 +294,7 @@ def user_metadata(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
 @require_POST
 @tenant_view("ban_user")
 @recent_otp_required
-def user_ban(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
+def user_ban(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse:
     form = BanForm(request.POST)
     if not form.is_valid():
         _form_error(request, form)
@@ -311,14 +310,14 @@ def user_ban(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
 
 @require_POST
 @tenant_view("unban_user")
-def user_unban(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
+def user_unban(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse:
     return _act(request, user_id, lambda u: services.app_user_unban(
         actor=request.user, tenant=request.tenant, user_id=u.pk), "{email} is no longer banned.")
 
 
 @require_POST
 @tenant_view("send_recovery")
-def user_recovery(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
+def user_recovery(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse:
     sign_out = RecoveryForm(request.POST).is_valid() and bool(request.POST.get("sign_out"))
     done = "A password-recovery link was sent to {email}" + (" and every session ended." if sign_out else ".")
     return _act(request, user_id, lambda u: services.app_user_send_recovery(
@@ -327,14 +326,14 @@ def user_recovery(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
 
 @require_POST
 @tenant_view("send_magic_link")
-def user_magic_link(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
+def user_magic_link(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse:
     return _act(request, user_id, lambda u: services.app_user_send_magic_link(
         actor=request.user, tenant=request.tenant, user_id=u.pk), "A magic link was sent to {email}.")
 
 
 @require_POST
 @tenant_view("sign_out_user")
-def user_sign_out(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
+def user_sign_out(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse:
     session_id = request.POST.get("session_id") or None
     done = "The session was ended." if session_id else "{email} was signed out everywhere."
     return _act(request, user_id, lambda u: services.app_user_sign_out(
@@ -344,7 +343,7 @@ def user_sign_out(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
 @require_POST
 @tenant_view("remove_factor")
 @recent_otp_required
-def user_factor_remove(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
+def user_factor_remove(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse:
     factor_id = request.POST.get("factor_id") or None
     done = "The factor was removed." if factor_id else "Every factor of {email} was removed."
     return _act(request, user_id, lambda u: services.app_user_factor_remove(
@@ -353,14 +352,14 @@ def user_factor_remove(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse
 
 @require_POST
 @tenant_view("confirm_email")
-def user_confirm_email(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
+def user_confirm_email(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse:
     return _act(request, user_id, lambda u: services.app_user_confirm_email(
         actor=request.user, tenant=request.tenant, user_id=u.pk), "The address {email} is confirmed.")
 
 
 @require_POST
 @tenant_view("resend_invitation")
-def user_resend_invitation(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
+def user_resend_invitation(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse:
     return _act(request, user_id, lambda u: services.app_user_invitation_resend(
         actor=request.user, tenant=request.tenant, user_id=u.pk), "A new invitation was sent to {email}.")
 
@@ -368,7 +367,7 @@ def user_resend_invitation(request: HttpRequest, user_id: uuid.UUID) -> HttpResp
 @require_POST
 @tenant_view("delete_user")
 @recent_otp_required
-def user_delete(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
+def user_delete(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse:
     form = DeleteForm(request.POST)
     if not form.is_valid():
         _form_error(request, form)
@@ -384,7 +383,7 @@ def user_delete(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
 _OPTION_FIELDS = {"csrfmiddlewaretoken", "confirm", "duration", "until", "reason", "sign_out"}
 
 
-def _store_result(request: HttpRequest, result: batches.BatchResult, back: str) -> str:
+def _store_result(request: ConsoleRequest, result: batches.BatchResult, back: str) -> str:
     key = uuid.uuid4().hex[:12]
     stored = dict(request.session.get(BATCH_SESSION_KEY, {}))
     while len(stored) >= 5:
@@ -397,7 +396,7 @@ def _store_result(request: HttpRequest, result: batches.BatchResult, back: str) 
 
 @require_POST
 @tenant_view("view_users")
-def users_batch(request: HttpRequest) -> HttpResponse:
+def users_batch(request: ConsoleRequest) -> HttpResponse:
     action = request.POST.get("action", "")
     if action not in batches.ACTIONS:
         messages.error(request, "Choose an action for the selected users.")
@@ -411,7 +410,7 @@ def users_batch(request: HttpRequest) -> HttpResponse:
     return run(request, action)
 
 
-def _users_batch_run(request: HttpRequest, action: str) -> HttpResponse:
+def _users_batch_run(request: ConsoleRequest, action: str) -> HttpResponse:
     tenant = request.tenant
     settings = tenant_settings(tenant)
     form = BatchForm(request.POST)
@@ -435,8 +434,8 @@ def _users_batch_run(request: HttpRequest, action: str) -> HttpResponse:
                 actor=request.user, tenant=tenant, action=action, selection=selection, until=until,
                 reason=data["reason"], sign_out=data["sign_out"],
             )
-        except AppUserError as exc:
-            error = str(exc)
+        except ServiceError as exc:
+            error = exc.message
         else:
             key = _store_result(request, result, back)
             return redirect(reverse("console:users-batch-result", args=[tenant.slug, key]))
@@ -455,7 +454,7 @@ def _users_batch_run(request: HttpRequest, action: str) -> HttpResponse:
 
 @require_GET
 @tenant_view("view_users")
-def users_batch_result(request: HttpRequest, key: str) -> HttpResponse:
+def users_batch_result(request: ConsoleRequest, key: str) -> HttpResponse:
     result = request.session.get(BATCH_SESSION_KEY, {}).get(key)
     if not result or result.get("tenant") != request.tenant.slug:
         raise Http404("No such batch result.")
@@ -469,16 +468,15 @@ def users_batch_result(request: HttpRequest, key: str) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @tenant_view("import_users")
-def user_import(request: HttpRequest) -> HttpResponse:
+def user_import(request: ConsoleRequest) -> HttpResponse:
     tenant = request.tenant
     context: dict[str, Any] = {"tenant": tenant, "settings": tenant_settings(tenant),
                                "batch_max": policy().batch_max_users}
     if request.method == "POST" and request.POST.get("payload"):
         try:
-            rows = csv_io.unsign_rows(request.POST["payload"], tenant=tenant, actor=request.user)
-            result = batches.app_users_invite_many(actor=request.user, tenant=tenant, rows=rows)
-        except AppUserError as exc:
-            messages.error(request, str(exc))
+            result = csv_io.import_confirm(actor=request.user, tenant=tenant, payload=request.POST["payload"])
+        except ServiceError as exc:
+            flash(request, exc)
             return redirect(reverse("console:users-import", args=[tenant.slug]))
         key = _store_result(request, result, _list_url(request))
         return redirect(reverse("console:users-batch-result", args=[tenant.slug, key]))
@@ -487,12 +485,9 @@ def user_import(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         try:
-            if upload.size > csv_io.IMPORT_MAX_BYTES:
-                raise AppUserError("The file is larger than 5 MB.")
-            rows = csv_io.parse_import(upload.read())
-            batches.invite_rows_check(actor=request.user, tenant=tenant, rows=rows)
-        except AppUserError as exc:
-            form.add_error("file", str(exc))
+            rows = csv_io.import_preview(actor=request.user, tenant=tenant, file=upload)
+        except ServiceError as exc:
+            form_add(form, exc)
         else:
             ok = [r for r in rows if r.ok]
             context.update(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from django.contrib.auth import password_validation
 from django.contrib.auth.hashers import check_password, make_password
 from django.core import signing
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DEFAULT_DB_ALIAS, transaction
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -20,11 +20,12 @@ from django.utils import timezone
 from accounts.models import ActionToken, AppUser
 from accounts.tokens import token_issue, token_link, token_peek, token_redeem
 from audit import services as audit
+from core.errors import Conflict, Invalid, Refused
+from core.text import NAME_MAX_LENGTH, clean_text
 from outbox.services import mail_enqueue
 from portal.services import limits
 from portal.services.common import (
     PortalActor,
-    PortalRefused,
     record,
     refusal_message,
     refuse_while_impersonating,
@@ -66,21 +67,29 @@ class Client:
 
 def _alias(tenant: Tenant) -> str:
     if not tenant.accepts_app_users:
-        raise PortalRefused("This application is not available at the moment.", code="tenant_closed")
+        raise Conflict("This application is not available at the moment.", code="tenant_closed")
     return tenant_db.using(tenant)
 
 
 def validate_app_password(*, tenant: Tenant, password: str, user: AppUser | None) -> None:
-    """The tenant's minimum length plus Django's common, numeric and similarity checks."""
+    """The tenant's minimum length plus Django's common, numeric and similarity checks.
+    Raises ``Invalid`` (code ``weak_password``, every reason on the field ``password``)."""
     if len(password or "") > MAX_PASSWORD_LENGTH:
-        raise ValidationError(f"Use at most {MAX_PASSWORD_LENGTH} characters.")
-    validators = [
+        raise Invalid(f"Use at most {MAX_PASSWORD_LENGTH} characters.", code="too_long", field="password")
+    validators: list[password_validation.PasswordValidator] = [
         password_validation.MinimumLengthValidator(tenant_settings(tenant).password_min_length),
         password_validation.UserAttributeSimilarityValidator(user_attributes=("email", "name")),
         password_validation.CommonPasswordValidator(),
         password_validation.NumericPasswordValidator(),
     ]
-    password_validation.validate_password(password, user=user, password_validators=validators)
+    try:
+        # The validators read only attributes (email, name): an app user serves as well as a staff one.
+        password_validation.validate_password(
+            password, user=user, password_validators=validators,  # type: ignore[arg-type]
+        )
+    except DjangoValidationError as exc:
+        reasons = list(exc.messages)
+        raise Invalid(reasons[0], code="weak_password", fields={"password": reasons}) from exc
 
 
 def _finish(
@@ -115,10 +124,10 @@ def check_current_password(*, tenant: Tenant, user: AppUser, password: str) -> N
     answers count toward the same lockout as sign-in, so a stolen session cannot guess freely."""
     email = limits.normalize_email(user.email)
     if limits.is_locked(tenant, email):
-        raise PortalRefused(LOCKED, code="locked")
+        raise Refused(LOCKED, code="locked")
     if not user.password or not check_password((password or "")[:MAX_PASSWORD_LENGTH], user.password):
         _fail(tenant, email, user, "current_password")
-        raise PortalRefused("Your current password is not right.", code="bad_password")
+        raise Invalid("Your current password is not right.", code="bad_password", field="password")
 
 
 def sign_in_password(*, tenant: Tenant, email: str, password: str, client: Client) -> SignInResult:
@@ -129,17 +138,17 @@ def sign_in_password(*, tenant: Tenant, email: str, password: str, client: Clien
     if limits.is_locked(tenant, email):
         record("app_user.sign_in_failed", tenant=tenant, user=user, data={"reason": "locked"},
                target_repr=email, action=audit.ACCESS)
-        raise PortalRefused(LOCKED, code="locked")
+        raise Refused(LOCKED, code="locked")
     encoded = user.password if user is not None and user.password else UNUSABLE_PASSWORD
     # With no account (or no password) check_password still runs the hasher: same timing.
     if not check_password((password or "")[:MAX_PASSWORD_LENGTH], encoded) or user is None:
         _fail(tenant, email, user, "password")
-        raise PortalRefused(INVALID_CREDENTIALS, code="invalid")
+        raise Refused(INVALID_CREDENTIALS, code="invalid_credentials")
     refusal = user_refusal(user)
     if refusal is not None:
         record("app_user.sign_in_failed", tenant=tenant, user=user, data={"reason": refusal},
                action=audit.ACCESS)
-        raise PortalRefused(refusal_message(refusal, user), code=refusal)
+        raise Refused(refusal_message(refusal, user), code=refusal)
     limits.reset_failures(tenant, email)
     return _finish(tenant=tenant, user=user, client=client, method="password")
 
@@ -161,16 +170,16 @@ def sign_in_second_factor(*, tenant: Tenant, pending: str | None, code: str, cli
     """The second step: a TOTP code or a recovery code. Failures count toward the lockout."""
     user = mfa_pending_user(tenant=tenant, pending=pending)
     if user is None:
-        raise PortalRefused("Your sign-in took too long. Start again.", code="expired")
+        raise Conflict("Your sign-in took too long. Start again.", code="expired")
     if limits.is_locked(tenant, user.email):
-        raise PortalRefused(LOCKED, code="locked")
+        raise Refused(LOCKED, code="locked")
     refusal = user_refusal(user)
     if refusal is not None:
-        raise PortalRefused(refusal_message(refusal, user), code=refusal)
+        raise Refused(refusal_message(refusal, user), code=refusal)
     method = second_factor_check(tenant=tenant, user=user, code=code)
     if method is None:
         _fail(tenant, user.email, user, "second_factor")
-        raise PortalRefused("That code is not right.", code="bad_code")
+        raise Invalid("That code is not right.", code="bad_code", field="code")
     limits.reset_failures(tenant, user.email)
     if method == "recovery_code":
         record("app_user.recovery_code_used", tenant=tenant, user=user, action=audit.ACCESS)
@@ -184,7 +193,7 @@ def link_request(*, tenant: Tenant, email: str, purpose: str) -> None:
     """Mail a recovery or magic link. Always returns nothing: the caller answers the same way
     whether the account exists, is banned, or the request is over the rate limit."""
     if purpose not in LINK_PURPOSES:
-        raise ValueError(purpose)
+        raise Invalid("Unknown kind of link.", code="unknown_link_type")
     alias = _alias(tenant)
     email = limits.normalize_email(email)
     if not email or not limits.link_request_allowed(tenant, email):
@@ -208,13 +217,13 @@ def link_request(*, tenant: Tenant, email: str, purpose: str) -> None:
 
 
 def link_peek(*, tenant: Tenant, raw: str, purpose: str) -> AppUser:
-    """The user behind a link, without using it (to show its form). Raises ``TokenInvalid`` or
-    ``PortalRefused`` (banned or deleted user)."""
+    """The user behind a link, without using it (to show its form). Raises ``Invalid`` (code
+    ``link_invalid``) or ``Refused`` (banned or deleted user)."""
     _alias(tenant)
     token = token_peek(tenant=tenant, raw=raw, purpose=purpose)
     refusal = user_refusal(token.user)
     if refusal in {"banned", "deleted"}:
-        raise PortalRefused(refusal_message(refusal, token.user), code=refusal)
+        raise Refused(refusal_message(refusal, token.user), code=refusal)
     return token.user
 
 
@@ -290,6 +299,8 @@ def password_change(*, actor: PortalActor, tenant: Tenant, current: str, new: st
 
 
 def profile_update(*, actor: PortalActor, tenant: Tenant, name: str) -> AppUser:
+    """The actor's own name (the text rule of ``core.text``; runs of spaces collapsed)."""
+    name = clean_text(name, label="The name", max_length=NAME_MAX_LENGTH, field="name", collapse_spaces=True)
     alias = _alias(tenant)
     before = AppUser.objects.using(alias).get(pk=actor.user.pk)
     AppUser.objects.using(alias).filter(pk=before.pk).update(name=name, updated_at=timezone.now())

@@ -1,4 +1,7 @@
-"""What every portal service shares: who is acting, refusals, and the audit helper."""
+"""What every portal service shares: who is acting, refusals, and the audit helper.
+
+Portal services raise the error family of ``core.errors`` (``Refused``, ``Invalid``, ``Conflict``,
+``NotFound``, each with its code); the portal views show the message on their own pages."""
 
 from __future__ import annotations
 
@@ -8,16 +11,8 @@ from typing import Any
 
 from accounts.models import BANNED_FOREVER, AppSession, AppUser
 from audit import services as audit
+from core.errors import Refused
 from tenants.models import Tenant
-
-
-class PortalRefused(Exception):
-    """A portal action that is not allowed; the message is safe to show to the person."""
-
-    def __init__(self, message: str, code: str = "refused"):
-        super().__init__(message)
-        self.message = message
-        self.code = code
 
 
 @dataclass(frozen=True)
@@ -66,7 +61,8 @@ def refusal_message(code: str, user: AppUser | None = None) -> str:
 
 def record(
     event: str, *, tenant: Tenant, user: AppUser | None, actor: PortalActor | None = None,
-    data: dict | None = None, action: int = audit.UPDATE, target_model=None, target_pk=None,
+    data: dict[str, Any] | None = None, action: int = audit.UPDATE, target_model: Any = None,
+    target_pk: Any = None,
     target_repr: str = "",
 ) -> None:
     """An audit entry for something an app user did (or that happened to one) in the portal.
@@ -104,4 +100,4 @@ def refuse_while_impersonating(actor: PortalActor, tenant: Tenant, attempted: st
     if actor.is_impersonating:
         record("impersonation.refused", tenant=tenant, user=actor.user, actor=actor,
                data={"attempted": attempted})
-        raise PortalRefused(NOT_WHILE_IMPERSONATING, code="impersonating")
+        raise Refused(NOT_WHILE_IMPERSONATING, code="impersonating")

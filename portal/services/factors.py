@@ -24,7 +24,8 @@ from django_otp.oath import TOTP
 from django_otp.util import random_hex
 
 from accounts.models import AppFactor, AppRecoveryCode, AppSession, AppUser
-from portal.services.common import PortalActor, PortalRefused, record, refuse_while_impersonating
+from core.errors import Conflict, Invalid, NotFound
+from portal.services.common import PortalActor, record, refuse_while_impersonating
 from tenants import db as tenant_db
 from tenants.models import Tenant
 
@@ -151,7 +152,8 @@ def factor_enrol_start(*, actor: PortalActor, tenant: Tenant) -> AppFactor:
     alias = tenant_db.using(tenant)
     with transaction.atomic(using=alias):
         if confirmed_factor(tenant=tenant, user=user) is not None:
-            raise PortalRefused("You already have an authenticator. Remove it first to set up another.")
+            raise Conflict("You already have an authenticator. Remove it first to set up another.",
+                           code="factor_exists")
         AppFactor.objects.using(alias).filter(user_id=user.pk, confirmed_at__isnull=True).delete()
         return AppFactor.objects.using(alias).create(
             user_id=user.pk, kind="totp", friendly_name="Authenticator app", key=random_hex(20)
@@ -171,10 +173,10 @@ def factor_confirm(*, actor: PortalActor, tenant: Tenant, factor_id, code: str) 
         .first()
     )
     if factor is None:
-        raise PortalRefused("This set-up has expired. Start again.")
+        raise Conflict("This set-up has expired. Start again.", code="enrolment_expired")
     if not totp_check(tenant=tenant, factor_id=factor.pk, code=code):
-        raise PortalRefused("That code is not right. Check the time on your device and try again.",
-                            code="bad_code")
+        raise Invalid("That code is not right. Check the time on your device and try again.",
+                      code="bad_code", field="code")
     codes = _new_codes()
     now = timezone.now()
     with transaction.atomic(using=alias):
@@ -182,7 +184,7 @@ def factor_confirm(*, actor: PortalActor, tenant: Tenant, factor_id, code: str) 
             confirmed_at=now
         )
         if not won:
-            raise PortalRefused("This set-up has already been completed.")
+            raise Conflict("This set-up has already been completed.", code="already_confirmed")
         AppRecoveryCode.objects.using(alias).bulk_create(
             [AppRecoveryCode(factor_id=factor.pk, code_hash=_hash_code(c)) for c in codes]
         )
@@ -206,7 +208,7 @@ def factor_remove(*, actor: PortalActor, tenant: Tenant, factor_id, password: st
     with transaction.atomic(using=alias):
         deleted, _ = AppFactor.objects.using(alias).filter(pk=factor_id, user_id=user.pk).delete()
         if not deleted:
-            raise PortalRefused("No such factor.")
+            raise NotFound("No such factor.", code="factor_not_found")
         still = AppFactor.objects.using(alias).filter(user_id=user.pk, confirmed_at__isnull=False).exists()
         AppUser.objects.using(alias).filter(pk=user.pk).update(mfa_enabled=still, updated_at=timezone.now())
     record("app_user.factor_removed", tenant=tenant, user=user, actor=actor,

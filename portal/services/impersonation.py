@@ -12,23 +12,23 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.app_users.permissions import can_act_on_app_user
+from accounts.app_users.permissions import app_user_refusal
 from accounts.models import AppSession, AppUser
 from audit import services as audit
+from core.errors import Conflict, Invalid, NotFound, Refused
 from core.policy import policy
+from core.text import REASON_MAX_LENGTH, clean_text
 from portal.models import Impersonation
-from portal.services.common import PortalRefused
 from portal.services.sessions import session_create
 from tenants import db as tenant_db
 from tenants.access import can
 from tenants.config import tenant_settings
 from tenants.models import Tenant
 
-REASON_MIN, REASON_MAX = 3, 500
+REASON_MIN, REASON_MAX = 3, REASON_MAX_LENGTH
 
 
 def _audit(event: str, *, actor, imp: Impersonation, tenant: Tenant, data: dict | None = None) -> None:
@@ -85,45 +85,56 @@ def impersonations_expire(*, tenant: Tenant | None = None, staff=None) -> int:
     return closed
 
 
+def _clean_reason(value: str) -> str:
+    """Why the staff member impersonates: one line (runs of spaces collapsed), 3 to 500
+    characters, the text rule of ``core.text``."""
+    reason = " ".join(str(value or "").split())
+    if not REASON_MIN <= len(reason) <= REASON_MAX:
+        raise Invalid(f"Give a reason ({REASON_MIN} to {REASON_MAX} characters).",
+                      code="too_short" if len(reason) < REASON_MIN else "too_long", field="reason")
+    return clean_text(reason, label="The reason", max_length=REASON_MAX, field="reason")
+
+
 def impersonation_start(
     *, actor, tenant: Tenant, app_user_id: uuid.UUID, reason: str,
     ip_address: str | None = None, user_agent: str = "",
 ) -> tuple[Impersonation, str]:
     """Start impersonating an app user. Returns the row and the portal session's cookie value.
 
-    Refused (``PortalRefused``): banned, deleted or unconfirmed users, a tenant that does not
-    accept app users, and a second impersonation by the same staff member while one runs.
-    ``PermissionDenied`` when the actor may not impersonate; ``AppUser.DoesNotExist`` for an
-    unknown user. The caller checks the recent-OTP step-up and CSRF (a POST-only view).
+    ``Refused`` when the actor may not impersonate (role), or not this user (protected role, own
+    email); ``Invalid`` for a missing reason; ``NotFound`` for an unknown user; ``Conflict``
+    for banned, deleted or unconfirmed users, a tenant that does not accept app users, and a
+    second impersonation by the same staff member while one runs. The caller checks the
+    recent-OTP step-up and CSRF (a POST-only view).
     """
     if not can(actor, tenant, "impersonate"):
-        raise PermissionDenied("Only tenant admins and instance admins can impersonate.")
-    reason = " ".join((reason or "").split())
-    if not REASON_MIN <= len(reason) <= REASON_MAX:
-        raise ValidationError(f"Give a reason ({REASON_MIN} to {REASON_MAX} characters).")
+        raise Refused("Only tenant admins and instance admins can impersonate.", code="role")
+    reason = _clean_reason(reason)
     if not tenant.accepts_app_users:
-        raise PortalRefused("The tenant is suspended: its portal is closed.", code="tenant_closed")
+        raise Conflict("The tenant is suspended: its portal is closed.", code="tenant_closed")
     alias = tenant_db.using(tenant)
-    user = AppUser.objects.using(alias).get(pk=app_user_id)
-    refusal = can_act_on_app_user(
+    user = AppUser.objects.using(alias).filter(pk=app_user_id).first()
+    if user is None:
+        raise NotFound("No such user.")
+    refusal = app_user_refusal(
         actor, tenant, "impersonate", target_role=user.role, target_email=user.email,
-        protected_roles=frozenset(tenant_settings(tenant).protected_roles),
+        protected_roles=frozenset(tenant_settings(tenant).protected_roles), target_pk=user.pk,
     )
-    if refusal:
-        raise PermissionDenied(refusal)
+    if refusal is not None:
+        raise refusal
     if user.deleted_at is not None:
-        raise PortalRefused("Deleted users cannot be impersonated.", code="deleted")
+        raise Conflict("Deleted users cannot be impersonated.", code="deleted")
     if user.is_banned:
-        raise PortalRefused("Banned users cannot be impersonated.", code="banned")
+        raise Conflict("Banned users cannot be impersonated.", code="banned")
     if user.email_confirmed_at is None:
-        raise PortalRefused(
+        raise Conflict(
             "This user has not confirmed their email address yet: the portal would refuse them.",
             code="unconfirmed",
         )
     impersonations_expire(staff=actor)
     running = Impersonation.objects.filter(staff=actor, ended_at__isnull=True).first()
     if running is not None:
-        raise PortalRefused(
+        raise Conflict(
             f"You are already impersonating {running.app_user_email}. Stop that first.",
             code="already_running",
         )
@@ -142,8 +153,8 @@ def impersonation_start(
             imp.session_id = session.pk
             imp.save(update_fields=["session_id"])
     except IntegrityError as exc:  # a concurrent start by the same staff member won
-        raise PortalRefused("You are already impersonating someone. Stop that first.",
-                            code="already_running") from exc
+        raise Conflict("You are already impersonating someone. Stop that first.",
+                       code="already_running") from exc
     _audit("impersonation.start", actor=actor, imp=imp, tenant=tenant,
            data={"reason": reason, "expires_at": imp.expires_at, "session": str(session.pk)})
     return imp, raw
@@ -165,8 +176,13 @@ def impersonation_stop(*, impersonation_id: uuid.UUID, tenant: Tenant) -> Impers
 def impersonation_end(*, actor, tenant: Tenant, impersonation_id: uuid.UUID) -> Impersonation:
     """An admin of the tenant ends a running impersonation (their own or another admin's)."""
     if not can(actor, tenant, "impersonate"):
-        raise PermissionDenied("Only tenant admins and instance admins can end impersonations.")
-    imp = Impersonation.objects.select_related("tenant", "staff").get(pk=impersonation_id, tenant=tenant)
+        raise Refused("Only tenant admins and instance admins can end impersonations.", code="role")
+    imp = (
+        Impersonation.objects.select_related("tenant", "staff")
+        .filter(pk=impersonation_id, tenant=tenant).first()
+    )
+    if imp is None:
+        raise NotFound("No such impersonation.")
     if imp.ended_at is None and imp.expires_at <= timezone.now():
         impersonations_expire(tenant=tenant)
         imp.refresh_from_db()
@@ -176,11 +192,11 @@ def impersonation_end(*, actor, tenant: Tenant, impersonation_id: uuid.UUID) -> 
     return imp
 
 
-def impersonation_session_gone(*, tenant: Tenant, session: AppSession) -> None:
+def impersonation_session_gone(*, tenant: Tenant, session_id: uuid.UUID) -> None:
     """The portal found an impersonation session revoked or expired: write down how it ended."""
     imp = (
         Impersonation.objects.select_related("tenant", "staff")
-        .filter(tenant=tenant, session_id=session.pk, ended_at__isnull=True).first()
+        .filter(tenant=tenant, session_id=session_id, ended_at__isnull=True).first()
     )
     if imp is None:
         return
@@ -196,4 +212,4 @@ def impersonation_revoke_session(*, tenant: Tenant, session: AppSession) -> None
         revoked_at=timezone.now()
     )
     session.revoked_at = timezone.now()
-    impersonation_session_gone(tenant=tenant, session=session)
+    impersonation_session_gone(tenant=tenant, session_id=session.pk)

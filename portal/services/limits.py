@@ -10,12 +10,14 @@ import hashlib
 
 from django.core.cache import cache
 
+from core.emails import canonical_email
 from core.policy import policy
 from tenants.models import Tenant
 
 
 def normalize_email(email: str) -> str:
-    return (email or "").strip().lower()[:254]
+    """The key of the counters: the one canonical form of ``core.emails``."""
+    return canonical_email(email)
 
 
 def _account_key(tenant: Tenant, email: str) -> str:

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from accounts.models import AppSession, AppUser
 from accounts.tokens import hash_token
+from core.errors import Invalid, Refused
 from core.policy import policy
 from portal.services.common import PortalActor, record, user_refusal
 from tenants import db as tenant_db
@@ -33,13 +34,26 @@ TOUCH_EVERY = timedelta(seconds=60)
 SCOPES = ("local", "others", "global")
 
 
-class SessionRefused(Exception):
-    """No usable session; ``code`` says why (shown as a fixed message on the sign-in page)."""
+# Why a cookie does not open a session: the ``code`` of the ``Refused`` (the sign-in page shows
+# its own fixed message for it, from ``?reason=``).
+SESSION_REFUSALS = {
+    "none": "You are not signed in.",
+    "revoked": "You have been signed out. Sign in again.",
+    "expired": "Your session has expired. Sign in again.",
+    "impersonation_ended": "The impersonation has ended.",
+    "deleted": "This account has been deleted.",
+    "banned": "This account is banned.",
+    "unconfirmed": "This account's email address is not confirmed yet.",
+}
 
-    def __init__(self, code: str, session: AppSession | None = None):
-        super().__init__(code)
-        self.code = code
-        self.session = session
+
+def _refused(code: str, session: AppSession | None = None) -> Refused:
+    """The refusal of a session; its facts carry the session's id and whether an impersonator
+    held it (the gate then writes down how the impersonation ended)."""
+    return Refused(
+        SESSION_REFUSALS[code], code=code, session_id=session.pk if session is not None else None,
+        impersonated=bool(session is not None and session.impersonator_id),
+    )
 
 
 @dataclass(frozen=True)
@@ -76,9 +90,9 @@ def session_create(
 
 
 def session_validate(*, tenant: Tenant, raw: str | None) -> ValidSession:
-    """The session behind a cookie value, or ``SessionRefused``. Touches ``last_seen_at``."""
+    """The session behind a cookie value, or ``Refused`` (code: why). Touches ``last_seen_at``."""
     if not raw or len(raw) > 200:
-        raise SessionRefused("none")
+        raise _refused("none")
     session = (
         AppSession.objects.using(tenant_db.using(tenant))
         .select_related("user")
@@ -86,17 +100,17 @@ def session_validate(*, tenant: Tenant, raw: str | None) -> ValidSession:
         .first()
     )
     if session is None:
-        raise SessionRefused("none")
+        raise _refused("none")
     now = timezone.now()
     reason = user_refusal(session.user)
     if reason is not None:
-        raise SessionRefused(reason, session)
+        raise _refused(reason, session)
     if session.revoked_at is not None:
-        raise SessionRefused("impersonation_ended" if session.impersonator_id else "revoked", session)
+        raise _refused("impersonation_ended" if session.impersonator_id else "revoked", session)
     if session.expires_at <= now:
-        raise SessionRefused("impersonation_ended" if session.impersonator_id else "expired", session)
+        raise _refused("impersonation_ended" if session.impersonator_id else "expired", session)
     if now - session.last_seen_at > SESSION_IDLE:
-        raise SessionRefused("expired", session)
+        raise _refused("expired", session)
     if now - session.last_seen_at >= TOUCH_EVERY:
         AppSession.objects.using(tenant_db.using(tenant)).filter(pk=session.pk).update(last_seen_at=now)
         session.last_seen_at = now
@@ -124,12 +138,10 @@ def session_end(*, actor: PortalActor, tenant: Tenant, scope: str, session_id: u
 
     While impersonating, the user's own sessions are not the impersonator's to end: refused.
     """
-    from portal.services.common import PortalRefused
-
     if scope not in SCOPES:
-        raise ValueError(scope)
+        raise Invalid(f"Unknown sign-out scope '{scope[:20]}'.", code="unknown_scope", field="scope")
     if actor.is_impersonating:
-        raise PortalRefused(
+        raise Refused(
             "While impersonating you cannot end this user's sessions. Use Stop to end yours.",
             code="impersonating",
         )

@@ -4,6 +4,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 from core.request_context import client_ip
 from portal.gate import MFA_COOKIE_NAME, clear_cookie, portal_url, set_cookie
+from portal.http import PortalRequest
 from portal.services.auth import MFA_PENDING_SECONDS, Client, SignInResult
 from portal.services.sessions import COOKIE_NAME, SESSION_LIFETIME
 
@@ -12,7 +13,7 @@ def client(request: HttpRequest) -> Client:
     return Client(ip_address=client_ip(request), user_agent=request.headers.get("User-Agent", "")[:300])
 
 
-def signed_in_response(request: HttpRequest, result: SignInResult) -> HttpResponse:
+def signed_in_response(request: PortalRequest, result: SignInResult) -> HttpResponse:
     """After a first step: to the account page with a session, or to the second-factor step."""
     tenant = request.portal_tenant
     if result.session_token:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from core.errors import ServiceError
 from portal.forms import CodeForm, LoginForm
 from portal.gate import MFA_COOKIE_NAME, clear_cookie, login_redirect, portal_url, portal_view
+from portal.http import PortalRequest
 from portal.services import auth as services
-from portal.services.common import PortalRefused, refusal_message
+from portal.services.common import refusal_message
 from portal.services.impersonation import impersonation_stop
 from portal.services.sessions import COOKIE_NAME
 from portal.views._helpers import client, signed_in_response
@@ -35,7 +37,7 @@ def _reason_message(code: str | None) -> tuple[str, str] | None:
 
 @require_http_methods(["GET", "POST"])
 @portal_view(signed_in=False)
-def login(request: HttpRequest) -> HttpResponse:
+def login(request: PortalRequest) -> HttpResponse:
     tenant = request.portal_tenant
     if request.portal_actor is not None and request.method == "GET":
         return HttpResponseRedirect(portal_url(tenant, "account"))
@@ -47,7 +49,7 @@ def login(request: HttpRequest) -> HttpResponse:
                 tenant=tenant, email=form.cleaned_data["email"],
                 password=form.cleaned_data["password"], client=client(request),
             )
-        except PortalRefused as exc:
+        except ServiceError as exc:
             error = exc.message
         else:
             return signed_in_response(request, result)
@@ -59,7 +61,7 @@ def login(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @portal_view(signed_in=False)
-def login_verify(request: HttpRequest) -> HttpResponse:
+def login_verify(request: PortalRequest) -> HttpResponse:
     tenant = request.portal_tenant
     pending = request.COOKIES.get(MFA_COOKIE_NAME)
     if services.mfa_pending_user(tenant=tenant, pending=pending) is None:
@@ -73,7 +75,7 @@ def login_verify(request: HttpRequest) -> HttpResponse:
             result = services.sign_in_second_factor(
                 tenant=tenant, pending=pending, code=form.cleaned_data["code"], client=client(request)
             )
-        except PortalRefused as exc:
+        except ServiceError as exc:
             error = exc.message
         else:
             return signed_in_response(request, result)
@@ -83,7 +85,7 @@ def login_verify(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @portal_view(signed_in=False)
-def logout(request: HttpRequest) -> HttpResponse:
+def logout(request: PortalRequest) -> HttpResponse:
     tenant = request.portal_tenant
     actor = request.portal_actor
     if actor is not None and actor.is_impersonating:

@@ -5,16 +5,18 @@ Opening a link (GET) never uses it: mail scanners fetch links. The form behind i
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from collections.abc import Callable
+
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.models import ActionToken
-from accounts.tokens import TokenInvalid
+from core.errors import ServiceError
 from portal.forms import EmailForm, SetPasswordForm
 from portal.gate import portal_url, portal_view
+from portal.http import PortalRequest
 from portal.services import auth as services
-from portal.services.common import PortalRefused
 from portal.views._helpers import client, signed_in_response
 
 KINDS = {
@@ -25,12 +27,12 @@ KINDS = {
 }
 
 
-def _kind_view(kind: str):
+def _kind_view(kind: str) -> Callable[..., HttpResponse]:
     purpose, title, lead = KINDS[kind]
 
     @require_http_methods(["GET", "POST"])
     @portal_view(signed_in=False)
-    def view(request: HttpRequest) -> HttpResponse:
+    def view(request: PortalRequest) -> HttpResponse:
         tenant = request.portal_tenant
         form = EmailForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
@@ -51,32 +53,38 @@ magic_request = _kind_view("magic")
 
 @require_GET
 @portal_view(signed_in=False)
-def link_sent(request: HttpRequest) -> HttpResponse:
+def link_sent(request: PortalRequest) -> HttpResponse:
     return render(request, "portal/link_sent.html", {"tenant": request.portal_tenant})
 
 
-def _invalid(request: HttpRequest, message: str) -> HttpResponse:
+def _invalid(request: PortalRequest, message: str) -> HttpResponse:
     return render(request, "portal/link_invalid.html",
                   {"tenant": request.portal_tenant, "message": message}, status=400)
 
 
-def _password_link(purpose: str, template: str, complete):
+def _password_link(
+    purpose: str, template: str, complete: Callable[..., services.SignInResult],
+) -> Callable[..., HttpResponse]:
     @require_http_methods(["GET", "POST"])
     @portal_view(signed_in=False)
-    def view(request: HttpRequest, token: str) -> HttpResponse:
+    def view(request: PortalRequest, token: str) -> HttpResponse:
         tenant = request.portal_tenant
         try:
             user = services.link_peek(tenant=tenant, raw=token, purpose=purpose)
-        except (TokenInvalid, PortalRefused) as exc:
-            return _invalid(request, getattr(exc, "message", None) or str(exc))
+        except ServiceError as exc:
+            return _invalid(request, exc.message)
         form = SetPasswordForm(request.POST or None, tenant=tenant, user=user)
         if request.method == "POST" and form.is_valid():
             try:
                 result = complete(tenant=tenant, raw=token, password=form.cleaned_data["password1"],
                                   client=client(request))
-            except (TokenInvalid, PortalRefused) as exc:
-                return _invalid(request, getattr(exc, "message", None) or str(exc))
-            return signed_in_response(request, result)
+            except ServiceError as exc:
+                if "password" not in exc.fields:  # the link, or its user: the link's page
+                    return _invalid(request, exc.message)
+                for message in exc.fields["password"]:  # the form checked it: only if the rules changed
+                    form.add_error("password1", message)
+            else:
+                return signed_in_response(request, result)
         return render(request, template, {"tenant": tenant, "form": form, "app_user": user})
 
     return view
@@ -88,13 +96,13 @@ recover = _password_link(ActionToken.Purpose.RECOVERY, "portal/recover.html", se
 
 @require_http_methods(["GET", "POST"])
 @portal_view(signed_in=False)
-def magic(request: HttpRequest, token: str) -> HttpResponse:
+def magic(request: PortalRequest, token: str) -> HttpResponse:
     tenant = request.portal_tenant
     try:
         user = services.link_peek(tenant=tenant, raw=token, purpose=ActionToken.Purpose.MAGIC_LINK)
         if request.method == "POST":
             result = services.magic_link_sign_in(tenant=tenant, raw=token, client=client(request))
             return signed_in_response(request, result)
-    except (TokenInvalid, PortalRefused) as exc:
-        return _invalid(request, getattr(exc, "message", None) or str(exc))
+    except ServiceError as exc:
+        return _invalid(request, exc.message)
     return render(request, "portal/magic.html", {"tenant": tenant, "app_user": user})

@@ -12,15 +12,16 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.app_users import batches
-from accounts.app_users.batches import BatchTooLarge, InviteRow, Selection
+from accounts.app_users.batches import InviteRow, Selection
 from accounts.app_users.selectors import UserFilters
-from accounts.app_users.services import ActionRefused
 from accounts.models import BANNED_FOREVER, ActionToken, AppSession, AppUser
 from audit.models import AuditEntry
+from core.errors import Invalid, Refused
 from core.policy import policy
 from outbox.models import OutboxMessage
 from tenants import db as tenant_db
 from tests.accounts.app_user_data import make_user, make_users
+from tests.expect import raises
 
 pytestmark = pytest.mark.django_db
 
@@ -98,11 +99,12 @@ def test_admin_batch_ban_of_1000_refuses_self_skips_deleted_and_bans_protected_t
 
 def test_support_cannot_run_an_admin_batch(acme, support):
     users = make_users(acme, 3)
-    with pytest.raises(ActionRefused):
+    with raises(Refused, "role"):
         batches.app_users_batch(actor=support, tenant=acme, action="ban", until=BANNED_FOREVER,
                                 selection=Selection(ids=tuple(str(u.pk) for u in users)))
     assert not AppUser.objects.using(tenant_db.using(acme)).filter(banned_until__isnull=False).exists()
-    assert AuditEntry.objects.filter(event="app_user.refused").exists()
+    refusal = AuditEntry.objects.get(event="app_user.refused")
+    assert refusal.additional_data["action"] == "ban_user" and refusal.additional_data["error_code"] == "role"
 
 
 def test_unknown_and_foreign_ids_are_errors_not_failures(acme, make_tenant, admin):
@@ -129,10 +131,10 @@ def test_all_matching_a_filter_is_sent_as_the_filter(acme, admin):
 
 def test_more_than_the_cap_is_refused_clearly_and_changes_nothing(acme, admin, small_batches):
     users = make_users(acme, 6)
-    with pytest.raises(BatchTooLarge, match="at most 5"):
+    with raises(Invalid, "batch_too_large", match="at most 5"):
         batches.app_users_batch(actor=admin, tenant=acme, action="delete",
                                 selection=Selection(ids=tuple(str(u.pk) for u in users)))
-    with pytest.raises(BatchTooLarge, match="more than 5"):
+    with raises(Invalid, "batch_too_large", match="more than 5"):
         batches.app_users_batch(actor=admin, tenant=acme, action="delete",
                                 selection=Selection(filters=UserFilters()))
     assert not AppUser.objects.using(tenant_db.using(acme)).filter(deleted_at__isnull=False).exists()
@@ -225,3 +227,12 @@ def test_invite_many_is_idempotent_and_reports_each_row(acme, support):
     assert AppUser.objects.using(tenant_db.using(acme)).count() == 3
     assert OutboxMessage.objects.filter(kind="invite").count() == 2
     assert AuditEntry.objects.filter(tenant=acme, event="app_user.invite").count() == 2
+
+
+@pytest.mark.parametrize("name, shown", [
+    ("=1+1", "“=”"), ("  @SUM(A1)", "“@”"), ("-2", "“-”"), ("\tx", "a tab"), ("\rx", "a carriage return"),
+])
+def test_imported_cells_a_spreadsheet_would_run_are_refused(acme, support, name, shown):
+    """The one CSV rule (``core.csv_safety``): TAB and CR count too, leading spaces do not hide it."""
+    (row,) = batches.invite_rows_check(actor=support, tenant=acme, rows=[InviteRow(1, "ann@example.test", name)])
+    assert row.error == f"The name starts with {shown}, which spreadsheets run as a formula."

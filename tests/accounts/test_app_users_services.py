@@ -11,12 +11,13 @@ from django.contrib.auth.hashers import check_password
 from django.utils import timezone
 
 from accounts.app_users import services as svc
-from accounts.app_users.services import ActionRefused, AppUserError, AppUserNotFound
 from accounts.models import BANNED_FOREVER, ActionToken, AppFactor, AppSession, AppUser
 from audit.models import AuditEntry
+from core.errors import Conflict, Invalid, NotFound, Refused
 from outbox.models import OutboxMessage
 from tenants import db as tenant_db
 from tests.accounts.app_user_data import live_sessions, make_factor, make_session, make_user, reload
+from tests.expect import raises
 
 pytestmark = pytest.mark.django_db
 
@@ -33,9 +34,10 @@ def events(tenant, event, user=None):
     return list(qs)
 
 
-def assert_refused(tenant, user=None):
+def assert_refused(tenant, user=None, code="role"):
     refusals = events(tenant, "app_user.refused", user)
     assert refusals, "the refusal is audited"
+    assert refusals[-1].additional_data["error_code"] == code and refusals[-1].additional_data["action"]
 
 
 # --- Create and invite -------------------------------------------------------------------------
@@ -57,7 +59,7 @@ def test_create_with_initial_password_hashes_it_and_never_audits_it(acme, admin)
 def test_create_obeys_the_tenant_password_minimum(acme, admin):
     acme.settings = {"password_min_length": 20}
     acme.save()
-    with pytest.raises(AppUserError, match="at least 20"):
+    with raises(Invalid, "too_short", match="at least 20"):
         svc.app_user_create(actor=admin, tenant=acme, email="x@example.test", password="only-15-chars-x")
     assert not AppUser.objects.using(tenant_db.using(acme)).exists()
 
@@ -71,7 +73,7 @@ def test_create_with_invitation_mails_a_portal_link(acme, admin):
 
 
 def test_create_is_admin_only(acme, support):
-    with pytest.raises(ActionRefused):
+    with raises(Refused, "role"):
         svc.app_user_create(actor=support, tenant=acme, email="x@example.test", password="x" * 20)
     assert not AppUser.objects.using(tenant_db.using(acme)).exists()
     assert_refused(acme)
@@ -96,27 +98,27 @@ def test_invite_creates_an_invited_user_with_tenant_lifetime(acme, support):
 def test_invite_refuses_a_disallowed_domain(acme, support):
     acme.settings = {"allowed_email_domains": ["acme.test"]}
     acme.save()
-    with pytest.raises(AppUserError, match="not allowed"):
+    with raises(Invalid, "domain_not_allowed", match="not allowed"):
         svc.app_user_invite(actor=support, tenant=acme, email="out@elsewhere.test")
     svc.app_user_invite(actor=support, tenant=acme, email="in@ACME.test")
     assert list(AppUser.objects.using(tenant_db.using(acme)).values_list("email", flat=True)) == ["in@acme.test"]
 
 
 def test_invite_refuses_an_existing_address_whatever_its_case(acme, support, ann):
-    with pytest.raises(AppUserError, match="already exists"):
+    with raises(Conflict, "email_taken", match="already exists"):
         svc.app_user_invite(actor=support, tenant=acme, email="ANN@example.test")
     assert OutboxMessage.objects.count() == 0
 
 
 def test_support_cannot_invite_into_a_protected_role(acme, support, admin):
-    with pytest.raises(ActionRefused, match="protected"):
+    with raises(Refused, "protected_user", match="protected"):
         svc.app_user_invite(actor=support, tenant=acme, email="root@example.test", role="admin")
     assert not AppUser.objects.using(tenant_db.using(acme)).exists()
     svc.app_user_invite(actor=admin, tenant=acme, email="root@example.test", role="admin")
 
 
 def test_viewer_cannot_invite(acme, viewer):
-    with pytest.raises(ActionRefused):
+    with raises(Refused, "role"):
         svc.app_user_invite(actor=viewer, tenant=acme, email="x@example.test")
     assert not AppUser.objects.using(tenant_db.using(acme)).exists()
 
@@ -132,14 +134,14 @@ def test_resend_invitation_replaces_the_link(acme, support):
 
 
 def test_resend_refuses_an_accepted_user(acme, support, ann):
-    with pytest.raises(AppUserError, match="pending invitation"):
+    with raises(Conflict, "not_invited", match="pending invitation"):
         svc.app_user_invitation_resend(actor=support, tenant=acme, user_id=ann.pk)
     assert OutboxMessage.objects.count() == 0
 
 
 def test_revoke_invitation_removes_the_never_accepted_user(acme, support, viewer):
     user = svc.app_user_invite(actor=support, tenant=acme, email="inv@example.test")
-    with pytest.raises(ActionRefused):
+    with raises(Refused, "role"):
         svc.app_user_invitation_revoke(actor=viewer, tenant=acme, user_id=user.pk)
     assert reload(acme, user) is not None
     svc.app_user_invitation_revoke(actor=support, tenant=acme, user_id=user.pk)
@@ -151,20 +153,28 @@ def test_revoke_invitation_removes_the_never_accepted_user(acme, support, viewer
 # --- Input rules -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("email", [
-    "", "not-an-email", "a@b", "x" * 250 + "@example.test", "ann\x00@example.test",
-    "ann@exa mple.test", "<script>@example.test", "ann\u202e@example.test",
+@pytest.mark.parametrize("email, code", [
+    ("", "required"), ("not-an-email", "invalid_email"), ("a@b", "invalid_email"),
+    ("x" * 250 + "@example.test", "too_long"), ("ann\x00@example.test", "invalid_email"),
+    ("ann@exa mple.test", "invalid_email"), ("<script>@example.test", "invalid_email"),
+    ("ann\u202e@example.test", "invalid_email"), ("gone@deleted.invalid", "reserved_email"),
 ])
-def test_bad_email_addresses_are_refused(acme, admin, email):
-    with pytest.raises(AppUserError):
+def test_bad_email_addresses_are_refused(acme, admin, email, code):
+    with raises(Invalid, code) as info:
         svc.app_user_create(actor=admin, tenant=acme, email=email)
+    assert info.value.field == "email"
     assert not AppUser.objects.using(tenant_db.using(acme)).exists()
 
 
-@pytest.mark.parametrize("name", ["x" * 151, "Ann\x00", "Evil\u202eTxt", "line\nbreak", "tab\tname"])
-def test_bad_names_are_refused(acme, admin, ann, name):
-    with pytest.raises(AppUserError):
+@pytest.mark.parametrize("name, code", [
+    ("x" * 151, "too_long"), ("Ann\x00", "forbidden_characters"), ("Evil\u202eTxt", "forbidden_characters"),
+    ("line\nbreak", "forbidden_characters"), ("tab\tname", "forbidden_characters"),
+    ("bom\ufeffname", "forbidden_characters"), (42, "not_text"),
+])
+def test_bad_names_are_refused(acme, admin, ann, name, code):
+    with raises(Invalid, code) as info:
         svc.app_user_update(actor=admin, tenant=acme, user_id=ann.pk, name=name)
+    assert info.value.field == "name"
     assert reload(acme, ann).name == "Ann"
 
 
@@ -173,22 +183,23 @@ def test_markup_in_a_name_is_kept_as_text(acme, admin, ann):
     assert reload(acme, ann).name == "<b>Ann</b>"
 
 
-@pytest.mark.parametrize("metadata, message", [
-    ("[1, 2]", "JSON object"),
-    ("{not json", "not valid JSON"),
-    ('{"n": NaN}', "not valid JSON"),
-    (json.dumps({"big": "x" * 20_000}), "larger than"),
-    ('{"a": "\\u0000"}', "NUL"),
-    (json.dumps({"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": 1}}}}}}}}}), "nested"),
+@pytest.mark.parametrize("metadata, message, code", [
+    ("[1, 2]", "JSON object", "not_object"),
+    ("{not json", "not valid JSON", "invalid_json"),
+    ('{"n": NaN}', "not valid JSON", "invalid_json"),
+    (json.dumps({"big": "x" * 20_000}), "larger than", "too_large"),
+    ('{"a": "\\u0000"}', "NUL", "forbidden_characters"),
+    (json.dumps({"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": 1}}}}}}}}}), "nested", "too_deep"),
 ])
-def test_metadata_must_be_a_small_json_object(acme, admin, ann, metadata, message):
-    with pytest.raises(AppUserError, match=message):
+def test_metadata_must_be_a_small_json_object(acme, admin, ann, metadata, message, code):
+    with raises(Invalid, code, match=message) as info:
         svc.app_user_update(actor=admin, tenant=acme, user_id=ann.pk, user_metadata=metadata)
+    assert info.value.field == "user_metadata"
     assert reload(acme, ann).user_metadata == {"team": "a"}
 
 
 def test_unknown_role_is_refused(acme, admin, ann):
-    with pytest.raises(AppUserError, match="Unknown role"):
+    with raises(Invalid, "unknown_role", match="Unknown role"):
         svc.app_user_update(actor=admin, tenant=acme, user_id=ann.pk, role="wizard")
     assert reload(acme, ann).role == "user"
 
@@ -213,13 +224,13 @@ def test_update_changes_profile_and_metadata_and_audits_the_diff(acme, admin, an
 
 def test_update_refuses_an_email_another_user_has(acme, admin, ann):
     make_user(acme, "bob@example.test")
-    with pytest.raises(AppUserError, match="already has"):
+    with raises(Conflict, "email_taken", match="already has"):
         svc.app_user_update(actor=admin, tenant=acme, user_id=ann.pk, email="BOB@example.test")
     assert reload(acme, ann).email == "ann@example.test"
 
 
 def test_support_cannot_edit(acme, support, ann):
-    with pytest.raises(ActionRefused):
+    with raises(Refused, "role"):
         svc.app_user_update(actor=support, tenant=acme, user_id=ann.pk, name="Hacked", role="admin")
     assert reload(acme, ann).name == "Ann"
     assert_refused(acme, ann)
@@ -227,9 +238,9 @@ def test_support_cannot_edit(acme, support, ann):
 
 def test_a_foreign_id_is_not_found(acme, globex, admin):
     other = make_user(globex, "gina@example.test")
-    with pytest.raises(AppUserNotFound):
+    with raises(NotFound, "not_found"):
         svc.app_user_update(actor=admin, tenant=acme, user_id=other.pk, name="x")
-    with pytest.raises(AppUserNotFound):
+    with raises(NotFound, "not_found"):
         svc.app_user_ban(actor=admin, tenant=acme, user_id=other.pk, until=BANNED_FOREVER)
     assert reload(globex, other).name == "" and reload(globex, other).banned_until is None
 
@@ -237,12 +248,12 @@ def test_a_foreign_id_is_not_found(acme, globex, admin):
 def test_confirm_email(acme, admin, support):
     user = make_user(acme, "unc@example.test", email_confirmed_at=None)
     assert user.status == "unconfirmed"
-    with pytest.raises(ActionRefused):
+    with raises(Refused, "role"):
         svc.app_user_confirm_email(actor=support, tenant=acme, user_id=user.pk)
     svc.app_user_confirm_email(actor=admin, tenant=acme, user_id=user.pk)
     assert reload(acme, user).status == "active"
     assert len(events(acme, "app_user.email_confirm", user)) == 1
-    with pytest.raises(AppUserError, match="already confirmed"):
+    with raises(Conflict, "already_confirmed", match="already confirmed"):
         svc.app_user_confirm_email(actor=admin, tenant=acme, user_id=user.pk)
 
 
@@ -273,15 +284,15 @@ def test_ban_indefinitely_and_until_a_date(acme, admin, ann):
     assert reload(acme, ann).banned_until == BANNED_FOREVER and reload(acme, ann).is_banned_forever
     later = timezone.now() + timedelta(days=3)
     assert svc.ban_until_for("until", until=later) == later
-    with pytest.raises(AppUserError, match="future"):
+    with raises(Invalid, "in_past", match="future"):
         svc.ban_until_for("until", until=timezone.now() - timedelta(hours=1))
-    with pytest.raises(AppUserError):
+    with raises(Invalid, "unknown_duration"):
         svc.ban_until_for("3 fortnights")
 
 
 def test_support_cannot_ban(acme, support, ann):
     make_session(acme, ann)
-    with pytest.raises(ActionRefused):
+    with raises(Refused, "role"):
         svc.app_user_ban(actor=support, tenant=acme, user_id=ann.pk, until=BANNED_FOREVER)
     assert reload(acme, ann).banned_until is None and live_sessions(acme, ann) == 1
     assert_refused(acme, ann)
@@ -289,20 +300,20 @@ def test_support_cannot_ban(acme, support, ann):
 
 def test_nobody_bans_the_app_user_with_their_own_email(acme, admin):
     me = make_user(acme, "BOSS@console.test")
-    with pytest.raises(ActionRefused, match="own email"):
+    with raises(Refused, "self_action", match="own email"):
         svc.app_user_ban(actor=admin, tenant=acme, user_id=me.pk, until=BANNED_FOREVER)
     assert reload(acme, me).banned_until is None
 
 
 def test_unban(acme, admin, support, ann):
     svc.app_user_ban(actor=admin, tenant=acme, user_id=ann.pk, until=BANNED_FOREVER, reason="x")
-    with pytest.raises(ActionRefused):
+    with raises(Refused, "role"):
         svc.app_user_unban(actor=support, tenant=acme, user_id=ann.pk)
     svc.app_user_unban(actor=admin, tenant=acme, user_id=ann.pk)
     stored = reload(acme, ann)
     assert stored.banned_until is None and stored.ban_reason == "" and stored.status == "active"
     assert len(events(acme, "app_user.unban", ann)) == 1
-    with pytest.raises(AppUserError, match="not banned"):
+    with raises(Conflict, "not_banned", match="not banned"):
         svc.app_user_unban(actor=admin, tenant=acme, user_id=ann.pk)
 
 
@@ -330,10 +341,10 @@ def test_send_recovery_keeps_sessions_unless_asked(acme, support, ann):
 
 
 def test_links_are_refused_to_banned_users_and_viewers(acme, admin, viewer, ann):
-    with pytest.raises(ActionRefused):
+    with raises(Refused, "role"):
         svc.app_user_send_recovery(actor=viewer, tenant=acme, user_id=ann.pk)
     svc.app_user_ban(actor=admin, tenant=acme, user_id=ann.pk, until=BANNED_FOREVER)
-    with pytest.raises(AppUserError, match="banned"):
+    with raises(Conflict, "banned", match="banned"):
         svc.app_user_send_magic_link(actor=admin, tenant=acme, user_id=ann.pk)
     assert OutboxMessage.objects.count() == 0
 
@@ -350,7 +361,7 @@ def test_sign_out_one_session_or_all(acme, support, ann):
     first, second, third = (make_session(acme, ann) for _ in range(3))
     assert svc.app_user_sign_out(actor=support, tenant=acme, user_id=ann.pk, session_id=first.pk) == 1
     assert live_sessions(acme, ann) == 2
-    with pytest.raises(AppUserError, match="already ended"):
+    with raises(Conflict, "session_ended", match="already ended"):
         svc.app_user_sign_out(actor=support, tenant=acme, user_id=ann.pk, session_id=first.pk)
     assert svc.app_user_sign_out(actor=support, tenant=acme, user_id=ann.pk) == 2
     assert live_sessions(acme, ann) == 0
@@ -360,7 +371,7 @@ def test_sign_out_one_session_or_all(acme, support, ann):
 def test_sign_out_cannot_reach_another_users_session(acme, support, ann):
     bob = make_user(acme, "bob@example.test")
     bobs = make_session(acme, bob)
-    with pytest.raises(AppUserError):
+    with raises(NotFound, "session_not_found"):
         svc.app_user_sign_out(actor=support, tenant=acme, user_id=ann.pk, session_id=bobs.pk)
     assert live_sessions(acme, bob) == 1
 
@@ -368,7 +379,7 @@ def test_sign_out_cannot_reach_another_users_session(acme, support, ann):
 def test_support_cannot_touch_a_protected_user(acme, support, admin):
     root = make_user(acme, "root@example.test", role="admin")
     make_session(acme, root)
-    with pytest.raises(ActionRefused, match="protected"):
+    with raises(Refused, "protected_user", match="protected"):
         svc.app_user_sign_out(actor=support, tenant=acme, user_id=root.pk)
     assert live_sessions(acme, root) == 1
     svc.app_user_sign_out(actor=admin, tenant=acme, user_id=root.pk)
@@ -393,7 +404,7 @@ def test_remove_one_factor_then_all_keeps_mfa_enabled_in_sync(acme, admin, ann):
 
 def test_support_cannot_remove_factors(acme, support, ann):
     make_factor(acme, ann)
-    with pytest.raises(ActionRefused):
+    with raises(Refused, "role"):
         svc.app_user_factor_remove(actor=support, tenant=acme, user_id=ann.pk)
     assert AppFactor.objects.using(tenant_db.using(acme)).filter(user=ann).count() == 1
 
@@ -417,9 +428,9 @@ def test_soft_delete_has_gotrue_semantics(acme, admin, ann):
     assert not ActionToken.objects.using(alias).filter(user=ann).exists()
     (entry,) = events(acme, "app_user.soft_delete", ann)
     assert entry.object_repr == "ann@example.test"  # the history keeps who it was
-    with pytest.raises(AppUserError, match="deleted"):
+    with raises(Conflict, "already_deleted", match="deleted"):
         svc.app_user_delete(actor=admin, tenant=acme, user_id=ann.pk)
-    with pytest.raises(AppUserError, match="deleted"):
+    with raises(Conflict, "deleted", match="deleted"):
         svc.app_user_update(actor=admin, tenant=acme, user_id=ann.pk, name="Back")
     # The address is free again.
     svc.app_user_invite(actor=admin, tenant=acme, email="ann@example.test")
@@ -435,7 +446,7 @@ def test_hard_delete_removes_the_row_and_keeps_the_history(acme, admin, ann):
 
 
 def test_support_cannot_delete(acme, support, ann):
-    with pytest.raises(ActionRefused):
+    with raises(Refused, "role"):
         svc.app_user_delete(actor=support, tenant=acme, user_id=ann.pk)
     assert reload(acme, ann).deleted_at is None
     assert_refused(acme, ann)

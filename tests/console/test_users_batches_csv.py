@@ -12,9 +12,11 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from accounts.app_users.csv_io import safe_cell
+from accounts.app_users.csv_io import app_user_export, export_cell
+from accounts.app_users.selectors import UserFilters
 from accounts.models import BANNED_FOREVER, AppUser
 from audit.models import AuditEntry
+from core.errors import Refused
 from core.policy import policy
 from outbox.models import OutboxMessage
 from tenants import db as tenant_db
@@ -132,10 +134,27 @@ def test_a_batch_result_belongs_to_its_session(acme, staff):
 
 @pytest.mark.parametrize("value, expected", [
     ("=1+1", "'=1+1"), ("+cmd", "'+cmd"), ("-2", "'-2"), ("@SUM(A1)", "'@SUM(A1)"),
-    ("\tx", "'\tx"), ("\rx", "'\rx"), ("plain", "plain"), (None, ""), (True, "true"),
+    ("\tx", "'\tx"), ("\rx", "'\rx"), ("  =1", "'  =1"), ("plain", "plain"), (None, ""), (True, "true"),
+    (False, "false"),
 ])
-def test_safe_cell(value, expected):
-    assert safe_cell(value) == expected
+def test_export_cell(value, expected):
+    """The export's cells follow the one CSV rule of ``core.csv_safety``."""
+    assert export_cell(value) == expected
+
+
+def test_the_export_service_audits_before_a_line_is_read(acme, staff_factory):
+    make_user(acme, "ann@example.test")
+    support = staff_factory("s@console.test", tenants={acme: "support"})
+    lines = app_user_export(actor=support, tenant=acme, filters=UserFilters(q="ann"))
+    (entry,) = AuditEntry.objects.filter(tenant=acme, event="app_user.export")
+    assert entry.actor == support and entry.additional_data["filter"] == {"q": "ann"}
+    assert len(list(lines)) == 2  # header and Ann
+    viewer = staff_factory("v@console.test", tenants={acme: "viewer"})
+    with pytest.raises(Refused) as info:
+        app_user_export(actor=viewer, tenant=acme, filters=UserFilters())
+    assert info.value.code == "role"
+    assert AuditEntry.objects.filter(tenant=acme, event="app_user.export").count() == 1
+    assert AuditEntry.objects.get(event="app_user.refused").additional_data["action"] == "export_users"
 
 
 def test_export_streams_the_current_filter_formula_safe(acme, staff):

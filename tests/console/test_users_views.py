@@ -386,6 +386,26 @@ def test_create_page_with_password_or_invitation(acme, staff):
     assert staff("support").get("/t/acme/users/new/").status_code == 403
 
 
+def test_service_errors_sit_on_the_field_they_are_about(acme, staff):
+    """``console.errors.form_add``: an error naming a field marks that field; a refusal (no
+    field) goes to the top of the form."""
+    make_user(acme, "taken@example.test")
+    support, admin = staff("support"), staff("admin")
+    response = support.post("/t/acme/users/invite/", {"email": "Taken@example.test", "role": "user"})
+    form = response.context["form"]
+    assert form.errors["email"] == ["A user with this email address already exists."]
+    assert not form.non_field_errors()
+    response = admin.post("/t/acme/users/new/", {"email": "m@example.test", "role": "user", "mode": "invite",
+                                                 "app_metadata": "[1]"})
+    form = response.context["form"]
+    assert list(form.errors) == ["app_metadata"] and "JSON object" in form.errors["app_metadata"][0]
+    assert "JSON object" in response.content.decode()
+    response = support.post("/t/acme/users/invite/", {"email": "boss@example.test", "role": "admin"})
+    form = response.context["form"]
+    assert form.non_field_errors() == ["Users with the protected role 'admin' can only be changed by a tenant admin."]
+    assert not AppUser.objects.using(tenant_db.using(acme)).filter(email__in=["m@example.test", "boss@example.test"])
+
+
 def test_detail_offers_impersonation_to_admins_only(acme, staff):
     ann = make_user(acme, "ann@example.test")
     start = f'action="/t/acme/impersonations/start/{ann.pk}/"'

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from accounts.app_users import services
-from accounts.app_users.services import METADATA_MAX_DEPTH, AppUserError, clean_metadata
+from accounts.app_users.services import METADATA_MAX_DEPTH, clean_metadata
+from core.errors import Invalid
 from tenants import db as tenant_db
+from tests.expect import raises
 
 
 def _nested(depth: int) -> str:
@@ -15,7 +17,7 @@ def _nested(depth: int) -> str:
 
 @pytest.mark.parametrize("depth", [900, 5000])
 def test_clean_metadata_refuses_deep_documents(depth):
-    with pytest.raises(AppUserError, match="nested"):
+    with raises(Invalid, "too_deep", match="nested"):
         clean_metadata(_nested(depth))
 
 
