@@ -274,7 +274,7 @@ def instance(tmp_path_factory) -> Iterator[Instance]:
         inst.start("web", [
             PY, "-m", "gunicorn", "config.wsgi", "--workers", "2", "--bind", f"127.0.0.1:{port}",
             "--access-logfile", "-", "--access-logformat", 'access %(p)s %(s)s %(m)s "%(U)s" %({x-request-id}o)s',
-            "--graceful-timeout", "10", "--control-socket", str(root / "gunicorn.ctl"),
+            "--graceful-timeout", "10", "--no-control-socket",  # not the one in ~/.gunicorn/ shared by all
         ])
         for name, argv in SERVICES.items():
             inst.start(name, argv)
