@@ -5,6 +5,9 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Every process make starts sees them: `make run` serves there, and links mailed outside a request
+# (workers, commands) point there too (config/settings.py DEVELOPMENT_BASE_URL).
+export HOST PORT
 
 .PHONY: install migrate run test test-sqlite test-postgres lint bench bench-small clean
 
@@ -22,9 +25,13 @@ migrate: install
 	$(PY) manage.py createcachetable
 	$(PY) manage.py tenants migrate --all
 
+# The console (runserver) and its mail worker side by side, as listed in Procfile.dev (a job
+# worker goes there too); honcho prefixes their output and one Ctrl-C stops them all. Mail waits
+# in the outbox for the worker, as in production; the console shows it at /mail/.
 run: migrate
-	@echo "Serving the console on http://$(HOST):$(PORT)/"
-	$(PY) manage.py runserver $(HOST):$(PORT)
+	@echo "Serving the console on http://$(HOST):$(PORT)/ with its mail worker beside it (Ctrl-C stops both)"
+	OUTBOX_DELIVERY=worker SERVE_PORT=$(PORT) PATH="$(abspath $(VENV))/bin:$$PATH" \
+		exec $(VENV)/bin/honcho --env /dev/null --procfile Procfile.dev start
 
 # The whole suite: SQLite, then PostgreSQL (with Redis) when a server is reachable.
 test: install

@@ -273,6 +273,9 @@ EMAIL_BACKEND = os.environ.get(
     if EMAIL_HOST
     else "django.core.mail.backends.console.EmailBackend",
 )
+# The directory of Django's file-based backend (EMAIL_BACKEND=...filebased.EmailBackend), where
+# the deployed test tier reads the mails its workers send.
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH") or None
 # Whether the outbox keeps the links of sent messages and shows them at /mail/. In development
 # that is how a link is followed without an SMTP server; in production a stored or displayed link
 # would be a live credential, so tokens are blanked once sent and never shown.
