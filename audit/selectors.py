@@ -235,8 +235,9 @@ class EntryView:
 
 
 def present(entry: AuditEntry) -> EntryView:
-    actor = entry.actor.email if entry.actor_id and entry.actor else (entry.actor_email or "")
-    impersonator = entry.impersonator.email if entry.impersonator_id and entry.impersonator else ""
+    # str(staff user) is the address (the user model is AUTH_USER_MODEL, typed as its base).
+    actor = str(entry.actor) if entry.actor_id and entry.actor else (entry.actor_email or "")
+    impersonator = str(entry.impersonator) if entry.impersonator_id and entry.impersonator else ""
     ct = entry.content_type
     return EntryView(
         entry=entry,

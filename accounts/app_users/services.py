@@ -14,8 +14,6 @@ from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar, cast
 
 from django.contrib.auth.hashers import make_password
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.validators import validate_email
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
 from django.db.models import CharField, Value
 from django.db.models.functions import Cast, Concat, Lower, Replace
@@ -25,9 +23,9 @@ from accounts.app_users.permissions import ROLE_REFUSED, app_user_refusal
 from accounts.models import BANNED_FOREVER, ActionToken, AppFactor, AppSession, AppUser
 from accounts.tokens import hash_token, token_issue, token_link, tokens_revoke_for_user
 from audit import services as audit
-from core.emails import EMAIL_MAX_LENGTH, canonical_email
+from core.emails import clean_email as clean_address
 from core.errors import Conflict, Invalid, NotFound, Refused
-from core.text import NAME_MAX_LENGTH, REASON_MAX_LENGTH, clean_text, has_forbidden_chars
+from core.text import NAME_MAX_LENGTH, REASON_MAX_LENGTH, clean_text
 from outbox.services import Mail, mail_enqueue
 from tenants import db as tenant_db
 from tenants.config import TenantSettings, tenant_settings
@@ -61,21 +59,9 @@ R = TypeVar("R")
 
 
 def normalize_email(value: Any) -> str:
-    """The canonical form (``core.emails``) of a syntactically valid address (no uniqueness or
-    domain check)."""
-    if not isinstance(value, str) or not value.strip():
-        raise Invalid("Enter an email address.", code="required", field="email")
-    email = value.strip()
-    if len(email) > EMAIL_MAX_LENGTH:
-        raise Invalid(f"An email address has at most {EMAIL_MAX_LENGTH} characters.",
-                      code="too_long", field="email")
-    if has_forbidden_chars(email) or any(c.isspace() for c in email):
-        raise Invalid("Enter a valid email address.", code="invalid_email", field="email")
-    try:
-        validate_email(email)
-    except DjangoValidationError as exc:
-        raise Invalid("Enter a valid email address.", code="invalid_email", field="email") from exc
-    email = canonical_email(email)
+    """The canonical form (``core.emails``) of a syntactically valid address that is not one of
+    the addresses deleted users keep (no uniqueness or domain check)."""
+    email = clean_address(value)
     if email.endswith("@" + DELETED_EMAIL_DOMAIN):
         raise Invalid("This address is reserved for deleted users.", code="reserved_email", field="email")
     return email

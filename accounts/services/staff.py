@@ -24,7 +24,6 @@ from typing import Any
 from auditlog.context import disable_auditlog
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -34,7 +33,7 @@ from accounts import otp
 from accounts.models import SetupLock, StaffInvitation, User
 from audit import services as audit
 from core.access import ROLES, is_instance_admin
-from core.emails import EMAIL_MAX_LENGTH, canonical_email
+from core.emails import EMAIL_MAX_LENGTH, clean_email
 from core.errors import Conflict, Invalid, NotFound, Refused, ServiceError
 from core.policy import policy
 from core.request_context import public_url
@@ -52,19 +51,6 @@ LAST_TENANT_ADMIN = "A tenant keeps at least one admin: this is the last one."
 
 
 # --- Validation helpers (the forms validate too; services never trust their callers) -----
-
-
-def clean_email(value: object) -> str:
-    """The canonical form of a valid address, or ``Invalid`` (code ``invalid_email``)."""
-    email = canonical_email(value)
-    raw = str(value or "").strip()
-    if not email or len(raw) > EMAIL_MAX_LENGTH or "\x00" in raw:
-        raise Invalid("Enter a valid email address.", code="invalid_email", field="email")
-    try:
-        validate_email(email)
-    except ValidationError:
-        raise Invalid("Enter a valid email address.", code="invalid_email", field="email") from None
-    return email
 
 
 def clean_name(value: object) -> str:

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -396,7 +396,7 @@ def _store_result(request: ConsoleRequest, result: batches.BatchResult, back: st
 
 @require_POST
 @tenant_view("view_users")
-def users_batch(request: ConsoleRequest) -> HttpResponse:
+def users_batch(request: ConsoleRequest) -> HttpResponseBase:
     action = request.POST.get("action", "")
     if action not in batches.ACTIONS:
         messages.error(request, "Choose an action for the selected users.")
@@ -404,7 +404,7 @@ def users_batch(request: ConsoleRequest) -> HttpResponse:
     if not role_can(request.tenant_role, batches.ACTIONS[action]):
         audit_refusal(request, action=batches.ACTIONS[action], reason="role", tenant=request.tenant)
         raise PermissionDenied("Your role in this tenant does not allow this.")
-    run = _users_batch_run
+    run: Callable[..., HttpResponseBase] = _users_batch_run
     if action in batches.DESTRUCTIVE:
         run = recent_otp_required(run)
     return run(request, action)

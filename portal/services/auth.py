@@ -20,6 +20,7 @@ from django.utils import timezone
 from accounts.models import ActionToken, AppUser
 from accounts.tokens import token_issue, token_link, token_peek, token_redeem
 from audit import services as audit
+from core.emails import canonical_email
 from core.errors import Conflict, Invalid, Refused
 from core.text import NAME_MAX_LENGTH, clean_text
 from outbox.services import mail_enqueue
@@ -122,7 +123,7 @@ def _fail(tenant: Tenant, email: str, user: AppUser | None, reason: str) -> None
 def check_current_password(*, tenant: Tenant, user: AppUser, password: str) -> None:
     """The signed-in user's password, asked again (password change, factor removal). Wrong
     answers count toward the same lockout as sign-in, so a stolen session cannot guess freely."""
-    email = limits.normalize_email(user.email)
+    email = canonical_email(user.email)
     if limits.is_locked(tenant, email):
         raise Refused(LOCKED, code="locked")
     if not user.password or not check_password((password or "")[:MAX_PASSWORD_LENGTH], user.password):
@@ -133,7 +134,7 @@ def check_current_password(*, tenant: Tenant, user: AppUser, password: str) -> N
 def sign_in_password(*, tenant: Tenant, email: str, password: str, client: Client) -> SignInResult:
     """Email and password. Lockout: 10 failures per account → 15 minutes (known or not)."""
     alias = _alias(tenant)
-    email = limits.normalize_email(email)
+    email = canonical_email(email)
     user = AppUser.objects.using(alias).filter(email__iexact=email).first() if email else None
     if limits.is_locked(tenant, email):
         record("app_user.sign_in_failed", tenant=tenant, user=user, data={"reason": "locked"},
@@ -195,7 +196,7 @@ def link_request(*, tenant: Tenant, email: str, purpose: str) -> None:
     if purpose not in LINK_PURPOSES:
         raise Invalid("Unknown kind of link.", code="unknown_link_type")
     alias = _alias(tenant)
-    email = limits.normalize_email(email)
+    email = canonical_email(email)
     if not email or not limits.link_request_allowed(tenant, email):
         return
     user = AppUser.objects.using(alias).filter(email__iexact=email, deleted_at__isnull=True).first()

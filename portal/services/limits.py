@@ -15,13 +15,8 @@ from core.policy import policy
 from tenants.models import Tenant
 
 
-def normalize_email(email: str) -> str:
-    """The key of the counters: the one canonical form of ``core.emails``."""
-    return canonical_email(email)
-
-
 def _account_key(tenant: Tenant, email: str) -> str:
-    digest = hashlib.sha256(normalize_email(email).encode("utf-8", "surrogatepass")).hexdigest()
+    digest = hashlib.sha256(canonical_email(email).encode("utf-8", "surrogatepass")).hexdigest()
     return f"{tenant.pk}:{digest[:40]}"
 
 

@@ -10,7 +10,7 @@ from accounts.app_users import tenant_settings as services
 from accounts.models import ActionToken, AppUser
 from accounts.tokens import token_issue
 from audit.models import AuditEntry
-from core.errors import Refused
+from core.errors import Invalid, Refused
 from tenants import db as tenant_db
 from tenants import emails
 from tenants.config import tenant_settings
@@ -126,8 +126,9 @@ def test_disallowed_email_domain_is_refused_by_the_invite_service(acme, tenant_a
     acme = Tenant.objects.get(pk=acme.pk)
     assert tenant_settings(acme).email_domain_allowed("ann@acme.test")
     assert not tenant_settings(acme).email_domain_allowed("eve@evil.test")
-    with pytest.raises(app_users.AppUserError, match="not allowed"):
+    with pytest.raises(Invalid, match="not allowed") as refused:
         app_users.app_user_invite(actor=tenant_admin, tenant=acme, email="eve@evil.test")
+    assert refused.value.code == "domain_not_allowed"
     assert not AppUser.objects.using(tenant_db.using(acme)).filter(email="eve@evil.test").exists()
     invited = app_users.app_user_invite(actor=tenant_admin, tenant=acme, email="ann@acme.test")
     assert invited.role == "user"
