@@ -13,8 +13,10 @@ from auditlog.models import AbstractLogEntry, LogEntryManager
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.contenttypes.models import ContentType
-from django.db import models
+from django.db import DEFAULT_DB_ALIAS, models, transaction
 from django.utils import timezone
+
+from audit import chain
 
 _VERBS = {0: "create", 1: "update", 2: "delete", 3: "access"}
 
@@ -50,8 +52,10 @@ class AuditEntry(AbstractLogEntry):
     action: models.PositiveSmallIntegerField[int, int] = models.PositiveSmallIntegerField(
         choices=AbstractLogEntry.Action.choices, verbose_name="action"
     )
+    # PROTECT, not SET_NULL: clearing the actor of old entries would rewrite the hash-chained
+    # trail. Staff members are deactivated, never deleted.
     actor: models.ForeignKey[AbstractBaseUser | None, AbstractBaseUser | None] = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, blank=True, null=True,
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, blank=True, null=True,
         related_name="+", verbose_name="actor", db_index=False,
     )
     timestamp: models.DateTimeField[dt.datetime, dt.datetime] = models.DateTimeField(
@@ -70,12 +74,17 @@ class AuditEntry(AbstractLogEntry):
     )
     impersonator: models.ForeignKey[AbstractBaseUser | None, AbstractBaseUser | None] = models.ForeignKey(
         settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
+        on_delete=models.PROTECT,
         null=True,
         blank=True,
         related_name="+",
         db_index=False,  # the partial index "audit_impersonated" serves the filter
     )
+
+    # The hash chain (audit.chain): the previous entry's hash in this entry's chain, and this
+    # entry's own, over that and its canonical content. Set when the entry is inserted.
+    prev_hash: models.CharField[str, str] = models.CharField(max_length=64, blank=True, default="")
+    hash: models.CharField[str, str] = models.CharField(max_length=64, blank=True, default="")
 
     objects = AuditEntryManager()
 
@@ -93,7 +102,48 @@ class AuditEntry(AbstractLogEntry):
                 name="audit_impersonated",
                 condition=models.Q(impersonator__isnull=False),
             ),
+            # Walking one chain in order (audit verify, the viewer's chain state, prune).
+            models.Index(fields=["tenant", "id"], name="audit_chain"),
         ]
 
     def __str__(self) -> str:
         return f"{self.event} {self.object_repr}"
+
+    def _save_table(self, raw: bool = False, cls: Any = None, force_insert: bool = False,
+                    force_update: bool = False, using: str | None = None,
+                    update_fields: Any = None) -> bool:
+        """Chain every new entry, whoever saves it (``audit.record``, or auditlog's own
+        ``log_create`` for the control-plane models). Here, not in ``save()``: auditlog's
+        request context fills the actor and the address in a ``pre_save`` receiver, and the
+        hash must cover the values that are stored."""
+        if not self._state.adding or self.pk is not None or raw:
+            return super()._save_table(raw, cls, force_insert, force_update, using, update_fields)
+        using = using or DEFAULT_DB_ALIAS
+        with transaction.atomic(using=using, savepoint=False):
+            heads = chain.link([self], using=using)
+            inserted = super()._save_table(raw, cls, force_insert, force_update, using, update_fields)
+            chain.advance(heads, last_ids={chain.chain_key(self.tenant_id): self.pk}, using=using)
+        return inserted
+
+
+class ChainHead(models.Model):
+    """The newest entry of one audit chain (a tenant's, or ``"instance"``), its anchor, and how
+    far the viewer has verified it. Writers lock this row; see ``audit.chain``."""
+
+    key: models.CharField[str, str] = models.CharField(max_length=40, primary_key=True)
+    head_id: models.BigIntegerField[int | None, int | None] = models.BigIntegerField(null=True, blank=True)
+    head_hash: models.CharField[str, str] = models.CharField(max_length=64, default=chain.GENESIS)
+    # Entries up to anchor_id were archived and pruned; the first one left links to anchor_hash.
+    anchor_id: models.BigIntegerField[int, int] = models.BigIntegerField(default=0)
+    anchor_hash: models.CharField[str, str] = models.CharField(max_length=64, default=chain.GENESIS)
+    verified_id: models.BigIntegerField[int | None, int | None] = models.BigIntegerField(null=True, blank=True)
+    verified_hash: models.CharField[str, str] = models.CharField(max_length=64, blank=True, default="")
+    broken_id: models.BigIntegerField[int | None, int | None] = models.BigIntegerField(null=True, blank=True)
+    broken_reason: models.CharField[str, str] = models.CharField(max_length=200, blank=True, default="")
+    checked_at: models.DateTimeField[dt.datetime | None, dt.datetime | None] = models.DateTimeField(
+        null=True, blank=True
+    )
+    updated_at: models.DateTimeField[dt.datetime, dt.datetime] = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"audit chain {self.key}"

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import DEFAULT_DB_ALIAS, connections, models
+from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.utils import timezone
 
+from audit import chain
 from audit.models import AuditEntry
 from core import request_context
 from core.text import UNSTORABLE
@@ -127,25 +128,25 @@ _COPY_MIN = 200
 _COPY_COLUMNS = (
     "event", "content_type_id", "object_pk", "object_repr", "action", "changes", "changes_text",
     "actor_id", "actor_email", "impersonator_id", "tenant_id", "remote_addr", "cid",
-    "additional_data", "timestamp",
+    "additional_data", "timestamp", "prev_hash", "hash",
 )
 
 
 def _copy(rows: list[dict[str, Any]]) -> None:
+    """COPY the rows (already chained: ``prev_hash``/``hash`` set)."""
     from psycopg.types.json import Jsonb
 
-    now = timezone.now()
     table = AuditEntry._meta.db_table
     connection = connections[DEFAULT_DB_ALIAS]
     with connection.cursor() as cursor:
         raw = cursor.cursor  # the psycopg cursor under Django's wrapper
         with raw.copy(f"COPY {table} ({', '.join(_COPY_COLUMNS)}) FROM STDIN") as copy:  # noqa: S608
             for row in rows:
-                row["timestamp"] = now
+                values = dict(row)
                 for key in ("changes", "additional_data"):
-                    if row[key] is not None:
-                        row[key] = Jsonb(row[key])
-                copy.write_row([row[c] for c in _COPY_COLUMNS])
+                    if values[key] is not None:
+                        values[key] = Jsonb(values[key])
+                copy.write_row([values[c] for c in _COPY_COLUMNS])
 
 
 def _request_facts() -> tuple[str | None, str]:
@@ -207,15 +208,24 @@ def record(
 def record_many(
     entries: Iterable[Entry], *, actor, tenant, impersonator=None, batch_size: int = 1000
 ) -> int:
-    """Write many entries with one ``bulk_create`` per ``batch_size``; returns how many."""
+    """Write many entries with one ``bulk_create`` per ``batch_size`` (``COPY`` on PostgreSQL
+    from ``_COPY_MIN`` entries), chained in bulk under one lock of the chain's head; returns
+    how many."""
     remote_addr, cid = _request_facts()
     facts = {"actor": actor, "tenant": tenant, "impersonator": impersonator,
              "remote_addr": remote_addr, "correlation_id": cid}
-    rows = [_values(entry, **facts) for entry in entries]
-    if len(rows) >= _COPY_MIN and connections[DEFAULT_DB_ALIAS].vendor == "postgresql":
-        _copy(rows)
-    else:
-        AuditEntry.objects.using(DEFAULT_DB_ALIAS).bulk_create(
-            [AuditEntry(**row) for row in rows], batch_size=batch_size
-        )
+    now = timezone.now()
+    rows = [{**_values(entry, **facts), "timestamp": now} for entry in entries]
+    if not rows:
+        return 0
+    with transaction.atomic(using=DEFAULT_DB_ALIAS, savepoint=False):
+        if len(rows) >= _COPY_MIN and connections[DEFAULT_DB_ALIAS].vendor == "postgresql":
+            heads = chain.link(rows)
+            _copy(rows)
+            chain.advance(heads)
+        else:
+            objects = [AuditEntry(**row) for row in rows]
+            heads = chain.link(objects)
+            AuditEntry.objects.using(DEFAULT_DB_ALIAS).bulk_create(objects, batch_size=batch_size)
+            chain.advance(heads, last_ids={chain.chain_key(objects[-1].tenant_id): objects[-1].pk})
     return len(rows)

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from audit import selectors
+from audit import chain, selectors
 from console.decorators import instance_admin_required, tenant_view
 from console.http import ConsoleRequest, StaffRequest
 from tenants.models import Tenant
@@ -37,7 +37,9 @@ def _page(
     else:
         base = reverse("console:audit-tenant", args=[tenant.slug])
         export = reverse("console:audit-tenant-export", args=[tenant.slug])
+    key = chain.chain_key(tenant.pk if tenant is not None else None)
     context = {
+        "chain": chain.chain_state(key),
         "page": page, "filters": filters, "querystring": urlencode(filters.as_query()),
         "actions": list(selectors.ACTIONS), "scoped_tenant": tenant, "base": base,
         "export": export, "tenant_choices": None, **extra,
