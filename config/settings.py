@@ -163,6 +163,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Set to False to skip creating the default tenant when `migrate` runs (the test suite does).
 TENANTS_CREATE_DEFAULT_ON_MIGRATE = env_bool("TENANTS_CREATE_DEFAULT_ON_MIGRATE", True)
 
+# --- Scale: tenant templates, connections, capacity (issue 16) -----------------------------
+# New tenant databases are copies of a migrated template per schema version (tenants/db.py);
+# off: every new tenant runs its migrations (slower, same result).
+TENANT_TEMPLATE_DATABASES = env_bool("TENANT_TEMPLATE_DATABASES", True)
+
 # --- Cache: Redis when REDIS_URL is set (lockout counters shared across workers) -------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:

@@ -15,6 +15,7 @@ class TenantsConfig(AppConfig):
         from tenants.receivers import veto_tenant_database_instances
 
         post_migrate.connect(signals.ensure_default_tenant, sender=self)
+        post_migrate.connect(signals.refresh_templates, sender=self)
         # Tenant rows are never logged automatically (auditlog would diff them against the
         # control database); their services write the trail.
         pre_log.connect(veto_tenant_database_instances, dispatch_uid="tenants.veto_tenant_db")
