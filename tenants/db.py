@@ -18,8 +18,10 @@ import sqlite3
 import sys
 import threading
 import time
+from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
 import dj_database_url
@@ -73,7 +75,7 @@ def server_settings(server: str) -> dict[str, Any]:
         base["OPTIONS"] = {**base.get("OPTIONS", {}), **parsed.get("OPTIONS", {})}
     elif server != "default":
         raise ImproperlyConfigured(f"Unknown tenant database server {server!r}.")
-    # Tenants are many: keep no pooled connections open between requests.
+    # Closed after each request unless kept (_settings_for: the few a thread used last).
     base["CONN_MAX_AGE"] = 0
     if base["ENGINE"] == "django.db.backends.postgresql":
         # One unreachable tenant server must not hang a page that lists many tenants.
@@ -89,14 +91,7 @@ def server_keys() -> list[str]:
 
 
 def database_settings(tenant: Tenant) -> dict[str, Any]:
-    cfg = server_settings(tenant.db_server)
-    if cfg["ENGINE"] == "django.db.backends.sqlite3":
-        # mode=rw: connecting never creates the file; only create_database() does. A page that
-        # looks at a tenant still provisioning gets an error, not an empty database.
-        cfg["NAME"] = f"file:{quote(str(sqlite_path(tenant.db_name)))}?mode=rw"
-    else:
-        cfg["NAME"] = tenant.db_name
-    return cfg
+    return _settings_for(tenant.db_server, tenant.db_name)
 
 
 def sqlite_path(db_name: str) -> Path:
@@ -109,31 +104,282 @@ def _alias_name(tenant: Tenant) -> str:
     return f"{ALIAS_PREFIX}{tenant.slug}"
 
 
-def ensure_alias(tenant: Tenant) -> str:
-    """Register (once) and return the connection alias of the tenant's database."""
-    alias = _alias_name(tenant)
-    if alias in connections.settings:
-        return alias
+# --- The alias registry and the connections kept open -----------------------------------------
+#
+# Django walks every registered alias on each request (``request_started``/``request_finished``:
+# ``reset_queries`` and ``close_old_connections`` iterate ``connections.all()``), so a worker that
+# has seen thousands of tenants pays for all of them on every request, and a closed connection
+# costs a new connect (and the ``pg_type`` lookups below) on the next one. Here:
+#
+# - the registry (``connections.settings``) holds at most ``TENANT_ALIASES_MAX`` tenant aliases,
+#   least recently used evicted first. An evicted alias is remembered by its server and database
+#   name alone, and comes back by itself when used again: an alias handed out by ``using()``
+#   never stops working, whatever other threads register meanwhile;
+# - iterating the registry (what Django's handlers do) yields the control aliases and the tenant
+#   aliases the *current thread* has a connection object for: per request the cost is flat,
+#   whatever the number of aliases;
+# - each thread keeps its ``TENANT_CONNECTIONS_PER_THREAD`` most recently used tenant
+#   connections open between requests (``CONN_MAX_AGE`` = ``TENANT_CONN_MAX_AGE``); older ones
+#   are closed when the thread opens a new one, and at the end of every request.
+
+
+def connections_per_thread() -> int:
+    return max(int(getattr(settings, "TENANT_CONNECTIONS_PER_THREAD", 4)), 0)
+
+
+def aliases_max() -> int:
+    return max(int(getattr(settings, "TENANT_ALIASES_MAX", 64)), 1, 2 * connections_per_thread())
+
+
+class _Held(threading.local):
+    """The tenant aliases this thread has a connection object for, least recently used first."""
+
+    def __init__(self) -> None:
+        self.aliases: OrderedDict[str, None] = OrderedDict()
+
+
+_held = _Held()
+_order: OrderedDict[str, None] = OrderedDict()  # registered tenant aliases, LRU first
+_ghosts: dict[str, tuple[str, str]] = {}  # alias -> (server, db_name) of every known tenant
+_names: dict[str, str] = {}  # registered alias -> the database name it was registered for
+
+
+class _Registry(dict):
+    """``connections.settings`` with tenant aliases bounded (see above). Django's handler asks
+    ``alias in settings`` before it builds a connection object: that is where an evicted alias
+    comes back, and where the current thread's list of held aliases learns about it."""
+
+    def __iter__(self) -> Iterator[str]:
+        held = _held.aliases
+        keys = [key for key in list(dict.keys(self)) if not is_tenant_alias(key) or key in held]
+        return iter(keys)
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str) or not is_tenant_alias(key):
+            return dict.__contains__(self, key)
+        if not dict.__contains__(self, key):
+            if key not in _ghosts:
+                return False
+            server, name = _ghosts[key]
+            _register(self, key, server, name)
+        _held.aliases[key] = None
+        _held.aliases.move_to_end(key)
+        return True
+
+    def __getitem__(self, key: str) -> dict[str, Any]:
+        if is_tenant_alias(key) and not dict.__contains__(self, key) and key in _ghosts:
+            self.__contains__(key)
+        return dict.__getitem__(self, key)
+
+
+def _objects() -> Any:
+    """Django's per-thread store of connection objects (``ConnectionHandler._connections``)."""
+    return cast(Any, connections)._connections
+
+
+def _registry() -> _Registry:
+    current = connections.settings
+    if type(current) is _Registry:
+        return current
     with _lock:
-        if alias not in connections.settings:
-            connections.settings[alias] = database_settings(tenant)
+        current = connections.settings
+        if type(current) is not _Registry:
+            # override_settings(DATABASES=...) rebuilds the settings: wrap the new ones too.
+            current = _Registry(current)
+            connections.__dict__["settings"] = current
+            cast(Any, connections)._settings = current
+            _order.clear()
+            _order.update((key, None) for key in dict.keys(current) if is_tenant_alias(key))
+    return current
+
+
+def _settings_for(server: str, db_name: str) -> dict[str, Any]:
+    cfg = server_settings(server)
+    if cfg["ENGINE"] == "django.db.backends.sqlite3":
+        # mode=rw: connecting never creates the file; only create_database() does. A page that
+        # looks at a tenant still provisioning gets an error, not an empty database.
+        cfg["NAME"] = f"file:{quote(str(sqlite_path(db_name)))}?mode=rw"
+    else:
+        cfg["NAME"] = db_name
+    keep = connections_per_thread()
+    if keep:
+        # Kept open between requests (bounded per thread, see above), checked before reuse.
+        cfg["CONN_MAX_AGE"] = int(getattr(settings, "TENANT_CONN_MAX_AGE", 300))
+        cfg["CONN_HEALTH_CHECKS"] = True
+    return cfg
+
+
+def _register(registry: _Registry, alias: str, server: str, db_name: str) -> None:
+    with _lock:
+        if not dict.__contains__(registry, alias):
+            dict.__setitem__(registry, alias, _settings_for(server, db_name))
+        _order[alias] = None
+        _order.move_to_end(alias)
+        _names[alias] = db_name
+        _ghosts[alias] = (server, db_name)
+        limit = aliases_max()
+        while len(_order) > limit:
+            victim, _ = _order.popitem(last=False)
+            # Other threads' connection objects for it stay usable; each thread closes its
+            # own at the end of its request (release_connections).
+            dict.pop(registry, victim, None)
+            _names.pop(victim, None)
+
+
+def ensure_alias(tenant: Tenant) -> str:
+    """Register (or refresh the place of) and return the alias of the tenant's database."""
+    alias = _alias_name(tenant)
+    registry = _registry()
+    if _names.get(alias) == tenant.db_name and dict.__contains__(registry, alias):
+        with _lock:
+            if alias in _order:
+                _order.move_to_end(alias)
+    else:
+        if alias in _names and _names[alias] != tenant.db_name:
+            drop_alias(tenant)  # the slug points at another database now (tests reuse slugs)
+        _register(registry, alias, tenant.db_server, tenant.db_name)
+    _use(alias)
     return alias
+
+
+def _use(alias: str) -> None:
+    """This thread uses ``alias`` now: it becomes the most recent; the thread's connections
+    beyond the kept number are closed (never one inside a transaction)."""
+    held = _held.aliases
+    held[alias] = None
+    held.move_to_end(alias)
+    keep = max(connections_per_thread(), 1)
+    if len(held) > keep:
+        _release(keep=keep, spare=alias)
+
+
+def _release(*, keep: int, spare: str | None = None) -> None:
+    held = _held.aliases
+    registry = connections.settings
+    candidates = list(held)[: max(len(held) - keep, 0)]
+    for alias in candidates:
+        if alias == spare:
+            continue
+        try:
+            conn = getattr(_objects(), alias)
+        except AttributeError:
+            held.pop(alias, None)
+            continue
+        if conn.in_atomic_block:
+            continue  # in a transaction: closing would break it; next time
+        try:
+            conn.close()
+        except Exception:  # noqa: BLE001, S110 - closing a dead connection must not block
+            pass
+        held.pop(alias, None)
+        try:
+            delattr(_objects(), alias)
+        except AttributeError:
+            pass
+    # Objects of aliases evicted from the registry by other threads go too.
+    for alias in [a for a in held if not dict.__contains__(registry, a) and a != spare]:
+        try:
+            conn = getattr(_objects(), alias)
+        except AttributeError:
+            held.pop(alias, None)
+            continue
+        if not conn.in_atomic_block:
+            conn.close()
+            held.pop(alias, None)
+            delattr(_objects(), alias)
+
+
+def release_connections(**kwargs: Any) -> None:
+    """``request_finished`` (after Django's own handler): this thread keeps its most recently
+    used tenant connections, up to the kept number, and nothing of evicted aliases."""
+    _release(keep=connections_per_thread())
+
+
+def open_tenant_connections() -> int:
+    """How many tenant connections this thread holds open (for tests and the capacity page)."""
+    count = 0
+    for alias in list(_held.aliases):
+        conn = getattr(_objects(), alias, None)
+        if conn is not None and conn.connection is not None:
+            count += 1
+    return count
+
+
+def registered_aliases() -> int:
+    """How many tenant aliases this process has registered (at most ``aliases_max()``)."""
+    return len(_order)
 
 
 def drop_alias(tenant: Tenant) -> None:
     alias = _alias_name(tenant)
+    registry = _registry()
     with _lock:
-        if alias in connections.settings:
+        try:
+            conn = getattr(_objects(), alias)
+        except AttributeError:
+            pass
+        else:
             try:
-                connections[alias].close()
+                conn.close()
             except Exception:  # noqa: BLE001, S110 - closing a dead connection must not block
                 pass
-            del connections.settings[alias]
-            # The per-thread connection object, if any, is gone with the settings entry.
-            try:
-                del connections[alias]
-            except AttributeError:
-                pass
+            delattr(_objects(), alias)
+        dict.pop(registry, alias, None)
+        _order.pop(alias, None)
+        _names.pop(alias, None)
+        _ghosts.pop(alias, None)
+        _held.aliases.pop(alias, None)
+
+
+# --- django.contrib.postgres's type lookups -----------------------------------------------------
+#
+# ``django.contrib.postgres`` (installed for its index classes) connects ``register_type_handlers``
+# to ``connection_created``. For every new connection it looks up the hstore and citext OIDs
+# through ``get_hstore_oids(alias)`` and ``get_citext_oids(alias)``: two ``SELECT ... FROM
+# pg_type`` queries, each memoised by ``functools.lru_cache`` *per alias* with the default
+# ``maxsize=128`` (django/contrib/postgres/signals.py). Past 128 tenants per worker the memo
+# thrashes and every connection pays both queries again. Tenant databases all come from the
+# same migrations (copies of one template), which create neither type: for tenant aliases the
+# answer is looked up once per server and schema, and shared.
+
+_type_oids: dict[tuple[str, str], tuple[Any, Any]] = {}
+
+
+def register_type_handlers(connection: Any, **kwargs: Any) -> None:
+    from django.contrib.postgres import signals as pg_signals
+
+    if connection.vendor != "postgresql":
+        return
+    if not is_tenant_alias(connection.alias) or connection.alias not in _ghosts:
+        pg_signals.register_type_handlers(connection, **kwargs)
+        return
+    key = (_ghosts[connection.alias][0], schema_fingerprint())
+    if key not in _type_oids:
+        _type_oids[key] = (
+            pg_signals.get_type_oids(connection.alias, "hstore"),
+            pg_signals.get_type_oids(connection.alias, "citext"),
+        )
+    (oids, array_oids), (_, citext_arrays) = _type_oids[key]
+    if oids or citext_arrays:
+        from psycopg.types import TypeInfo, hstore
+
+        for oid, array_oid in zip(oids, array_oids, strict=True):
+            hstore.register_hstore(TypeInfo("hstore", oid, array_oid), connection.connection)
+        for array_oid in citext_arrays:
+            TypeInfo("citext", 0, array_oid).register(connection.connection)
+
+
+def install_type_handlers() -> None:
+    """Put ``register_type_handlers`` above in the place of django.contrib.postgres's own."""
+    from django.apps import apps
+    from django.db.backends.signals import connection_created
+
+    if not apps.is_installed("django.contrib.postgres"):
+        return
+    from django.contrib.postgres import signals as pg_signals
+
+    connection_created.disconnect(pg_signals.register_type_handlers)
+    connection_created.connect(register_type_handlers, dispatch_uid="tenants.db.type_handlers")
 
 
 def using(tenant: Tenant) -> str:
@@ -534,7 +780,7 @@ def _scratch_alias(server: str, db_name: str, sqlite_file: Path | None = None) -
     cfg = server_settings(server)
     cfg["NAME"] = f"file:{quote(str(sqlite_file))}?mode=rw" if sqlite_file else db_name
     with _lock:
-        connections.settings[alias] = cfg
+        dict.__setitem__(_registry(), alias, cfg)
     return alias
 
 
@@ -543,9 +789,10 @@ def _drop_scratch_alias(alias: str) -> None:
         try:
             connections[alias].close()
         finally:
-            connections.settings.pop(alias, None)
+            dict.pop(connections.settings, alias, None)
+            _held.aliases.pop(alias, None)
             try:
-                del connections[alias]
+                delattr(_objects(), alias)
             except AttributeError:
                 pass
 
