@@ -163,6 +163,18 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Set to False to skip creating the default tenant when `migrate` runs (the test suite does).
 TENANTS_CREATE_DEFAULT_ON_MIGRATE = env_bool("TENANTS_CREATE_DEFAULT_ON_MIGRATE", True)
 
+# --- Scale: tenant templates, connections, capacity (issue 16) -----------------------------
+# New tenant databases are copies of a migrated template per schema version (tenants/db.py);
+# off: every new tenant runs its migrations (slower, same result).
+TENANT_TEMPLATE_DATABASES = env_bool("TENANT_TEMPLATE_DATABASES", True)
+# Each worker thread keeps its few most recently used tenant connections open between requests
+# (closed after TENANT_CONN_MAX_AGE seconds, or when the thread needs another one); 0 closes
+# them after every request. The process registers at most TENANT_ALIASES_MAX tenant aliases
+# (least recently used evicted; an evicted one comes back by itself when used).
+TENANT_CONNECTIONS_PER_THREAD = int(os.environ.get("TENANT_CONNECTIONS_PER_THREAD", "4"))
+TENANT_CONN_MAX_AGE = int(os.environ.get("TENANT_CONN_MAX_AGE", "300"))
+TENANT_ALIASES_MAX = int(os.environ.get("TENANT_ALIASES_MAX", "64"))
+
 # --- Cache: Redis when REDIS_URL is set (lockout counters shared across workers) -------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:

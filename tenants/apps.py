@@ -15,6 +15,15 @@ class TenantsConfig(AppConfig):
         from tenants.receivers import veto_tenant_database_instances
 
         post_migrate.connect(signals.ensure_default_tenant, sender=self)
+        post_migrate.connect(signals.refresh_templates, sender=self)
+        # Tenant connections: the few a thread used last stay open, the rest close at the end
+        # of each request (after Django's close_old_connections); pg_type lookups shared.
+        from django.core.signals import request_finished
+
+        from tenants import db
+
+        request_finished.connect(db.release_connections, dispatch_uid="tenants.db.release")
+        db.install_type_handlers()
         # Tenant rows are never logged automatically (auditlog would diff them against the
         # control database); their services write the trail.
         pre_log.connect(veto_tenant_database_instances, dispatch_uid="tenants.veto_tenant_db")

@@ -246,9 +246,12 @@ def _run_step(tenant: Tenant, *, actor: Actor | None, step: str, facts: dict[str
         if step == "database":
             result["created"] = db.create_database(tenant)
         elif step == "migrate":
-            if not db.database_exists(tenant):
-                raise db.TenantDatabaseError("The database does not exist yet.")
-            version = db.migrate_database(tenant)
+            try:
+                version = db.migrate_database(tenant)
+            except db.TenantDatabaseError:
+                if not db.database_exists(tenant):
+                    raise db.TenantDatabaseError("The database does not exist yet.") from None
+                raise
             tenant.schema_version = version
             _save(tenant, "schema_version")
             result["schema_version"] = version

@@ -81,13 +81,14 @@ def _drop_test_tenant_databases() -> None:
         from psycopg import sql
 
         with tenant_db._maintenance_connection("default") as conn:
-            names = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT datname FROM pg_database WHERE datname LIKE %s", [prefix + "%"]
-                ).fetchall()
-            ]
-            for name in names:
+            rows = conn.execute(
+                "SELECT datname, datistemplate FROM pg_database WHERE datname LIKE %s",
+                # "_" is a LIKE wildcard: unescaped, test_apt_ab_% would drop test_apt_abc_*.
+                [prefix.replace("_", "\\_") + "%"],
+            ).fetchall()
+            for name, is_template in rows:
+                if is_template:  # the tenant templates (tenants.db): PostgreSQL keeps those
+                    conn.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(sql.Identifier(name)))
                 conn.execute(
                     sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
                 )
