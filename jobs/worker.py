@@ -101,7 +101,9 @@ def reap(*, now: Any = None) -> dict[str, int]:
             log.warning("Workers lost: %s; %d task(s) queued again.", ", ".join(dead), requeued)
     released = recovery.release_chunks(worker_ids=dead) if dead else 0
     resumed = recovery.resume_orphans()
-    return {"dead": len(dead), "requeued": requeued, "released": released, "resumed": resumed}
+    expired = recovery.expire_previews()
+    return {"dead": len(dead), "requeued": requeued, "released": released, "resumed": resumed,
+            "expired": expired}
 
 
 class Worker(DBWorker):
