@@ -122,7 +122,7 @@ def finalize(job_id: Any) -> bool:
     """Close the job once no chunk is left to do (or, cancelling, none is in flight). True when
     the job is finished (now or before)."""
     with transaction.atomic(using=DEFAULT_DB_ALIAS):
-        job = Job.objects.select_for_update().select_related("tenant", "actor").get(pk=job_id)
+        job = Job.objects.select_for_update(of=("self",)).select_related("tenant", "actor").get(pk=job_id)
         if job.is_finished:
             return True
         open_chunks = JobChunk.objects.filter(job_id=job.pk).exclude(state=JobChunk.State.DONE)
@@ -148,7 +148,7 @@ def finalize(job_id: Any) -> bool:
 
 def fail(job_id: Any, message: str) -> None:
     with transaction.atomic(using=DEFAULT_DB_ALIAS):
-        job = Job.objects.select_for_update().select_related("tenant", "actor").get(pk=job_id)
+        job = Job.objects.select_for_update(of=("self",)).select_related("tenant", "actor").get(pk=job_id)
         if job.is_finished:
             return
         job.state, job.finished_at, job.last_error = Job.State.FAILED, timezone.now(), message[:2000]
@@ -160,7 +160,7 @@ def fail(job_id: Any, message: str) -> None:
 def begin(job: Job) -> Job:
     """A queued or scheduled job starts running (a scheduled one is audited as started now)."""
     with transaction.atomic(using=DEFAULT_DB_ALIAS):
-        locked = Job.objects.select_for_update().select_related("tenant", "actor").get(pk=job.pk)
+        locked = Job.objects.select_for_update(of=("self",)).select_related("tenant", "actor").get(pk=job.pk)
         if locked.state in (Job.State.QUEUED, Job.State.SCHEDULED):
             scheduled = locked.state == Job.State.SCHEDULED
             locked.state, locked.started_at = Job.State.RUNNING, timezone.now()

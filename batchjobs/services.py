@@ -134,7 +134,7 @@ def batch_preview(*, actor: Any, tenant: Tenant, action: str, selection: Selecti
 def _job_for(tenant: Tenant | None, job_id: Any, *, lock: bool = False) -> Job:
     qs = Job.objects.select_related("tenant", "actor")
     if lock:
-        qs = qs.select_for_update()
+        qs = qs.select_for_update(of=("self",))
     try:
         job = qs.filter(pk=job_id, tenant=tenant).first()
     except (ValidationError, ValueError) as exc:  # a malformed id: not found, like a foreign one

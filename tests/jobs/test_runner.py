@@ -22,7 +22,7 @@ def slow_heartbeat(settings):
     settings.JOBS_HEARTBEAT_SECONDS = 3600
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the worker closes connections between tasks
 def test_a_worker_runs_an_enqueued_task_and_signs_off(slow_heartbeat):
     result = ping.enqueue("hello")
     assert DBTaskResult.objects.get(pk=result.id).status == "READY"
