@@ -25,11 +25,11 @@ migrate: install
 	$(PY) manage.py createcachetable
 	$(PY) manage.py tenants migrate --all
 
-# The console (runserver) and its mail worker side by side, as listed in Procfile.dev (a job
-# worker goes there too); honcho prefixes their output and one Ctrl-C stops them all. Mail waits
-# in the outbox for the worker, as in production; the console shows it at /mail/.
+# The console (runserver), its mail worker and a job worker side by side, as listed in
+# Procfile.dev; honcho prefixes their output and one Ctrl-C stops them all. Mail waits in the
+# outbox for the mail worker, as in production; the console shows it at /mail/.
 run: migrate
-	@echo "Serving the console on http://$(HOST):$(PORT)/ with its mail worker beside it (Ctrl-C stops both)"
+	@echo "Serving the console on http://$(HOST):$(PORT)/ with its mail worker and a job worker beside it (Ctrl-C stops them all)"
 	OUTBOX_DELIVERY=worker SERVE_PORT=$(PORT) PATH="$(abspath $(VENV))/bin:$$PATH" \
 		exec $(VENV)/bin/honcho --env /dev/null --procfile Procfile.dev start
 

@@ -301,3 +301,70 @@ class ActionToken(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.purpose} token {self.id}"
+
+
+# --- Background jobs (issue 13): a job's frozen targets and their outcomes, in the tenant DB ---
+
+
+class JobTarget(TenantModel):
+    """One target of a batch job (``batchjobs.Job``, in the control database: no foreign key),
+    frozen at the preview: users created or changed afterwards are not swept in. ``seq`` numbers
+    the targets 1..N; chunks are ranges of it. A target the preview already skips carries why."""
+
+    id = models.BigAutoField(primary_key=True)
+    job_id = models.UUIDField()
+    seq = models.PositiveIntegerField()
+    user_id = models.UUIDField(null=True, blank=True)  # none yet for a row of an import
+    email = models.CharField(max_length=254, blank=True)
+    name = models.CharField(max_length=150, blank=True)  # import rows
+    role = models.CharField(max_length=50, blank=True)  # import rows
+    line = models.PositiveIntegerField(null=True, blank=True)  # import rows: the line in the file
+    # Decided at the preview: "skipped" or "error" (import rows), with a code and the reason.
+    skip_result = models.CharField(max_length=10, blank=True)
+    skip_code = models.CharField(max_length=40, blank=True)
+    skip_reason = models.CharField(max_length=300, blank=True)
+    # Undo jobs: the state to restore, and the user's updated_at as the undone job left it (a
+    # user changed since is skipped).
+    restore = models.JSONField(null=True, blank=True)
+    expected_updated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job_id", "seq"], name="jobtarget_unique")]
+
+    def __str__(self) -> str:
+        return f"target {self.seq} of job {self.job_id}"
+
+
+class JobOutcome(TenantModel):
+    """What a job did to one target, written in the same transaction as the change itself: its
+    existence is the proof that the target was processed (unique per job and target), so a
+    worker that resumes after a crash never applies a change twice."""
+
+    class Result(models.TextChoices):
+        DONE = "done", "Done"
+        SKIPPED = "skipped", "Skipped"
+        ERROR = "error", "Error"
+
+    id = models.BigAutoField(primary_key=True)
+    job_id = models.UUIDField()
+    seq = models.PositiveIntegerField()
+    user_id = models.UUIDField(null=True, blank=True)
+    email = models.CharField(max_length=254, blank=True)
+    result = models.CharField(max_length=10, choices=Result.choices)
+    code = models.CharField(max_length=40, blank=True)
+    reason = models.CharField(max_length=300, blank=True)
+    # The user's audited fields before the change (the audit diff, and what an undo restores) and
+    # the updated_at the change left.
+    before = models.JSONField(null=True, blank=True)
+    after_updated_at = models.DateTimeField(null=True, blank=True)
+    # A link's raw token, from the transaction that stored its hash until the mail carrying it is
+    # in the outbox (then blanked): so a resumed job mails the very token that was issued.
+    payload = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job_id", "seq"], name="joboutcome_unique")]
+        indexes = [models.Index(fields=["job_id", "result", "seq"], name="joboutcome_result")]
+
+    def __str__(self) -> str:
+        return f"{self.result} for target {self.seq} of job {self.job_id}"

@@ -88,6 +88,12 @@ INSTALLED_APPS = [
     "outbox",
     "portal",
     "console",
+    # --- Jobs (issue 13): Django's Tasks interface (the django-tasks backport) on its database
+    # backend; batchjobs holds the jobs' state, jobs the worker (`manage.py jobs_worker`).
+    "django_tasks",
+    "django_tasks_db",
+    "batchjobs",
+    "jobs",
 ]
 
 MIDDLEWARE = [
@@ -298,6 +304,34 @@ OUTBOX_KEEP_LINKS = env_bool("OUTBOX_KEEP_LINKS", not PRODUCTION)
 OUTBOX_DELIVERY = os.environ.get("OUTBOX_DELIVERY", "worker" if PRODUCTION else "inline")
 if OUTBOX_DELIVERY not in {"inline", "worker"}:
     raise ImproperlyConfigured("OUTBOX_DELIVERY must be 'inline' or 'worker'.")
+
+# --- Jobs (issue 13) -----------------------------------------------------------------------
+# The runner: Django's Tasks interface (django-tasks, the backport of Django 6's django.tasks)
+# with its database backend (django-tasks-db): tasks are rows in the control database, and any
+# number of `manage.py jobs_worker` processes, on any machines, share them. A job's progress
+# lives in our own tables (batchjobs); the runner only wakes workers. README "Background jobs".
+TASKS = {
+    "default": {
+        "BACKEND": "django_tasks_db.DatabaseBackend",
+        # "jobs": batch jobs, imports, migrate --all; "webhooks": webhook deliveries;
+        # "default": anything else. A worker serves every queue unless told otherwise.
+        "QUEUES": ["default", "jobs", "webhooks"],
+    }
+}
+# Users per chunk: one transaction in the tenant database (the changes and their outcomes), then
+# one in the control database (their audit entries, mails and the job's counters).
+JOBS_CHUNK_SIZE = int(os.environ.get("JOBS_CHUNK_SIZE", "1000"))
+# A claimed chunk belongs to its worker this long; after that (or as soon as the worker is
+# known dead) another worker takes it over.
+JOBS_LEASE_SECONDS = int(os.environ.get("JOBS_LEASE_SECONDS", "60"))
+# Each worker writes a heartbeat this often; three missed beats and it counts as dead: its
+# running tasks are queued again and its chunks released.
+JOBS_HEARTBEAT_SECONDS = float(os.environ.get("JOBS_HEARTBEAT_SECONDS", "2"))
+# A job's task hands the worker back after this long (and queues its own continuation), so one
+# long job never starves the other tasks of a worker.
+JOBS_SLICE_SECONDS = float(os.environ.get("JOBS_SLICE_SECONDS", "20"))
+# Tasks queued per job: that many workers share one job's chunks.
+JOBS_RUNNERS_PER_JOB = int(os.environ.get("JOBS_RUNNERS_PER_JOB", "2"))
 
 # --- Static files --------------------------------------------------------------------------
 STATIC_URL = "/static/"

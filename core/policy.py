@@ -38,6 +38,12 @@ class Policy:
     # Lists and batches
     batch_max_users: int = 10_000
     exact_count_cap: int = 10_000
+    # Background jobs (issue 13)
+    job_max_users: int = 5_000_000  # one job's snapshot at most (no limit below a million)
+    job_inline_max: int = 200  # a confirmed batch this small runs in the request itself
+    job_preview_minutes: int = 15  # a preview older than this cannot be started: preview again
+    job_undo_days: int = 7  # a finished ban, unban or role change can be undone this long
+    job_schedule_max_days: int = 30  # how far ahead a job can be scheduled
 
 
 @cache

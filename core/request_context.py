@@ -71,6 +71,12 @@ def reset() -> None:
     _current.set(None)
 
 
+def activate(ctx: RequestContext | None) -> None:
+    """Bind facts carried over from a request: a job runs later, in a worker, on its behalf
+    (its audit entries keep the request's address and correlation id)."""
+    _current.set(ctx)
+
+
 def get_correlation_id() -> str | None:
     """AUDITLOG_CID_GETTER: the correlation id of the request being served, if any."""
     ctx = _current.get()

@@ -34,6 +34,7 @@ PY = sys.executable
 # checks that both name the same ones). A new worker is one more line here.
 SERVICES: dict[str, list[str]] = {
     "mail": [PY, "manage.py", "deliver_mail", "--loop", "--interval", "0.5"],
+    "jobs": [PY, "manage.py", "jobs_worker", "--interval", "0.5"],
 }
 
 # Only these variables of the test run reach the instance: the rest (DATABASE_URL of the suite,

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class BatchJobsConfig(AppConfig):
+    name = "batchjobs"
+    verbose_name = "Background jobs"
