@@ -295,8 +295,13 @@ def _drop_postgres(server: dict, database: str, prefix: str) -> None:
 
     pattern = prefix.replace("_", r"\_") + "%"
     with _pg_connect(server) as conn:
-        names = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [pattern])]
-        for name in [*names, database]:
+        rows = conn.execute(
+            "SELECT datname, datistemplate FROM pg_database WHERE datname LIKE %s", [pattern]
+        ).fetchall()
+        for name, is_template in rows:
+            if is_template:  # the tenant template: PostgreSQL refuses to drop it while marked
+                conn.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(sql.Identifier(name)))
+        for name in [*(r[0] for r in rows), database]:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
