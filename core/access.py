@@ -56,6 +56,7 @@ MATRIX: dict[str, frozenset[str]] = {
     "impersonate": ADMIN,
     "manage_tenant_admins": ADMIN,
     "manage_settings": ADMIN,
+    "manage_webhooks": ADMIN,
 }
 
 
