@@ -543,7 +543,8 @@ def staff_backup_codes_regenerate(*, actor: User) -> list[str]:
 def staff_auth_event(*, event: str, actor: User | None, user: User | None, email: str = "",
                      data: dict[str, Any] | None = None) -> None:
     """Record a sign-in event: ``staff.login``, ``staff.login_failed``, ``staff.lockout``,
-    ``staff.otp_verified``, ``staff.otp_failed``, ``staff.backup_code_used``, ``staff.logout``,
+    ``staff.otp_verified``, ``staff.otp_failed``, ``staff.otp_throttled``, ``staff.backup_code_used``,
+    ``staff.logout``,
     ``staff.session_expired``. ``actor`` is ``None`` while nobody has proved who they are."""
     audit.record(
         event=event, actor=actor, tenant=None,
