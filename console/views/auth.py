@@ -255,13 +255,15 @@ def account_password(request: StaffRequest) -> HttpResponse:
     form = PasswordChangeForm(request.POST, user=request.user)
     if form.is_valid():
         try:
-            staff_services.staff_password_change(
-                actor=request.user, current_password=form.cleaned_data["current_password"],
+            outcome = flow.password_change(
+                request, user=request.user, current_password=form.cleaned_data["current_password"],
                 new_password=form.cleaned_data["password"],
             )
         except ServiceError as exc:
             form_add(form, exc)
         else:
+            if outcome == "locked":
+                return _session_ended(request)
             update_session_auth_hash(request, request.user)  # keeps this session, new key
             messages.success(request, "Your password was changed.")
             return HttpResponseRedirect(reverse("console:account-security"))
