@@ -67,7 +67,8 @@ def _pages(acme, ada, long_user, root):
         ("users-import", f"{t}/users/import/"), ("invitations", f"{t}/invitations/"),
         ("tenant-admins", f"{t}/admins/"), ("tenant-audit", f"{t}/audit/"),
         ("impersonations", f"{t}/impersonations/"), ("settings", f"{t}/settings/"),
-        ("settings-email", f"{t}/settings/emails/invite/"),
+        ("settings-email", f"{t}/settings/emails/invite/"), ("api-keys", f"{t}/api-keys/"),
+        ("account-tokens", "/account/tokens/"),
         ("not-found", "/no/such/page/"), ("portal-login", f"/p/{acme.slug}/login/"),
         ("portal-recover", f"/p/{acme.slug}/recover/"), ("portal-not-found", f"/p/{acme.slug}/nowhere/"),
     ]
