@@ -94,6 +94,9 @@ INSTALLED_APPS = [
     "django_tasks_db",
     "batchjobs",
     "jobs",
+    # --- The admin API (issue 12): credentials (service keys, personal tokens) and the two
+    # surfaces (GoTrue-compatible per tenant, native /api/v1/) built with django-ninja.
+    "credentials",
     # --- Webhooks (issue 14): the event outbox (written with every audit entry) and its delivery.
     "events",
     "webhooks",
@@ -405,3 +408,12 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"axes": {"level": "WARNING"}},
 }
+
+# --- Stored tenant figures (issue 16) ------------------------------------------------------
+# The instance pages read each tenant's user figures from the control database
+# (tenants.TenantFigures); the job runner counts them after changes and, for the rest, every
+# TENANT_FIGURES_SWEEP_SECONDS refreshes up to TENANT_FIGURES_SWEEP_BATCH tenants whose figures
+# are older than TENANT_FIGURES_MAX_AGE seconds.
+TENANT_FIGURES_MAX_AGE = int(os.environ.get("TENANT_FIGURES_MAX_AGE", "900"))
+TENANT_FIGURES_SWEEP_SECONDS = int(os.environ.get("TENANT_FIGURES_SWEEP_SECONDS", "60"))
+TENANT_FIGURES_SWEEP_BATCH = int(os.environ.get("TENANT_FIGURES_SWEEP_BATCH", "200"))
