@@ -402,3 +402,12 @@ LOGGING = {
         "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
     },
 }
+
+# --- Stored tenant figures (issue 16) ------------------------------------------------------
+# The instance pages read each tenant's user figures from the control database
+# (tenants.TenantFigures); the job runner counts them after changes and, for the rest, every
+# TENANT_FIGURES_SWEEP_SECONDS refreshes up to TENANT_FIGURES_SWEEP_BATCH tenants whose figures
+# are older than TENANT_FIGURES_MAX_AGE seconds.
+TENANT_FIGURES_MAX_AGE = int(os.environ.get("TENANT_FIGURES_MAX_AGE", "900"))
+TENANT_FIGURES_SWEEP_SECONDS = int(os.environ.get("TENANT_FIGURES_SWEEP_SECONDS", "60"))
+TENANT_FIGURES_SWEEP_BATCH = int(os.environ.get("TENANT_FIGURES_SWEEP_BATCH", "200"))
