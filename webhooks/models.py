@@ -10,6 +10,7 @@ from django.db import models
 from django.utils import timezone
 
 from events.models import Event
+from outbox.fields import EncryptedTextField
 from tenants.models import Tenant
 
 
@@ -26,8 +27,10 @@ class Endpoint(models.Model):
     enabled: models.BooleanField[bool, bool] = models.BooleanField(default=True)
     disabled_reason: models.CharField[str, str] = models.CharField(max_length=200, blank=True)
     # whsec_<base64 of 32 random bytes>; the previous one also signs until it expires (rotation).
-    secret: models.CharField[str, str] = models.CharField(max_length=100)
-    previous_secret: models.CharField[str, str] = models.CharField(max_length=100, blank=True)
+    # Encrypted at rest (the database and its backups see ciphertext): they must be readable to
+    # sign, so they cannot be hashed like API keys.
+    secret = EncryptedTextField()
+    previous_secret = EncryptedTextField(blank=True)
     previous_secret_expires_at: models.DateTimeField[dt.datetime | None, dt.datetime | None] = (
         models.DateTimeField(null=True, blank=True)
     )

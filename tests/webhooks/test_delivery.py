@@ -227,3 +227,15 @@ def test_a_payload_is_bounded(acme, tadmin):
 
     for event in Event.objects.filter(type="user.updated"):
         assert len(json.dumps(event.payload)) <= MAX_PAYLOAD_BYTES
+
+
+def test_secrets_are_encrypted_at_rest(acme, tadmin):
+    from django.db import connection
+
+    endpoint, secret = hooks.endpoint_create(actor=tadmin, tenant=acme, url="https://hooks.example.com/in")
+    hooks.endpoint_rotate_secret(actor=tadmin, tenant=acme, endpoint_id=endpoint.pk)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT secret, previous_secret FROM webhooks_endpoint")
+        stored = cursor.fetchone()
+    assert all(v.startswith("enc1:") for v in stored) and secret not in "".join(stored)
+    assert Endpoint.objects.get().previous_secret == secret
