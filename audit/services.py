@@ -101,6 +101,8 @@ def _values(
     data = {_text(str(k)): _plain(v) for k, v in entry.data.items() if str(k) not in SECRET_FIELDS}
     if tenant is not None:
         data.setdefault("tenant", tenant.slug)
+    for key, value in (request_context.current_credential() or {}).items():
+        data.setdefault(key, value)  # the API key or token that made the change
     return {
         "event": entry.event,
         "content_type_id": _content_type(entry.target_model).pk,

@@ -94,6 +94,9 @@ INSTALLED_APPS = [
     "django_tasks_db",
     "batchjobs",
     "jobs",
+    # --- The admin API (issue 12): credentials (service keys, personal tokens) and the two
+    # surfaces (GoTrue-compatible per tenant, native /api/v1/) built with django-ninja.
+    "credentials",
 ]
 
 MIDDLEWARE = [

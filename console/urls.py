@@ -14,7 +14,7 @@ urlpatterns = [
 ]
 
 # --- staff access (issue 3) ---
-from console.views import auth  # noqa: E402
+from console.views import api_keys, auth  # noqa: E402
 
 urlpatterns += [
     path("setup/", auth.setup, name="setup"),
@@ -29,6 +29,12 @@ urlpatterns += [
     path("account/security/authenticator/", auth.account_authenticator,
          name="account-authenticator"),
     path("account/reverify/", auth.reverify, name="reverify"),
+    path("account/tokens/", api_keys.staff_tokens, name="staff-tokens"),
+    path("account/tokens/create/", api_keys.staff_token_create, name="staff-token-create"),
+    path("account/tokens/<uuid:token_id>/revoke/", api_keys.staff_token_revoke, name="staff-token-revoke"),
+    path("t/<slug:slug>/api-keys/", api_keys.api_keys, name="api-keys"),
+    path("t/<slug:slug>/api-keys/create/", api_keys.api_key_create, name="api-key-create"),
+    path("t/<slug:slug>/api-keys/<uuid:key_id>/revoke/", api_keys.api_key_revoke, name="api-key-revoke"),
 ]
 from console.views import mail, staff, tenant_admins  # noqa: E402
 
