@@ -227,7 +227,7 @@ def _disable(endpoint: Endpoint) -> None:
 
 def attempt(endpoint: Endpoint, delivery: Delivery) -> bool:
     """Send one delivery now and log it. True when the receiver answered 2xx."""
-    event = Event.objects.get(pk=delivery.event_id)
+    event = delivery.event
     body = body_of(event)
     started = timezone.now()
     answer: sender.Answer | None = None
@@ -262,6 +262,7 @@ def run(endpoint_id: Any, *, owner: str | None = None, budget: float | None = No
         if endpoint is None or not endpoint.enabled:
             return {"sent": 0, "failed": 0, "state": "disabled"}
         stop_at = time.monotonic() + budget
+        renew_at = time.monotonic() + lease_seconds() / 3
         in_a_row = 0
         after = 0
         while endpoint.paused_until is None or endpoint.paused_until <= timezone.now():
@@ -270,7 +271,7 @@ def run(endpoint_id: Any, *, owner: str | None = None, budget: float | None = No
             batch = list(
                 Delivery.objects.filter(endpoint=endpoint, state=Delivery.State.PENDING,
                                         next_attempt_at__lte=now, event_id__gt=after)
-                .order_by("event_id")[:FETCH]
+                .select_related("event").order_by("event_id")[:FETCH]
             )
             if not batch:
                 break
@@ -296,9 +297,14 @@ def run(endpoint_id: Any, *, owner: str | None = None, budget: float | None = No
                     endpoint.paused_until = pause
                     state = "paused"
                     break
-                if time.monotonic() >= stop_at or not _renew(endpoint.pk, owner):
+                if time.monotonic() >= stop_at:
                     state = "sliced"
                     break
+                if time.monotonic() >= renew_at:  # the lease is renewed long before it runs out
+                    renew_at = time.monotonic() + lease_seconds() / 3
+                    if not _renew(endpoint.pk, owner):
+                        state = "sliced"
+                        break
             if state != "done":
                 break
     finally:

@@ -114,7 +114,10 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> Answer:
             chunks: list[bytes] = []
             size = 0
             while size < READ_LIMIT:
-                sock.settimeout(remaining())
+                if sock.fileno() != -1:  # http.client closes its socket early on HTTP/1.0 answers
+                    sock.settimeout(remaining())
+                else:
+                    remaining()
                 chunk = response.read(min(8192, READ_LIMIT - size))
                 if not chunk:
                     break

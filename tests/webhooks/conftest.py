@@ -37,6 +37,7 @@ class Receiver:
     port: int
     status: int = 200
     delay: float = 0.0
+    content_length: bool = True
     received: list[Received] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
 
@@ -53,10 +54,13 @@ class Receiver:
                 receiver.received.append(Received({k.lower(): v for k, v in self.headers.items()}, body))
                 if receiver.delay:
                     time.sleep(receiver.delay)
+                answer = f"status {receiver.status} from the test receiver".encode()
                 self.send_response(receiver.status)
                 self.send_header("Content-Type", "text/plain")
+                if receiver.content_length:  # http.client closes the socket once it has read it
+                    self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
-                self.wfile.write(f"status {receiver.status} from the test receiver".encode())
+                self.wfile.write(answer)
 
             def log_message(self, *args):
                 pass

@@ -145,6 +145,15 @@ def test_a_private_target_is_refused_when_private_targets_are_not_allowed(acme, 
         sender.resolve("localhost", 80)
 
 
+def test_an_answer_read_to_its_end_without_a_length_works_too(acme, tadmin, receiver, private_ok):
+    receiver.content_length = False
+    endpoint, _ = hooks.endpoint_create(actor=tadmin, tenant=acme, url=receiver.url)
+    hooks.endpoint_send_test(actor=tadmin, tenant=acme, endpoint_id=endpoint.pk)
+    delivery.run(endpoint.pk)
+    attempt = Attempt.objects.get()
+    assert attempt.succeeded and attempt.response_head == "status 200 from the test receiver"
+
+
 def test_redirects_are_not_followed(acme, tadmin, receiver, private_ok):
     receiver.status = 302
     endpoint, _ = hooks.endpoint_create(actor=tadmin, tenant=acme, url=receiver.url)
