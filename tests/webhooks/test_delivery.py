@@ -248,3 +248,19 @@ def test_secrets_are_encrypted_at_rest(acme, tadmin):
         stored = cursor.fetchone()
     assert all(v.startswith("enc1:") for v in stored) and secret not in "".join(stored)
     assert Endpoint.objects.get().previous_secret == secret
+
+
+def test_a_batch_fans_out_in_bulk_and_every_event_arrives_once(acme, tadmin, receiver, private_ok):
+    from accounts.app_users.batches import Selection, app_users_batch
+    from tests.accounts.app_user_data import make_users
+
+    endpoint, secret = hooks.endpoint_create(actor=tadmin, tenant=acme, url=receiver.url)
+    people = make_users(acme, 300)  # past COPY's threshold: events and deliveries COPied on PostgreSQL
+    app_users_batch(actor=tadmin, tenant=acme, action="ban", selection=Selection(ids=tuple(str(u.pk) for u in people)),
+                    until=timezone.now() + dt.timedelta(days=1), reason="bulk")
+    assert Delivery.objects.filter(endpoint=endpoint).count() == 302  # + batch.started, batch.finished
+    delivery.run_until_idle(endpoint.pk)
+    assert len(receiver.ids()) == len(set(receiver.ids())) == 302
+    types = [r.json["type"] for r in receiver.received]
+    assert types[0] == "batch.started" and types[-1] == "batch.finished" and types.count("user.banned") == 300
+    receiver.received[150].verify(secret)
