@@ -230,10 +230,18 @@ def _serialized(envelope: dict[str, Any]) -> str:
 def _event(*, kind: str, tenant_id: Any, subject: str, data: Mapping[str, Any], at: dt.datetime,
            audit_entry_id: Any = None) -> Event:
     text = _serialized({"type": kind, "timestamp": at.isoformat(), "data": dict(data)})
-    event = Event(uid=new_uid(), type=kind, tenant_id=tenant_id, subject=subject, payload=json.loads(text),
+    # The payload stays JSON text until it is written (COPY writes the text as it is).
+    event = Event(uid=new_uid(), type=kind, tenant_id=tenant_id, subject=subject, payload=None,
                   audit_entry_id=audit_entry_id, created_at=at)
-    event.payload_text = text  # type: ignore[attr-defined]  # what COPY writes
+    event.payload_text = text  # type: ignore[attr-defined]
     return event
+
+
+def _parsed(events: list[Event]) -> list[Event]:
+    for event in events:
+        if event.payload is None:
+            event.payload = json.loads(event.payload_text)  # type: ignore[attr-defined]
+    return events
 
 
 def build(kind: str, row: Any, *, at: dt.datetime) -> Event:
@@ -282,7 +290,7 @@ def _insert(events: list[Event]) -> None:
     """One INSERT for one event; a bulk INSERT for a batch, or on PostgreSQL a COPY with ids
     taken from the sequence first (the subscribers need them)."""
     if len(events) == 1:
-        events[0].save(using=DEFAULT_DB_ALIAS, force_insert=True)
+        _parsed(events)[0].save(using=DEFAULT_DB_ALIAS, force_insert=True)
     elif pgcopy.copies(len(events)):
         table = Event._meta.db_table
         for event, pk in zip(events, pgcopy.next_ids(table, len(events)), strict=True):
@@ -291,7 +299,7 @@ def _insert(events: list[Event]) -> None:
             [e.pk, e.uid, e.type, e.tenant_id, e.subject, e.payload_text, e.audit_entry_id,  # type: ignore[attr-defined]
              e.created_at] for e in events))
     else:
-        Event.objects.using(DEFAULT_DB_ALIAS).bulk_create(events, batch_size=1000)
+        Event.objects.using(DEFAULT_DB_ALIAS).bulk_create(_parsed(events), batch_size=1000)
         if events[0].pk is None:  # a backend that does not return ids from a bulk insert
             uids = {e.uid: e for e in events}
             for pk, uid in Event.objects.filter(uid__in=list(uids)).values_list("pk", "uid"):
@@ -303,7 +311,7 @@ def event_create(*, type: str, tenant: Any, data: Mapping[str, Any], subject: st
     not handed to the subscribers: the caller says where it goes."""
     event = _event(kind=type, tenant_id=getattr(tenant, "pk", tenant), subject=subject, data=data,
                    at=timezone.now())
-    event.save(using=DEFAULT_DB_ALIAS, force_insert=True)
+    _parsed([event])[0].save(using=DEFAULT_DB_ALIAS, force_insert=True)
     return event
 
 

@@ -38,6 +38,9 @@ class Receiver:
     status: int = 200
     delay: float = 0.0
     content_length: bool = True
+    keep_alive: bool = False
+    drop_after: int = 0  # close the connection (silently, for the client) after this many requests
+    peers: set = field(default_factory=set)
     received: list[Received] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
 
@@ -49,7 +52,10 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if receiver.keep_alive else "HTTP/1.0"
+
             def do_POST(self):  # noqa: N802 - http.server's name
+                receiver.peers.add(self.client_address)
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 receiver.received.append(Received({k.lower(): v for k, v in self.headers.items()}, body))
                 if receiver.delay:
@@ -61,6 +67,8 @@ class Receiver:
                     self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
                 self.wfile.write(answer)
+                if receiver.drop_after and len(receiver.received) == receiver.drop_after:
+                    self.close_connection = True
 
             def log_message(self, *args):
                 pass

@@ -154,6 +154,28 @@ def test_an_answer_read_to_its_end_without_a_length_works_too(acme, tadmin, rece
     assert attempt.succeeded and attempt.response_head == "status 200 from the test receiver"
 
 
+def test_a_run_keeps_its_connection_alive_and_survives_the_receiver_closing_it(acme, tadmin, private_ok):
+    receiver = Receiver(port=free_port(), keep_alive=True, drop_after=2).start()
+    try:
+        endpoint, secret = hooks.endpoint_create(actor=tadmin, tenant=acme, url=receiver.url)
+        for _ in range(5):
+            hooks.endpoint_send_test(actor=tadmin, tenant=acme, endpoint_id=endpoint.pk)
+        pool = sender.Pool()
+        for row in Delivery.objects.select_related("event").order_by("id")[:2]:
+            assert delivery.attempt(endpoint, row, pool=pool)
+        assert len(receiver.peers) == 1  # the second request went on the first one's connection
+        # ... which the receiver has closed since: the third finds it dead and opens a new one.
+        third = Delivery.objects.select_related("event").order_by("id")[2]
+        assert delivery.attempt(endpoint, third, pool=pool)  # a fresh connection, no failed attempt
+        pool.close()
+        delivery.run_until_idle(endpoint.pk)
+        assert Delivery.objects.filter(state="succeeded").count() == 5
+        assert not Attempt.objects.filter(succeeded=False).exists()
+        assert len(receiver.peers) == 3  # the first, the fresh one, and the run's
+    finally:
+        receiver.stop()
+
+
 def test_redirects_are_not_followed(acme, tadmin, receiver, private_ok):
     receiver.status = 302
     endpoint, _ = hooks.endpoint_create(actor=tadmin, tenant=acme, url=receiver.url)
