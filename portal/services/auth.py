@@ -135,7 +135,7 @@ def sign_in_password(*, tenant: Tenant, email: str, password: str, client: Clien
     """Email and password. Lockout: 10 failures per account → 15 minutes (known or not)."""
     alias = _alias(tenant)
     email = canonical_email(email)
-    user = AppUser.objects.using(alias).filter(email__iexact=email).first() if email else None
+    user = AppUser.objects.using(alias).filter(email=email).first() if email else None
     if limits.is_locked(tenant, email):
         record("app_user.sign_in_failed", tenant=tenant, user=user, data={"reason": "locked"},
                target_repr=email, action=audit.ACCESS)
@@ -199,7 +199,7 @@ def link_request(*, tenant: Tenant, email: str, purpose: str) -> None:
     email = canonical_email(email)
     if not email or not limits.link_request_allowed(tenant, email):
         return
-    user = AppUser.objects.using(alias).filter(email__iexact=email, deleted_at__isnull=True).first()
+    user = AppUser.objects.using(alias).filter(email=email, deleted_at__isnull=True).first()
     if user is None or user.is_banned:
         return
     conf = tenant_settings(tenant)
