@@ -17,7 +17,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.utils import timezone
 
-from audit import chain
+from audit import chain, signals
 from audit.models import AuditEntry
 from core import request_context
 from core.text import UNSTORABLE
@@ -101,6 +101,8 @@ def _values(
     data = {_text(str(k)): _plain(v) for k, v in entry.data.items() if str(k) not in SECRET_FIELDS}
     if tenant is not None:
         data.setdefault("tenant", tenant.slug)
+    for key, value in (request_context.current_credential() or {}).items():
+        data.setdefault(key, value)  # the API key or token that made the change
     return {
         "event": entry.event,
         "content_type_id": _content_type(entry.target_model).pk,
@@ -202,6 +204,7 @@ def record(
         correlation_id=cid,
     )
     row.save(using=DEFAULT_DB_ALIAS)
+    signals.recorded.send(sender=AuditEntry, tenant_id=row.tenant_id, count=1)
     return row
 
 
@@ -228,4 +231,5 @@ def record_many(
             heads = chain.link(objects)
             AuditEntry.objects.using(DEFAULT_DB_ALIAS).bulk_create(objects, batch_size=batch_size)
             chain.advance(heads, last_ids={chain.chain_key(objects[-1].tenant_id): objects[-1].pk})
+        signals.recorded.send(sender=AuditEntry, tenant_id=getattr(tenant, "pk", tenant), count=len(rows))
     return len(rows)

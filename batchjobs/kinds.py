@@ -312,6 +312,9 @@ class MigrateKind:
                 item.result, item.reason = ERROR, exc.message[:2000]
             else:
                 item.result, item.data = DONE, audit._plain(outcome)
+                versions = ", ".join(f"{k} {v}" for k, v in (outcome.get("to") or {}).items())
+                moved = outcome.get("from") != outcome.get("to")
+                item.reason = ("Migrated to " if moved else "Already current: ") + versions
             item.done_at = timezone.now()
             with transaction.atomic(using=DEFAULT_DB_ALIAS):
                 item.save(update_fields=["result", "reason", "data", "done_at"])

@@ -94,6 +94,9 @@ INSTALLED_APPS = [
     "django_tasks_db",
     "batchjobs",
     "jobs",
+    # --- The admin API (issue 12): credentials (service keys, personal tokens) and the two
+    # surfaces (GoTrue-compatible per tenant, native /api/v1/) built with django-ninja.
+    "credentials",
 ]
 
 MIDDLEWARE = [
@@ -115,6 +118,7 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
+CSRF_FAILURE_VIEW = "console.errors.csrf_failure"
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
 
@@ -375,10 +379,36 @@ if PRODUCTION:
             "https",
         )
 
+# No URL holding a live link token is ever written to a log (SECURITY.md): every handler here
+# carries core.redaction.TokenMaskFilter, including runserver's request lines ("django.server",
+# replaced here so it gets the filter); gunicorn's access log masks with config.gunicorn_logger.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"mask_tokens": {"()": "core.redaction.TokenMaskFilter"}},
+    "formatters": {
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter", "format": "[{server_time}] {message}", "style": "{",
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["mask_tokens"]},
+        "django.server": {
+            "class": "logging.StreamHandler", "formatter": "django.server", "filters": ["mask_tokens"],
+        },
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"axes": {"level": "WARNING"}},
+    "loggers": {
+        "axes": {"level": "WARNING"},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
+    },
 }
+
+# --- Stored tenant figures (issue 16) ------------------------------------------------------
+# The instance pages read each tenant's user figures from the control database
+# (tenants.TenantFigures); the job runner counts them after changes and, for the rest, every
+# TENANT_FIGURES_SWEEP_SECONDS refreshes up to TENANT_FIGURES_SWEEP_BATCH tenants whose figures
+# are older than TENANT_FIGURES_MAX_AGE seconds.
+TENANT_FIGURES_MAX_AGE = int(os.environ.get("TENANT_FIGURES_MAX_AGE", "900"))
+TENANT_FIGURES_SWEEP_SECONDS = int(os.environ.get("TENANT_FIGURES_SWEEP_SECONDS", "60"))
+TENANT_FIGURES_SWEEP_BATCH = int(os.environ.get("TENANT_FIGURES_SWEEP_BATCH", "200"))

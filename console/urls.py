@@ -14,7 +14,7 @@ urlpatterns = [
 ]
 
 # --- staff access (issue 3) ---
-from console.views import auth  # noqa: E402
+from console.views import api_keys, auth  # noqa: E402
 
 urlpatterns += [
     path("setup/", auth.setup, name="setup"),
@@ -29,6 +29,12 @@ urlpatterns += [
     path("account/security/authenticator/", auth.account_authenticator,
          name="account-authenticator"),
     path("account/reverify/", auth.reverify, name="reverify"),
+    path("account/tokens/", api_keys.staff_tokens, name="staff-tokens"),
+    path("account/tokens/create/", api_keys.staff_token_create, name="staff-token-create"),
+    path("account/tokens/<uuid:token_id>/revoke/", api_keys.staff_token_revoke, name="staff-token-revoke"),
+    path("t/<slug:slug>/api-keys/", api_keys.api_keys, name="api-keys"),
+    path("t/<slug:slug>/api-keys/create/", api_keys.api_key_create, name="api-key-create"),
+    path("t/<slug:slug>/api-keys/<uuid:key_id>/revoke/", api_keys.api_key_revoke, name="api-key-revoke"),
 ]
 from console.views import mail, staff, tenant_admins  # noqa: E402
 
@@ -66,7 +72,6 @@ urlpatterns += [
     path("t/<slug:slug>/users/new/", users.user_create, name="users-create"),
     path("t/<slug:slug>/users/invite/", users.user_invite, name="users-invite"),
     path("t/<slug:slug>/users/batch/", users.users_batch, name="users-batch"),
-    path("t/<slug:slug>/users/batch/<str:key>/", users.users_batch_result, name="users-batch-result"),
     path(_U, users.user_detail, name="users-detail"),
     path(_U + "edit/", users.user_edit, name="users-edit"),
     path(_U + "metadata/", users.user_metadata, name="users-metadata"),
@@ -126,4 +131,20 @@ urlpatterns += [
          tenant_settings.email_template_preview, name="tenant-email-preview"),
     path("t/<slug:slug>/settings/emails/<str:kind>/reset/",
          tenant_settings.email_template_reset, name="tenant-email-reset"),
+]
+
+# --- batch jobs (issue 13) ---
+from console.views import jobs  # noqa: E402
+
+_J = "t/<slug:slug>/jobs/<uuid:job_id>/"
+urlpatterns += [
+    path("t/<slug:slug>/jobs/", jobs.job_list, name="jobs-list"),
+    path("t/<slug:slug>/jobs/indicator/", jobs.job_indicator, name="jobs-indicator"),
+    path(_J, jobs.job_detail, name="job-detail"),
+    path(_J + "start/", jobs.job_start, name="job-start"),
+    path(_J + "cancel/", jobs.job_cancel, name="job-cancel"),
+    path(_J + "undo/", jobs.job_undo, name="job-undo"),
+    path(_J + "outcomes.csv", jobs.job_outcomes_csv, name="job-outcomes-csv"),
+    path("jobs/<uuid:job_id>/", jobs.instance_job, name="instance-job"),
+    path("jobs/<uuid:job_id>/cancel/", jobs.instance_job_cancel, name="instance-job-cancel"),
 ]

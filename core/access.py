@@ -56,6 +56,9 @@ MATRIX: dict[str, frozenset[str]] = {
     "impersonate": ADMIN,
     "manage_tenant_admins": ADMIN,
     "manage_settings": ADMIN,
+    # The admin API (issue 12): a generated link is a live sign-in (impersonation-level power)
+    "generate_link": ADMIN,
+    "manage_api_keys": ADMIN,
 }
 
 

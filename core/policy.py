@@ -44,6 +44,13 @@ class Policy:
     job_preview_minutes: int = 15  # a preview older than this cannot be started: preview again
     job_undo_days: int = 7  # a finished ban, unban or role change can be undone this long
     job_schedule_max_days: int = 30  # how far ahead a job can be scheduled
+    # The admin API (issue 12)
+    api_rate_per_minute: int = 500  # per credential, both surfaces together
+    api_rate_per_hour: int = 5_000
+    api_auth_failures_per_minute: int = 30  # per client address
+    api_token_max_days: int = 90  # a staff personal token lives at most this long
+    api_body_max_bytes: int = 1024 * 1024  # request bodies above this answer 413
+    api_idempotency_hours: int = 24  # an Idempotency-Key's answer is kept this long
 
 
 @cache

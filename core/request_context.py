@@ -27,6 +27,17 @@ class RequestContext:
 
 
 _current: ContextVar[RequestContext | None] = ContextVar("adminpanel_request", default=None)
+# The API credential serving the request ({"via": "api", "credential": prefix, ...}); the audit
+# trail adds it to every entry the request writes.
+_credential: ContextVar[dict[str, str] | None] = ContextVar("adminpanel_credential", default=None)
+
+
+def bind_credential(facts: dict[str, str] | None) -> None:
+    _credential.set(facts)
+
+
+def current_credential() -> dict[str, str] | None:
+    return _credential.get()
 
 
 def client_ip(request: HttpRequest) -> str | None:
@@ -69,6 +80,7 @@ def current() -> RequestContext | None:
 
 def reset() -> None:
     _current.set(None)
+    _credential.set(None)
 
 
 def activate(ctx: RequestContext | None) -> None:

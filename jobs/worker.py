@@ -31,6 +31,7 @@ from django.utils import timezone
 from django_tasks_db.management.commands.db_worker import Worker as DBWorker
 from django_tasks_db.models import DBTaskResult
 
+from accounts.app_users import figures
 from batchjobs import recovery, runtime
 from jobs import process
 from jobs.models import WorkerBeat
@@ -106,6 +107,23 @@ def reap(*, now: Any = None) -> dict[str, int]:
             "expired": expired}
 
 
+def schedule_figures_sweep() -> bool:
+    """Queue the stored tenant figures' sweep (``accounts.app_users.figures``) unless one is
+    queued or running already; every worker calls it every ``TENANT_FIGURES_SWEEP_SECONDS``.
+    Returns whether it queued one."""
+    path = figures.figures_sweep.module_path
+    with transaction.atomic(using=DEFAULT_DB_ALIAS):
+        if DBTaskResult.objects.filter(task_path=path, status__in=["READY", "RUNNING"]).exists():
+            return False
+        figures.figures_sweep.enqueue()
+    return True
+
+
+def _sweep_every() -> int:
+    seconds = float(getattr(settings, "TENANT_FIGURES_SWEEP_SECONDS", 60))
+    return max(int(seconds / max(heartbeat_seconds(), 0.01)), 1)
+
+
 class Worker(DBWorker):
     """django-tasks-db's worker with a heartbeat, a reaper and a graceful stop (see above)."""
 
@@ -126,6 +144,8 @@ class Worker(DBWorker):
                 beat(self.worker_id)
                 if beats % REAP_EVERY == 0:
                     reap()
+                if beats % _sweep_every() == 1 or _sweep_every() == 1:
+                    schedule_figures_sweep()
             except Exception:  # noqa: BLE001 - a database hiccup must not stop the heartbeat
                 log.exception("Heartbeat of worker %s failed", self.worker_id)
             finally:

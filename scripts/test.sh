@@ -29,27 +29,38 @@ PYEOF
 echo "=== Lint (ruff) ==="
 .venv/bin/ruff check . || exit 1
 
-sqlite_rc=0; pg_rc=0; pg_state="not run"
-if [ "$ONLY" != "postgres" ]; then
-  echo "=== Pass 1: SQLite (embedded default), browser journeys included ==="
-  env -u DATABASE_URL -u REDIS_URL "$PY" -m pytest --junitxml=test-artifacts/junit-sqlite.xml "$@"
-  sqlite_rc=$?
-  [ $sqlite_rc -eq 5 ] && sqlite_rc=0  # a -k filter that selects nothing here is not a failure
-fi
+# The two passes run side by side (one core each on a 2-core machine): the PostgreSQL pass in the
+# background with its output in test-artifacts/postgres.log (printed when it ends), the SQLite
+# pass in the foreground. They share nothing: SQLite lives in its own temporary directory,
+# PostgreSQL's test databases and tenant prefixes are named per pass (PYTEST_XDIST_WORKER).
+sqlite_rc=0; pg_rc=0; pg_state="not run"; pg_pid=""
 if [ "$ONLY" != "sqlite" ]; then
   if reachable_pg; then
-    echo "=== Pass 2: PostgreSQL ($PG_URL) ==="
+    echo "=== Pass 2: PostgreSQL ($PG_URL), in the background: test-artifacts/postgres.log ==="
     extra_env=()
     if reachable_redis; then extra_env=(REDIS_URL="$REDIS" CACHE_KEY_PREFIX="test-$$"); fi
-    env DATABASE_URL="$PG_URL" "${extra_env[@]}" "$PY" -m pytest -m "not browser" \
-      --junitxml=test-artifacts/junit-postgres.xml "$@"
-    pg_rc=$?
-    [ $pg_rc -eq 5 ] && pg_rc=0
+    env DATABASE_URL="$PG_URL" PYTEST_XDIST_WORKER=pg "${extra_env[@]}" "$PY" -m pytest -m "not browser" \
+      --junitxml=test-artifacts/junit-postgres.xml "$@" >test-artifacts/postgres.log 2>&1 &
+    pg_pid=$!
     pg_state="ran"
   elif [ "${CI:-}" = "true" ]; then
     echo "PostgreSQL is not reachable at $PG_URL, and in CI the PostgreSQL pass must run." >&2
     pg_rc=1; pg_state="missing in CI"
   fi
+fi
+if [ "$ONLY" != "postgres" ]; then
+  echo "=== Pass 1: SQLite (embedded default), browser journeys included ==="
+  env -u DATABASE_URL -u REDIS_URL PYTEST_XDIST_WORKER=lite "$PY" -m pytest \
+    --junitxml=test-artifacts/junit-sqlite.xml "$@"
+  sqlite_rc=$?
+  [ $sqlite_rc -eq 5 ] && sqlite_rc=0  # a -k filter that selects nothing here is not a failure
+fi
+if [ -n "$pg_pid" ]; then
+  [ "$ONLY" != "postgres" ] && echo "=== Waiting for the PostgreSQL pass ==="
+  wait "$pg_pid"; pg_rc=$?
+  [ $pg_rc -eq 5 ] && pg_rc=0
+  echo "=== Pass 2: PostgreSQL, its output ==="
+  cat test-artifacts/postgres.log
 fi
 
 "$PY" - <<'PYEOF'

@@ -18,6 +18,10 @@ def actor_role(actor: Any, tenant: Tenant) -> str | None:
     """
     if actor is None or not getattr(actor, "is_authenticated", False) or not actor.is_active:
         return None
+    scope = getattr(actor, "tenant_scope", None)
+    if scope is not None:  # a tenant service key: its role in its own tenant, nothing elsewhere
+        tenant_id, role = scope
+        return role if tenant_id == tenant.pk else None
     if is_instance_admin(actor):
         return TenantRole.ADMIN
     cached: dict | None = getattr(actor, "_tenant_roles", None)

@@ -25,6 +25,7 @@ from auditlog.context import disable_auditlog
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.dispatch import Signal
 from django.urls import reverse
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -41,6 +42,10 @@ from core.text import NAME_MAX_LENGTH, clean_text
 from outbox.services import mail_enqueue
 from tenants.access import can
 from tenants.models import Tenant, TenantAdmin
+
+# Sent (inside the change's transaction) when a member's API credentials must die: their second
+# factor was reset or they were deactivated. ``credentials`` revokes their personal tokens.
+staff_credentials_reset = Signal()  # kwargs: user, reason
 
 log = logging.getLogger(__name__)
 
@@ -307,6 +312,7 @@ def staff_deactivate(*, actor: User | None, user: User) -> User:
             revoked_at=timezone.now()
         )
         _record_user("staff.deactivate", actor=actor, user=user, before=before)
+        staff_credentials_reset.send(sender=User, user=user, reason="deactivated")
     return user
 
 
@@ -352,6 +358,7 @@ def staff_otp_reset(*, actor: User | None, user: User) -> int:
     with transaction.atomic():
         removed = otp.devices_delete(user)
         _record_user("staff.otp_reset", actor=actor, user=user, data={"devices_removed": removed})
+        staff_credentials_reset.send(sender=User, user=user, reason="otp_reset")
     return removed
 
 
@@ -543,7 +550,8 @@ def staff_backup_codes_regenerate(*, actor: User) -> list[str]:
 def staff_auth_event(*, event: str, actor: User | None, user: User | None, email: str = "",
                      data: dict[str, Any] | None = None) -> None:
     """Record a sign-in event: ``staff.login``, ``staff.login_failed``, ``staff.lockout``,
-    ``staff.otp_verified``, ``staff.otp_failed``, ``staff.backup_code_used``, ``staff.logout``,
+    ``staff.otp_verified``, ``staff.otp_failed``, ``staff.otp_throttled``, ``staff.backup_code_used``,
+    ``staff.logout``,
     ``staff.session_expired``. ``actor`` is ``None`` while nobody has proved who they are."""
     audit.record(
         event=event, actor=actor, tenant=None,

@@ -9,8 +9,9 @@ What the session gets at each step lives here once:
   (it is fully privileged now), notes the OTP time for step-up, the account's failure counter
   is cleared (``lockout.reset``) and ``staff.login`` is audited.
 
-Password and second-factor failures count toward the same per-account lockout
-(``accounts.lockout``); a locked account gets the answer of a wrong password.
+Password and second-factor failures, and a wrong current password in the member's own password
+change, count toward the same per-account lockout (``accounts.lockout``); a locked account gets
+the answer of a wrong password.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from accounts.services import staff as staff_services
 from console.middleware import SESSION_LOGIN_AT, SESSION_SEEN_AT
 from console.staff_session import mark_otp_verified
 from core.emails import canonical_email
+from core.errors import Invalid
 
 SESSION_NEXT = "adminpanel_next"
 
@@ -42,9 +44,10 @@ class SecondStep:
     """How a second-factor attempt ended. ``locked``: the account is locked (now or already);
     the caller ends the half-open session."""
 
-    outcome: Literal["ok", "failed", "locked"]
+    outcome: Literal["ok", "failed", "locked", "throttled"]
     method: str = ""  # "totp" | "backup_code" | ""
     backup_codes_left: int | None = None
+    wait_seconds: int = 0  # "throttled": when the next code will be checked
 
 
 def _locked_out(request: HttpRequest) -> bool:
@@ -129,11 +132,53 @@ def second_step(request: HttpRequest, *, user: User, code: str, step_up: bool = 
     data: dict[str, Any] = {"method": result.method or "unknown"}
     if step_up:
         data["step_up"] = True
+    if result.throttled_seconds:
+        # django-otp did not look at the code: no guess was made, so none is counted (the
+        # right code after four wrong ones must not become the fifth failure).
+        staff_services.staff_auth_event(
+            event="staff.otp_throttled", actor=user if step_up else None, user=user,
+            data={**data, "wait_seconds": result.throttled_seconds},
+        )
+        return SecondStep("throttled", result.method, wait_seconds=result.throttled_seconds)
     staff_services.staff_auth_event(
         event="staff.otp_failed", actor=user if step_up else None, user=user, data=data
     )
     lockout.count_failure(request, user.email)
     return SecondStep("locked" if _locked_out(request) else "failed", result.method)
+
+
+def password_change(
+    request: HttpRequest, *, user: User, current_password: str, new_password: str
+) -> Literal["ok", "locked"]:
+    """The member's own password change. The current password is a credential check like the
+    sign-in's: a wrong one is audited as ``staff.login_failed`` (reason ``current_password``) and
+    counts toward the account's lockout, and a locked account is refused even the right one, so
+    a stolen session is no password oracle. ``locked``: the caller ends the session.
+
+    ``Invalid`` for a wrong current password or a weak new one (on their fields).
+    """
+    if is_locked(request, user):
+        make_password(current_password)  # as slow as a wrong password
+        staff_services.staff_auth_event(
+            event="staff.login_failed", actor=user, user=user,
+            data={"reason": "locked", "via": "password_change"},
+        )
+        return "locked"
+    try:
+        staff_services.staff_password_change(
+            actor=user, current_password=current_password, new_password=new_password
+        )
+    except Invalid as exc:
+        if exc.code == "wrong_password":
+            staff_services.staff_auth_event(
+                event="staff.login_failed", actor=user, user=user,
+                data={"reason": "current_password", "via": "password_change"},
+            )
+            lockout.count_failure(request, user.email)
+            if _locked_out(request):
+                return "locked"
+        raise
+    return "ok"
 
 
 def enrol(

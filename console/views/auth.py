@@ -63,6 +63,13 @@ def _session_ended(request: HttpRequest) -> HttpResponseRedirect:
     return HttpResponseRedirect(reverse("console:login"))
 
 
+def _code_refused(step: flow.SecondStep, *, backup: bool) -> str:
+    if step.outcome == "throttled":
+        return (f"Too many wrong codes in a row: wait {step.wait_seconds} seconds, then enter "
+                "the current code.")
+    return "That backup code is not valid." if backup else CODE_FAILED
+
+
 def _pending_secret(request: HttpRequest, key: str) -> otp.PendingSecret:
     """The secret being enrolled, kept in the session until a code confirms it."""
     secret = otp.pending_from_session(request.session.get(key))
@@ -155,7 +162,7 @@ def login_verify(request: HttpRequest) -> HttpResponse:
                 messages.warning(request, f"You have {step.backup_codes_left} backup codes "
                                           "left. Generate new ones in Account security.")
             return HttpResponseRedirect(_safe_next(request, flow.pop_next(request)))
-        form.add_error("code", "That backup code is not valid." if backup else CODE_FAILED)
+        form.add_error("code", _code_refused(step, backup=backup))
     return render(request, "accounts/auth/verify.html", {"form": form, "backup": backup})
 
 
@@ -206,7 +213,7 @@ def logout_view(request: HttpRequest) -> HttpResponse:
 @staff_public
 @never_cache
 @sensitive_post_parameters("password", "password_confirm")
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])  # HEAD (mail scanners) answers like GET, uses nothing
 def staff_accept(request: HttpRequest, token: str) -> HttpResponse:
     invitation = staff_services.staff_invitation_get(token=token)
     if invitation is None:
@@ -255,13 +262,15 @@ def account_password(request: StaffRequest) -> HttpResponse:
     form = PasswordChangeForm(request.POST, user=request.user)
     if form.is_valid():
         try:
-            staff_services.staff_password_change(
-                actor=request.user, current_password=form.cleaned_data["current_password"],
+            outcome = flow.password_change(
+                request, user=request.user, current_password=form.cleaned_data["current_password"],
                 new_password=form.cleaned_data["password"],
             )
         except ServiceError as exc:
             form_add(form, exc)
         else:
+            if outcome == "locked":
+                return _session_ended(request)
             update_session_auth_hash(request, request.user)  # keeps this session, new key
             messages.success(request, "Your password was changed.")
             return HttpResponseRedirect(reverse("console:account-security"))
@@ -320,5 +329,5 @@ def reverify(request: StaffRequest) -> HttpResponse:
             return _session_ended(request)
         if step.outcome == "ok":
             return HttpResponseRedirect(next_url)
-        form.add_error("code", CODE_FAILED)
+        form.add_error("code", _code_refused(step, backup=False))
     return render(request, "accounts/auth/reverify.html", {"form": form, "next": next_url})

@@ -22,7 +22,7 @@ from accounts.tokens import token_issue, token_link, token_peek, token_redeem
 from audit import services as audit
 from core.emails import canonical_email
 from core.errors import Conflict, Invalid, Refused
-from core.text import NAME_MAX_LENGTH, clean_text
+from core.text import NAME_MAX_LENGTH, clean_text, has_forbidden_chars
 from outbox.services import mail_enqueue
 from portal.services import limits
 from portal.services.common import (
@@ -93,6 +93,13 @@ def validate_app_password(*, tenant: Tenant, password: str, user: AppUser | None
         raise Invalid(reasons[0], code="weak_password", fields={"password": reasons}) from exc
 
 
+def _refuse_forbidden(email: str) -> None:
+    """No account can have an address with a direction override or a control character: such
+    input is refused before it reaches a counter or the audit trail (``object_repr``)."""
+    if has_forbidden_chars(email or ""):
+        raise Invalid("Enter a valid email address.", code="invalid_email", field="email")
+
+
 def _finish(
     *, tenant: Tenant, user: AppUser, client: Client, method: str, second_factor_done: bool = False
 ) -> SignInResult:
@@ -134,6 +141,7 @@ def check_current_password(*, tenant: Tenant, user: AppUser, password: str) -> N
 def sign_in_password(*, tenant: Tenant, email: str, password: str, client: Client) -> SignInResult:
     """Email and password. Lockout: 10 failures per account → 15 minutes (known or not)."""
     alias = _alias(tenant)
+    _refuse_forbidden(email)
     email = canonical_email(email)
     user = AppUser.objects.using(alias).filter(email=email).first() if email else None
     if limits.is_locked(tenant, email):
@@ -196,6 +204,7 @@ def link_request(*, tenant: Tenant, email: str, purpose: str) -> None:
     if purpose not in LINK_PURPOSES:
         raise Invalid("Unknown kind of link.", code="unknown_link_type")
     alias = _alias(tenant)
+    _refuse_forbidden(email)
     email = canonical_email(email)
     if not email or not limits.link_request_allowed(tenant, email):
         return

@@ -100,3 +100,40 @@ def test_replace_the_authenticator_with_a_current_code(client, member):
     new_device.save()
     assert client.post("/login/verify/", {"code": code_for(new_device, steps_ahead=1)})["Location"] == "/"
     assert AuditEntry.objects.filter(event="staff.otp_replace").exists()
+
+
+def test_wrong_current_passwords_count_toward_the_lockout_and_are_audited(client, member):
+    """Issue 11, finding 4: the password-change form was an unlimited password oracle."""
+    from core.policy import policy
+
+    login_verified(client, member)
+    limit = policy().staff_lockout_failures
+    for attempt in range(1, limit):
+        bad = client.post("/account/security/password/", {
+            "current_password": f"wrong-one-{attempt:06d}", "password": NEW_PASSWORD,
+            "password_confirm": NEW_PASSWORD})
+        assert bad.status_code == 200 and b"current password is not correct" in bad.content
+    failed = AuditEntry.objects.filter(event="staff.login_failed", object_pk=str(member.pk))
+    assert failed.count() == limit - 1
+    assert {e.additional_data["reason"] for e in failed} == {"current_password"}
+    assert all(e.actor_id == member.pk for e in failed)
+    # The failure that reaches the limit locks the account and ends this session.
+    last = client.post("/account/security/password/", {
+        "current_password": "wrong-one-last", "password": NEW_PASSWORD, "password_confirm": NEW_PASSWORD})
+    assert last.status_code == 302 and last["Location"] == "/login/"
+    assert "_auth_user_id" not in client.session
+    assert AuditEntry.objects.filter(event="staff.lockout", object_pk=str(member.pk)).count() == 1
+    member.refresh_from_db()
+    assert member.check_password(STAFF_PASSWORD)
+    # The sign-in is locked too: the right password gets the wrong-password answer.
+    response = sign_in_password(client, member.email, STAFF_PASSWORD)
+    assert response.status_code == 200 and "_auth_user_id" not in client.session
+    # A second session of the member cannot use the right current password while locked.
+    other = login_verified(Client(), member)
+    refused = other.post("/account/security/password/", {
+        "current_password": STAFF_PASSWORD, "password": NEW_PASSWORD, "password_confirm": NEW_PASSWORD})
+    assert refused.status_code == 302 and refused["Location"] == "/login/"
+    member.refresh_from_db()
+    assert member.check_password(STAFF_PASSWORD)
+    assert AuditEntry.objects.filter(event="staff.login_failed", additional_data__reason="locked",
+                                     additional_data__via="password_change").count() == 1
