@@ -10,9 +10,13 @@ class AccountsConfig(AppConfig):
         from axes.signals import user_locked_out
         from django.contrib.auth import get_user_model
 
+        from accounts.app_users import figures
         from accounts.receivers import audit_lockout
+        from audit.signals import recorded
 
         user_locked_out.connect(audit_lockout, dispatch_uid="accounts.audit_lockout")
+        # Every audited change of a tenant queues a refresh of its stored figures.
+        recorded.connect(figures.on_recorded, dispatch_uid="accounts.figures_dirty")
         # Staff rows, logged automatically. The password hash is excluded outright: masking
         # would still store half of it.
         auditlog.register(get_user_model(), exclude_fields=["password", "last_login", "updated_at"])

@@ -8,6 +8,7 @@ enrolment leaves no row behind and a GET never writes to the database.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from base64 import b32encode
@@ -18,6 +19,7 @@ from urllib.parse import quote, urlencode
 import segno
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
@@ -167,6 +169,9 @@ class Verification:
     device: TOTPDevice | StaticDevice | None
     method: str  # "totp" | "backup_code" | ""
     backup_codes_left: int | None = None
+    # django-otp's throttle refused to check the code (too soon after a failure): seconds to
+    # wait. Not a wrong code, so it must not count toward the account's lockout.
+    throttled_seconds: int = 0
 
     @property
     def ok(self) -> bool:
@@ -183,8 +188,13 @@ def verify(user: User, raw_code: object, *, allow_backup: bool = True) -> Verifi
                 TOTPDevice.objects.select_for_update()
                 .filter(user=user, confirmed=True).order_by("-id").first()
             )
-            if device is not None and device.verify_token(code):
-                return Verification(device, "totp")
+            if device is not None:
+                allowed, info = device.verify_is_allowed()
+                if not allowed and info and info.get("locked_until"):
+                    wait = (info["locked_until"] - timezone.now()).total_seconds()
+                    return Verification(None, "totp", throttled_seconds=max(1, math.ceil(wait)))
+                if device.verify_token(code):
+                    return Verification(device, "totp")
         return Verification(None, "totp")
     if allow_backup and BACKUP_RE.match(code):
         with transaction.atomic():

@@ -57,9 +57,9 @@ def staff_list(*, query: str = "") -> QuerySet[User]:
 
 
 def staff_by_email(*, email: str) -> User | None:
-    """The staff member with this address (any case), or ``None``."""
+    """The staff member with this address (any spelling of it, ``core.emails``), or ``None``."""
     canonical = canonical_email(email)
-    return User.objects.filter(email__iexact=canonical).first() if canonical else None
+    return User.objects.filter(email=canonical).first() if canonical else None
 
 
 def staff_get(*, pk: uuid.UUID | str) -> User | None:
@@ -121,6 +121,64 @@ def tenant_memberships(*, actor: User) -> list[Membership]:
         .order_by("-tenant__is_default", "tenant__name")
     )
     return [Membership(r.tenant, r.role) for r in rows]
+
+
+def _reachable(actor: User, query: str) -> QuerySet[Tenant]:
+    tenants = Tenant.objects.filter(status__in=Tenant.VISIBLE_STATUSES)
+    if not actor.is_superuser:
+        tenants = tenants.filter(admins__user=actor)
+    query = query.strip()[:100]
+    if query:
+        tenants = tenants.filter(Q(slug__icontains=query) | Q(name__icontains=query))
+    return tenants
+
+
+@dataclass(frozen=True)
+class MembershipPage:
+    """One page of ``tenant_memberships_page``: the rows, how many match, where we are."""
+
+    rows: list[Membership]
+    total: int
+    page: int
+    pages: int
+    query: str
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+    @property
+    def has_previous(self) -> bool:
+        return self.page > 1
+
+
+def tenant_memberships_page(
+    *, actor: User, query: str = "", page: int = 1, per_page: int = 25, with_figures: bool = False
+) -> MembershipPage:
+    """A page of the tenants the actor can reach (name or slug containing ``query``), default
+    tenant first, then by name, with the actor's role in each; ``with_figures`` joins their
+    stored figures (``tenants.TenantFigures``). Two control-database queries, whatever the
+    number of tenants; an out-of-range page gives the last one."""
+    tenants = _reachable(actor, query)
+    total = tenants.count()
+    pages = max((total + per_page - 1) // per_page, 1)
+    page = min(max(page, 1), pages)
+    ordered = tenants.order_by("-is_default", "name", "slug")
+    if with_figures:
+        ordered = ordered.select_related("figures")
+    if actor.is_superuser:
+        chunk = list(ordered[(page - 1) * per_page: page * per_page])
+        rows = [Membership(t, "admin") for t in chunk]
+    else:
+        role = TenantAdmin.objects.filter(user=actor, tenant=OuterRef("pk")).values("role")[:1]
+        chunk = list(ordered.annotate(member_role=role)[(page - 1) * per_page: page * per_page])
+        rows = [Membership(t, t.member_role) for t in chunk]  # type: ignore[attr-defined]
+    return MembershipPage(rows, total, page, pages, query.strip()[:100])
+
+
+def tenant_search(*, actor: User, query: str, limit: int = 10) -> list[Membership]:
+    """The header's tenant switcher: up to ``limit`` reachable tenants matching ``query``."""
+    return tenant_memberships_page(actor=actor, query=query, per_page=limit).rows
 
 
 def recent_activity(*, actor: User, limit: int = 8) -> list[AuditEntry]:

@@ -98,6 +98,9 @@ INSTALLED_APPS = [
     # surfaces (GoTrue-compatible per tenant, native /api/v1/) built with django-ninja.
     "credentials",
     "api",
+    # --- Webhooks (issue 14): the event outbox (written with every audit entry) and its delivery.
+    "events",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -120,6 +123,7 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
+CSRF_FAILURE_VIEW = "console.errors.csrf_failure"
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
 
@@ -338,6 +342,26 @@ JOBS_SLICE_SECONDS = float(os.environ.get("JOBS_SLICE_SECONDS", "20"))
 # Tasks queued per job: that many workers share one job's chunks.
 JOBS_RUNNERS_PER_JOB = int(os.environ.get("JOBS_RUNNERS_PER_JOB", "2"))
 
+# --- Events and webhooks (issue 14) ------------------------------------------------------------
+# Every audited change writes its event (the source of webhooks and of the API's event feed).
+# Off only to measure what events cost (make bench).
+EVENTS_ENABLED = env_bool("EVENTS_ENABLED", True)
+# Deliveries to private, loopback and link-local addresses: refused unless this is set
+# (development, tests). Checked at send time, after DNS resolution.
+WEBHOOKS_ALLOW_PRIVATE = env_bool("WEBHOOKS_ALLOW_PRIVATE", False)
+# The whole request (connect, send, answer) of one delivery attempt.
+WEBHOOKS_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOKS_TIMEOUT_SECONDS", "10"))
+# Seconds before each retry after a failed attempt (network error or non-2xx); after the last,
+# the delivery has failed (it can still be replayed).
+WEBHOOKS_RETRY_SCHEDULE = [
+    float(s) for s in os.environ.get("WEBHOOKS_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000").split(",")
+]
+# An endpoint that failed every attempt for this long is disabled and its admins are mailed.
+WEBHOOKS_DISABLE_AFTER_HOURS = float(os.environ.get("WEBHOOKS_DISABLE_AFTER_HOURS", "120"))
+# One delivery run per endpoint at a time (a lease), each handing the worker back after a slice.
+WEBHOOKS_LEASE_SECONDS = float(os.environ.get("WEBHOOKS_LEASE_SECONDS", "60"))
+WEBHOOKS_SLICE_SECONDS = float(os.environ.get("WEBHOOKS_SLICE_SECONDS", "20"))
+
 # --- Static files --------------------------------------------------------------------------
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
@@ -380,10 +404,36 @@ if PRODUCTION:
             "https",
         )
 
+# No URL holding a live link token is ever written to a log (SECURITY.md): every handler here
+# carries core.redaction.TokenMaskFilter, including runserver's request lines ("django.server",
+# replaced here so it gets the filter); gunicorn's access log masks with config.gunicorn_logger.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"mask_tokens": {"()": "core.redaction.TokenMaskFilter"}},
+    "formatters": {
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter", "format": "[{server_time}] {message}", "style": "{",
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["mask_tokens"]},
+        "django.server": {
+            "class": "logging.StreamHandler", "formatter": "django.server", "filters": ["mask_tokens"],
+        },
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"axes": {"level": "WARNING"}},
+    "loggers": {
+        "axes": {"level": "WARNING"},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
+    },
 }
+
+# --- Stored tenant figures (issue 16) ------------------------------------------------------
+# The instance pages read each tenant's user figures from the control database
+# (tenants.TenantFigures); the job runner counts them after changes and, for the rest, every
+# TENANT_FIGURES_SWEEP_SECONDS refreshes up to TENANT_FIGURES_SWEEP_BATCH tenants whose figures
+# are older than TENANT_FIGURES_MAX_AGE seconds.
+TENANT_FIGURES_MAX_AGE = int(os.environ.get("TENANT_FIGURES_MAX_AGE", "900"))
+TENANT_FIGURES_SWEEP_SECONDS = int(os.environ.get("TENANT_FIGURES_SWEEP_SECONDS", "60"))
+TENANT_FIGURES_SWEEP_BATCH = int(os.environ.get("TENANT_FIGURES_SWEEP_BATCH", "200"))

@@ -44,6 +44,14 @@ def has_forbidden_chars(value: str, *, multiline: bool = False) -> bool:
     return forbidden_char(value, multiline=multiline) is not None
 
 
+def without_forbidden_chars(value: str, *, multiline: bool = False) -> str:
+    """``value`` minus every character the rule refuses: what may be echoed back of a refused
+    input (a form shown again), so a direction override never reaches a page raw."""
+    if not has_forbidden_chars(value, multiline=multiline):
+        return value
+    return "".join(ch for ch in value if not has_forbidden_chars(ch, multiline=multiline))
+
+
 def clean_text(
     value: Any, *, label: str, max_length: int, field: str | None = None, required: bool = False,
     multiline: bool = False, collapse_spaces: bool = False,

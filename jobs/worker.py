@@ -8,6 +8,7 @@ its task RUNNING forever. This worker adds:
 - a reaper, run when the worker starts and then with every few beats: a worker that missed three
   beats, or whose process is gone (same machine: checked by pid at once), is dead; its RUNNING
   tasks are queued again (READY) and the chunks it held are released (``batchjobs.recovery``);
+  webhook endpoints with due deliveries and no run queued get one (``webhooks.delivery``);
 - a graceful stop: SIGTERM/SIGINT set ``batchjobs.runtime.STOP``, so a job's task returns at the
   end of its current chunk and queues its own continuation.
 
@@ -31,9 +32,11 @@ from django.utils import timezone
 from django_tasks_db.management.commands.db_worker import Worker as DBWorker
 from django_tasks_db.models import DBTaskResult
 
+from accounts.app_users import figures
 from batchjobs import recovery, runtime
 from jobs import process
 from jobs.models import WorkerBeat
+from webhooks import delivery as webhook_delivery
 
 log = logging.getLogger("jobs.worker")
 MISSED_BEATS = 3  # a worker silent for this many beats is dead
@@ -102,8 +105,26 @@ def reap(*, now: Any = None) -> dict[str, int]:
     released = recovery.release_chunks(worker_ids=dead) if dead else 0
     resumed = recovery.resume_orphans()
     expired = recovery.expire_previews()
+    woken = webhook_delivery.resume_stalled()  # endpoints with due deliveries and no run queued
     return {"dead": len(dead), "requeued": requeued, "released": released, "resumed": resumed,
-            "expired": expired}
+            "expired": expired, "webhooks_woken": woken}
+
+
+def schedule_figures_sweep() -> bool:
+    """Queue the stored tenant figures' sweep (``accounts.app_users.figures``) unless one is
+    queued or running already; every worker calls it every ``TENANT_FIGURES_SWEEP_SECONDS``.
+    Returns whether it queued one."""
+    path = figures.figures_sweep.module_path
+    with transaction.atomic(using=DEFAULT_DB_ALIAS):
+        if DBTaskResult.objects.filter(task_path=path, status__in=["READY", "RUNNING"]).exists():
+            return False
+        figures.figures_sweep.enqueue()
+    return True
+
+
+def _sweep_every() -> int:
+    seconds = float(getattr(settings, "TENANT_FIGURES_SWEEP_SECONDS", 60))
+    return max(int(seconds / max(heartbeat_seconds(), 0.01)), 1)
 
 
 class Worker(DBWorker):
@@ -126,6 +147,8 @@ class Worker(DBWorker):
                 beat(self.worker_id)
                 if beats % REAP_EVERY == 0:
                     reap()
+                if beats % _sweep_every() == 1 or _sweep_every() == 1:
+                    schedule_figures_sweep()
             except Exception:  # noqa: BLE001 - a database hiccup must not stop the heartbeat
                 log.exception("Heartbeat of worker %s failed", self.worker_id)
             finally:

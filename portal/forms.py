@@ -6,11 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.core import validators
 from django.core.exceptions import ValidationError
 
 from accounts.models import AppUser
+from core.emails import EMAIL_MAX_LENGTH
 from core.errors import Invalid
-from core.text import NAME_MAX_LENGTH, REASON_MAX_LENGTH, has_forbidden_chars
+from core.text import NAME_MAX_LENGTH, REASON_MAX_LENGTH, has_forbidden_chars, without_forbidden_chars
 from portal.services.auth import MAX_PASSWORD_LENGTH, validate_app_password
 from tenants.models import Tenant
 
@@ -24,9 +26,37 @@ def one_line(value: str, *, label: str) -> str:
     return value
 
 
+class PortalEmailField(forms.CharField):
+    """An email address typed into the portal: the characters ``core.text`` refuses (direction
+    overrides, control characters) are refused with a clear message, and they are never echoed
+    back: the re-rendered form shows the value without them."""
+
+    default_error_messages = {
+        "forbidden": "An email address cannot contain control characters or text-direction "
+                     "overrides; remove them.",
+    }
+
+    def __init__(self, *, syntax: bool, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", EMAIL_MAX_LENGTH)
+        super().__init__(**kwargs)
+        if syntax:
+            self.validators.append(validators.validate_email)
+
+    def to_python(self, value: Any) -> str:
+        text = super().to_python(value) or ""
+        if has_forbidden_chars(text):
+            raise ValidationError(self.error_messages["forbidden"], code="forbidden")
+        return text
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        if isinstance(data, str):
+            return without_forbidden_chars(data)
+        return super().bound_data(data, initial)
+
+
 class LoginForm(forms.Form):
-    email = forms.CharField(
-        max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "username", "autofocus": True})
+    email = PortalEmailField(
+        syntax=False, widget=forms.EmailInput(attrs={"autocomplete": "username", "autofocus": True})
     )
     password = forms.CharField(max_length=MAX_PASSWORD_LENGTH, strip=False,
                                widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
@@ -43,8 +73,8 @@ class CodeForm(forms.Form):
 
 
 class EmailForm(forms.Form):
-    email = forms.EmailField(
-        max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True})
+    email = PortalEmailField(
+        syntax=True, widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True})
     )
 
 

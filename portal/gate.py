@@ -17,6 +17,7 @@ from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.models import AppSession, AppUser, User
 from audit import services as audit
@@ -118,17 +119,21 @@ def portal_view(*, signed_in: bool = True, enrolment: bool = False) -> Callable[
 
 
 def _actor(tenant: Tenant, session: AppSession, user: AppUser) -> PortalActor | None:
-    """The request's actor; ``None`` when an impersonator was deactivated or lost the role."""
+    """The request's actor; ``None`` when an impersonator was deactivated or lost the role, or
+    the impersonation is over: ended, past its own ``expires_at`` (checked here, not left to
+    the session row's expiry), or without a record at all."""
     if not session.impersonator_id:
         return PortalActor(user=user, session=session)
     staff = User.objects.filter(pk=session.impersonator_id).first()
     if staff is None or not can(staff, tenant, "impersonate"):
         return None
-    imp_id = (
-        Impersonation.objects.filter(tenant=tenant, session_id=session.pk)
-        .values_list("pk", flat=True).first()
+    imp = (
+        Impersonation.objects.filter(tenant=tenant, session_id=session.pk, staff_id=staff.pk)
+        .only("pk", "ended_at", "expires_at").first()
     )
-    return PortalActor(user=user, session=session, impersonator=staff, impersonation_id=imp_id)
+    if imp is None or imp.ended_at is not None or imp.expires_at <= timezone.now():
+        return None
+    return PortalActor(user=user, session=session, impersonator=staff, impersonation_id=imp.pk)
 
 
 def _must_enrol(tenant: Tenant, actor: PortalActor) -> bool:

@@ -310,6 +310,14 @@ def registered_aliases() -> int:
     return len(_order)
 
 
+def close_connection(tenant: Tenant) -> None:
+    """Close this thread's connection to the tenant's database, if it has one (a command or a
+    task that visits many tenants keeps none of them open)."""
+    conn = getattr(_objects(), _alias_name(tenant), None)
+    if conn is not None and not conn.in_atomic_block:
+        conn.close()
+
+
 def drop_alias(tenant: Tenant) -> None:
     alias = _alias_name(tenant)
     registry = _registry()

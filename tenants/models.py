@@ -140,3 +140,34 @@ class TenantAdmin(models.Model):
 
     def get_additional_data(self) -> dict:
         return {"tenant": self.tenant.slug}
+
+
+class TenantFigures(models.Model):
+    """A tenant's user figures, kept in the control database so that the instance pages (home,
+    ``/tenants/``) never open a tenant database: written by ``accounts.app_users.figures``
+    (on the job runner after each audited change, and by a periodic sweep), read by everyone.
+
+    Counts are exact up to the policy's cap; ``kinds`` names the ones that are not
+    (``{"users": "approximate"}``: the planner's estimate, ``"capped"``: at least the value).
+    ``dirty_at`` is set by the first change since the last refresh (later ones find it set and
+    queue nothing more); ``error`` says why the last refresh could not count (database down)."""
+
+    tenant = models.OneToOneField(
+        Tenant, primary_key=True, on_delete=models.CASCADE, related_name="figures"
+    )
+    users = models.BigIntegerField(null=True)
+    active_7 = models.BigIntegerField(null=True)
+    active_30 = models.BigIntegerField(null=True)
+    banned = models.BigIntegerField(null=True)
+    invited = models.BigIntegerField(null=True)
+    mfa = models.BigIntegerField(null=True)
+    kinds = models.JSONField(default=dict, blank=True)
+    error = models.CharField(max_length=200, blank=True)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+    dirty_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["refreshed_at"], name="tenantfigures_refreshed")]
+
+    def __str__(self) -> str:
+        return f"figures of {self.tenant_id}"

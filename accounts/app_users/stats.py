@@ -25,7 +25,6 @@ import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from django.core.cache import cache
 from django.db import DatabaseError, connections
@@ -120,17 +119,19 @@ def _app_users(alias: str):
     return AppUser.objects.using(alias)
 
 
-def user_count(tenant: Tenant) -> Figure:
-    """How many app users (not deleted) the tenant has; cheap for big tenants, cached a minute.
+def user_count(tenant: Tenant, *, cached: bool = True) -> Figure:
+    """How many app users (not deleted) the tenant has; cheap for big tenants, cached a minute
+    (``cached=False``: counted now). Touches the tenant's database: pages that list many
+    tenants read the stored figures instead (``accounts.app_users.figures``).
 
     A database that does not answer gives ``Figure(None, error=...)``.
     """
     if not tenant.is_usable:
         return Figure(None, error=f"{tenant.status}")
     key = f"tenant-user-count:{tenant.pk}"
-    cached = cache.get(key)
-    if isinstance(cached, dict):
-        return Figure(**cached)
+    hit = cache.get(key) if cached else None
+    if isinstance(hit, dict):
+        return Figure(**hit)
     alias = tenant_db.using(tenant)
     cap = policy().exact_count_cap
     try:
@@ -146,8 +147,6 @@ def user_count(tenant: Tenant) -> Figure:
     except DatabaseError as exc:
         log.warning("Counting the users of tenant %s failed: %s", tenant.slug, exc)
         return Figure(None, error="database unreachable")
-    finally:
-        connections[alias].close()
     cache.set(key, {"value": figure.value, "approximate": figure.approximate,
                     "capped": figure.capped}, CACHE_SECONDS)
     return figure
@@ -234,8 +233,6 @@ def dashboard(tenant: Tenant, *, days: int = 30) -> Dashboard:
         empty = Figure(None, error="database unreachable")
         return Dashboard(empty, empty, empty, empty, empty, empty, None, days,
                          error="The tenant's database did not answer; try again in a moment.")
-    finally:
-        connections[alias].close()
     percent = None
     if mfa.value is not None and total.value and not total.error:
         if mfa.exact and total.exact or (mfa.approximate or total.approximate):
@@ -258,6 +255,7 @@ class OverviewRow:
     banned: Figure | None = None
     pending_invitations: Figure | None = None
     mfa_percent: float | None = None
+    refreshed_at: dt.datetime | None = None
     error: str = ""
 
 
@@ -266,13 +264,17 @@ def overview_for(
 ) -> list[OverviewRow]:
     """One row of figures per tenant for the instance home (``templates/tenants/_overview_table.html``).
 
-    ``tenants``: Tenant objects (or dicts with a ``"slug"``; looked up). ``roles``: optional
-    ``{slug: role}`` shown in the row. Unusable or unreachable tenants get a row with an error.
-    Figures are cached a minute per tenant, so the home page stays cheap with many tenants.
+    ``tenants``: Tenant objects (or dicts with a ``"slug"``; looked up), best with their
+    figures joined (``figures.with_figures``). ``roles``: optional ``{slug: role}`` shown in the
+    row. The figures are the stored ones (``tenants.TenantFigures``): no tenant database is
+    opened, whatever the number of tenants. Unusable tenants get a row with their status.
     """
+    from accounts.app_users.figures import stored
+
     items = list(tenants)
     slugs = [t["slug"] for t in items if isinstance(t, Mapping)]
-    by_slug = {t.slug: t for t in Tenant.objects.filter(slug__in=slugs)} if slugs else {}
+    by_slug = ({t.slug: t for t in Tenant.objects.filter(slug__in=slugs).select_related("figures")}
+               if slugs else {})
     rows = []
     for item in items:
         tenant = by_slug.get(item["slug"]) if isinstance(item, Mapping) else item
@@ -283,46 +285,8 @@ def overview_for(
         if not tenant.is_usable:
             rows.append(OverviewRow(tenant, role, error=tenant.get_status_display().lower()))
             continue
-        key = f"tenant-overview:{tenant.pk}"
-        cached = cache.get(key)
-        if isinstance(cached, dict):
-            figures: dict[str, Any] = {
-                k: Figure(**v) if isinstance(v, dict) else v for k, v in cached.items()
-            }
-            rows.append(OverviewRow(tenant, role, **figures))
-            continue
-        board = _overview_figures(tenant)
-        row = OverviewRow(tenant, role, **board)
-        rows.append(row)
-        if not row.error:
-            cache.set(key, {k: (v.__dict__ if isinstance(v, Figure) else v) for k, v in board.items()},
-                      CACHE_SECONDS)
+        f = stored(tenant)
+        rows.append(OverviewRow(tenant, role, total=f.total, active_30=f.active_30, banned=f.banned,
+                                pending_invitations=f.pending_invitations, mfa_percent=f.mfa_percent,
+                                refreshed_at=f.refreshed_at, error=f.error))
     return rows
-
-
-def _overview_figures(tenant: Tenant) -> dict[str, Any]:
-    alias = tenant_db.using(tenant)
-    now = timezone.now()
-    users = _app_users(alias).filter(deleted_at__isnull=True)
-    try:
-        total = user_count(tenant)
-        if total.error:
-            return {"error": total.error}
-        mfa = count(users.filter(mfa_enabled=True))
-        percent = None
-        if total.value and mfa.value is not None and (mfa.exact and total.exact or total.approximate):
-            percent = round(100 * min(mfa.value / total.value, 1.0), 1)
-        return {
-            "total": total,
-            "active_30": count(users.filter(last_sign_in_at__gte=now - dt.timedelta(days=30))),
-            "banned": count(users.filter(banned_until__gt=now)),
-            "pending_invitations": count(
-                users.filter(invited_at__isnull=False, email_confirmed_at__isnull=True)
-            ),
-            "mfa_percent": percent,
-        }
-    except DatabaseError as exc:
-        log.warning("Overview of tenant %s failed: %s", tenant.slug, exc)
-        return {"error": "database unreachable"}
-    finally:
-        connections[alias].close()

@@ -202,7 +202,7 @@ def staff_invite(
     email = clean_email(email)
     name = clean_name(name)
     with transaction.atomic():
-        if User.objects.filter(email__iexact=email).exists():
+        if User.objects.filter(email=email).exists():
             raise Conflict(EXISTS, code="exists", field="email")
         try:
             with transaction.atomic(), disable_auditlog():
@@ -426,7 +426,7 @@ def tenant_admin_add(
     email = clean_email(email)
     role = clean_role(role)
     _check_assignable(tenant)
-    user = User.objects.filter(email__iexact=email).first()
+    user = User.objects.filter(email=email).first()
     if user is None:
         user = staff_invite(actor=actor, email=email, name=name, tenant=tenant, role=role)
         return AddResult(TenantAdmin.objects.get(tenant=tenant, user=user), invited=True)
@@ -550,7 +550,8 @@ def staff_backup_codes_regenerate(*, actor: User) -> list[str]:
 def staff_auth_event(*, event: str, actor: User | None, user: User | None, email: str = "",
                      data: dict[str, Any] | None = None) -> None:
     """Record a sign-in event: ``staff.login``, ``staff.login_failed``, ``staff.lockout``,
-    ``staff.otp_verified``, ``staff.otp_failed``, ``staff.backup_code_used``, ``staff.logout``,
+    ``staff.otp_verified``, ``staff.otp_failed``, ``staff.otp_throttled``, ``staff.backup_code_used``,
+    ``staff.logout``,
     ``staff.session_expired``. ``actor`` is ``None`` while nobody has proved who they are."""
     audit.record(
         event=event, actor=actor, tenant=None,

@@ -44,9 +44,10 @@ class SecondStep:
     """How a second-factor attempt ended. ``locked``: the account is locked (now or already);
     the caller ends the half-open session."""
 
-    outcome: Literal["ok", "failed", "locked"]
+    outcome: Literal["ok", "failed", "locked", "throttled"]
     method: str = ""  # "totp" | "backup_code" | ""
     backup_codes_left: int | None = None
+    wait_seconds: int = 0  # "throttled": when the next code will be checked
 
 
 def _locked_out(request: HttpRequest) -> bool:
@@ -131,6 +132,14 @@ def second_step(request: HttpRequest, *, user: User, code: str, step_up: bool = 
     data: dict[str, Any] = {"method": result.method or "unknown"}
     if step_up:
         data["step_up"] = True
+    if result.throttled_seconds:
+        # django-otp did not look at the code: no guess was made, so none is counted (the
+        # right code after four wrong ones must not become the fifth failure).
+        staff_services.staff_auth_event(
+            event="staff.otp_throttled", actor=user if step_up else None, user=user,
+            data={**data, "wait_seconds": result.throttled_seconds},
+        )
+        return SecondStep("throttled", result.method, wait_seconds=result.throttled_seconds)
     staff_services.staff_auth_event(
         event="staff.otp_failed", actor=user if step_up else None, user=user, data=data
     )

@@ -32,6 +32,7 @@ from accounts.forms import (
 from accounts.models import User
 from accounts.selectors import staff_setup_required
 from accounts.services import staff as staff_services
+from console import sudo
 from console.decorators import recent_otp_required
 from console.errors import form_add
 from console.flows import staff_sign_in as flow
@@ -61,6 +62,13 @@ def _session_ended(request: HttpRequest) -> HttpResponseRedirect:
     logout(request)
     messages.error(request, SIGN_IN_FAILED)
     return HttpResponseRedirect(reverse("console:login"))
+
+
+def _code_refused(step: flow.SecondStep, *, backup: bool) -> str:
+    if step.outcome == "throttled":
+        return (f"Too many wrong codes in a row: wait {step.wait_seconds} seconds, then enter "
+                "the current code.")
+    return "That backup code is not valid." if backup else CODE_FAILED
 
 
 def _pending_secret(request: HttpRequest, key: str) -> otp.PendingSecret:
@@ -155,7 +163,7 @@ def login_verify(request: HttpRequest) -> HttpResponse:
                 messages.warning(request, f"You have {step.backup_codes_left} backup codes "
                                           "left. Generate new ones in Account security.")
             return HttpResponseRedirect(_safe_next(request, flow.pop_next(request)))
-        form.add_error("code", "That backup code is not valid." if backup else CODE_FAILED)
+        form.add_error("code", _code_refused(step, backup=backup))
     return render(request, "accounts/auth/verify.html", {"form": form, "backup": backup})
 
 
@@ -206,7 +214,7 @@ def logout_view(request: HttpRequest) -> HttpResponse:
 @staff_public
 @never_cache
 @sensitive_post_parameters("password", "password_confirm")
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])  # HEAD (mail scanners) answers like GET, uses nothing
 def staff_accept(request: HttpRequest, token: str) -> HttpResponse:
     invitation = staff_services.staff_invitation_get(token=token)
     if invitation is None:
@@ -314,6 +322,8 @@ def account_authenticator(request: StaffRequest) -> HttpResponse:
 def reverify(request: StaffRequest) -> HttpResponse:
     """Step-up: a fresh TOTP (or backup) code before a destructive action."""
     next_url = _safe_next(request, request.POST.get("next") or request.GET.get("next"))
+    key = request.POST.get("pending") or request.GET.get("pending") or ""
+    pending = sudo.pending_get(request, key)
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         step = flow.second_step(request, user=request.user, code=form.cleaned_data["code"],
@@ -321,6 +331,9 @@ def reverify(request: StaffRequest) -> HttpResponse:
         if step.outcome == "locked":
             return _session_ended(request)
         if step.outcome == "ok":
+            if pending is not None and sudo.pending_get(request, key, pop=True):
+                return render(request, "accounts/auth/reverify_continue.html", {"pending": pending})
             return HttpResponseRedirect(next_url)
-        form.add_error("code", CODE_FAILED)
-    return render(request, "accounts/auth/reverify.html", {"form": form, "next": next_url})
+        form.add_error("code", _code_refused(step, backup=False))
+    return render(request, "accounts/auth/reverify.html", {"form": form, "next": next_url,
+                                                           "pending": pending})

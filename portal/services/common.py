@@ -94,10 +94,12 @@ def record(
 NOT_WHILE_IMPERSONATING = "While impersonating you cannot change this user's password or factors."
 
 
-def refuse_while_impersonating(actor: PortalActor, tenant: Tenant, attempted: str) -> None:
-    """Password and factor changes belong to the user alone: refused (and audited) while a
-    staff member is impersonating them."""
+def refuse_while_impersonating(
+    actor: PortalActor, tenant: Tenant, attempted: str, *, message: str = NOT_WHILE_IMPERSONATING,
+) -> None:
+    """Password and factor changes, and the user's own sessions, belong to the user alone:
+    refused (and audited, as every refused authorization) while a staff member impersonates them."""
     if actor.is_impersonating:
         record("impersonation.refused", tenant=tenant, user=actor.user, actor=actor,
                data={"attempted": attempted})
-        raise Refused(NOT_WHILE_IMPERSONATING, code="impersonating")
+        raise Refused(message, code="impersonating")

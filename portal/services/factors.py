@@ -9,6 +9,7 @@ they always query the control database (ARCHITECTURE.md).
 from __future__ import annotations
 
 import base64
+import math
 import re
 import secrets
 import time
@@ -68,13 +69,18 @@ def _new_codes() -> list[str]:
     return codes
 
 
-def _verify_is_allowed(factor: AppFactor) -> bool:
+def throttle_wait(factor: AppFactor) -> int:
+    """Seconds until the factor checks a code again (0: now)."""
     if factor.throttling_failure_count > 0 and factor.throttling_failure_timestamp is not None:
         delay = (timezone.now() - factor.throttling_failure_timestamp).total_seconds()
         required = min(THROTTLE_FACTOR * 2 ** (factor.throttling_failure_count - 1), MAX_THROTTLE_DELAY)
         if delay < required:
-            return False
-    return True
+            return max(1, math.ceil(required - delay))
+    return 0
+
+
+def _verify_is_allowed(factor: AppFactor) -> bool:
+    return throttle_wait(factor) == 0
 
 
 def totp_check(*, tenant: Tenant, factor_id, code: str) -> bool:
@@ -126,13 +132,22 @@ def pending_factor(*, tenant: Tenant, user: AppUser) -> AppFactor | None:
     )
 
 
+THROTTLED = "Too many wrong codes in a row: wait {seconds} seconds, then enter the current code."
+
+
 def second_factor_check(*, tenant: Tenant, user: AppUser, code: str) -> str | None:
-    """A TOTP code or an unused recovery code of the user. Returns which one matched, or None."""
+    """A TOTP code or an unused recovery code of the user. Returns which one matched, or None.
+
+    A TOTP code inside the throttle's back-off is not checked at all: ``Invalid`` (code
+    ``throttled``), which is no failure (the right code after wrong ones must not lock)."""
     code = (code or "").strip()
     factor = confirmed_factor(tenant=tenant, user=user)
     if factor is None:
         return None
     if _TOTP_RE.match(code.replace(" ", "")):
+        wait = throttle_wait(factor)
+        if wait:
+            raise Invalid(THROTTLED.format(seconds=wait), code="throttled", field="code")
         return "totp" if totp_check(tenant=tenant, factor_id=factor.pk, code=code) else None
     if not code or len(code) > 40:
         return None

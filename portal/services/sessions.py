@@ -21,7 +21,7 @@ from accounts.models import AppSession, AppUser
 from accounts.tokens import hash_token
 from core.errors import Invalid, Refused
 from core.policy import policy
-from portal.services.common import PortalActor, record, user_refusal
+from portal.services.common import PortalActor, record, refuse_while_impersonating, user_refusal
 from tenants import db as tenant_db
 from tenants.models import Tenant
 
@@ -140,11 +140,10 @@ def session_end(*, actor: PortalActor, tenant: Tenant, scope: str, session_id: u
     """
     if scope not in SCOPES:
         raise Invalid(f"Unknown sign-out scope '{scope[:20]}'.", code="unknown_scope", field="scope")
-    if actor.is_impersonating:
-        raise Refused(
-            "While impersonating you cannot end this user's sessions. Use Stop to end yours.",
-            code="impersonating",
-        )
+    refuse_while_impersonating(
+        actor, tenant, f"sessions_end_{scope}",
+        message="While impersonating you cannot end this user's sessions. Use Stop to end yours.",
+    )
     user = actor.user
     current = actor.session
     qs = _live(tenant, user).filter(impersonator_id__isnull=True)

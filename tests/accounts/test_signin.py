@@ -278,3 +278,42 @@ def test_step_up_reverify(client, staff_factory):
     response = client.post("/account/security/backup-codes/")
     assert response.status_code == 200
     assert User.objects.get(pk=user.pk).staticdevice_set.get().token_set.count() == 10
+
+
+def test_the_right_code_after_four_wrong_ones_is_not_a_fifth_failure(client, staff_factory):
+    """Issue 11, finding 7: django-otp's throttle refusal of the right code counted as the
+    failure that locked the account. Now it is a "wait" answer that counts nothing."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts import lockout
+
+    user = staff_factory("ann@console.test")
+    device, _ = enrol(user)
+    assert policy().staff_lockout_failures == 5
+    sign_in_password(client, user.email)
+    for _ in range(4):
+        response = client.post("/login/verify/", {"code": "000000"})
+        assert b"That code is not valid" in response.content
+        device.refresh_from_db()
+        device.throttling_failure_timestamp = None  # the next wrong code is checked at once
+        device.save()
+    # Four wrong codes were checked; the right one now comes inside django-otp's backoff.
+    device.refresh_from_db()
+    device.throttling_failure_timestamp = timezone.now()
+    device.save()
+    response = client.post("/login/verify/", {"code": code_for(device)})
+    assert response.status_code == 200
+    assert b"wait 8 seconds" in response.content
+    assert "_auth_user_id" in client.session  # still half signed in, not thrown out
+    assert not AuditEntry.objects.filter(event="staff.lockout").exists()
+    assert AuditEntry.objects.filter(event="staff.otp_failed").count() == 4
+    assert AuditEntry.objects.get(event="staff.otp_throttled").additional_data["wait_seconds"] == 8
+    assert not lockout.is_locked(client.request().wsgi_request, user.email)
+    # Once the backoff is over, the same right code signs in.
+    device.refresh_from_db()
+    device.throttling_failure_timestamp = timezone.now() - timedelta(seconds=9)
+    device.save()
+    response = client.post("/login/verify/", {"code": code_for(device)})
+    assert response.status_code == 302 and response["Location"] == "/"

@@ -193,7 +193,9 @@ def test_password_and_factor_changes_are_refused_while_impersonating(admin_clien
     assert response.status_code == 302
     assert AppSession.objects.using(tenant_db.using(tenant)).filter(revoked_at__isnull=True).count() == 1
     refused = AuditEntry.objects.filter(event="impersonation.refused")
-    assert refused.count() == 2
+    # Issue 11, finding 7: the refused "end sessions" is audited like the other refusals.
+    assert sorted(e.additional_data["attempted"] for e in refused) == [
+        "factor_enrol", "password_change", "sessions_end_global"]
     assert all(e.actor == admin and e.impersonator == admin for e in refused)
 
 
@@ -280,3 +282,25 @@ def test_an_impersonator_who_loses_the_right_is_refused_on_the_next_request(admi
     imp = Impersonation.objects.get()
     assert imp.end_reason == "session_ended"
     assert AppSession.objects.using(tenant_db.using(tenant)).get(pk=imp.session_id).revoked_at is not None
+
+
+def test_the_gate_checks_the_impersonations_own_expiry(admin_client, admin, tenant, app_user):
+    """Issue 11, finding 7: the gate relied on the session row's expiry alone. An impersonation
+    past its ``expires_at`` is over even while its session row would still be valid."""
+    start(admin_client, tenant, app_user)
+    imp = Impersonation.objects.get()
+    assert admin_client.get(f"/p/{tenant.slug}/account/").status_code == 200
+    Impersonation.objects.filter(pk=imp.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    session = AppSession.objects.using(tenant_db.using(tenant)).get(pk=imp.session_id)
+    assert session.revoked_at is None and session.expires_at > timezone.now()
+    response = admin_client.get(f"/p/{tenant.slug}/account/")
+    assert response["Location"] == f"/p/{tenant.slug}/login/?reason=impersonation_ended"
+    session.refresh_from_db()
+    assert session.revoked_at is not None
+    imp.refresh_from_db()
+    assert imp.end_reason == "expired"
+    assert AuditEntry.objects.filter(event="impersonation.expire").count() == 1
+    # An impersonation session whose record is gone is not served either.
+    start(admin_client, tenant, app_user)
+    Impersonation.objects.filter(ended_at__isnull=True).delete()
+    assert admin_client.get(f"/p/{tenant.slug}/account/").status_code == 302

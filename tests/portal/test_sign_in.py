@@ -214,3 +214,56 @@ def test_sign_in_audits_success_and_failure_without_secrets(client, tenant, app_
     for entry in AuditEntry.objects.filter(tenant=tenant):
         text = str(entry.additional_data) + str(entry.changes)
         assert APP_PASSWORD not in text and "wrong-password-here" not in text
+
+
+def test_the_right_code_inside_the_back_off_is_not_the_failure_that_locks(client, tenant, app_user):
+    """Issue 11, finding 7: a code the throttle refused to check counted as a failure, so the
+    right code after wrong ones locked the account."""
+    from portal.services import limits
+
+    factor = _factor(tenant, app_user)
+    portal_sign_in(client, tenant)
+    alias = tenant_db.using(tenant)
+    for _ in range(policy().portal_lockout_failures - 1):
+        bad = client.post(f"/p/{tenant.slug}/login/verify/", {"code": "000000"})
+        assert bad.status_code == 400 and b"That code is not right" in bad.content
+        AppFactor.objects.using(alias).filter(pk=factor.pk).update(throttling_failure_timestamp=None)
+    AppFactor.objects.using(alias).filter(pk=factor.pk).update(throttling_failure_timestamp=timezone.now())
+    waiting = client.post(f"/p/{tenant.slug}/login/verify/", {"code": _code(factor)})
+    assert waiting.status_code == 400 and b"wait 256 seconds" in waiting.content
+    assert not limits.is_locked(tenant, app_user.email)
+    assert not AuditEntry.objects.filter(event="app_user.locked_out").exists()
+    AppFactor.objects.using(alias).filter(pk=factor.pk).update(
+        throttling_failure_timestamp=timezone.now() - timedelta(seconds=300)
+    )
+    ok = client.post(f"/p/{tenant.slug}/login/verify/", {"code": _code(factor)})
+    assert ok.status_code == 302 and ok["Location"] == f"/p/{tenant.slug}/account/"
+
+
+@pytest.mark.parametrize("path,extra", [("login", {"password": "whatever-it-is"}), ("recover", {}),
+                                        ("magic", {})])
+@pytest.mark.parametrize("email", ["ann\u202e@acme.test", "ann@ac\u202eme.test", "\u2066ann@acme.test"])
+def test_a_direction_override_in_a_portal_email_is_refused_and_never_echoed(
+    client, tenant, app_user, path, extra, email
+):
+    """Issue 11, finding 7: an RTL override typed as an email reached the audit trail's
+    ``object_repr`` and was echoed raw in the form."""
+    response = client.post(f"/p/{tenant.slug}/{path}/", {"email": email, **extra})
+    assert response.status_code in (200, 400)
+    html = response.content.decode()
+    assert "text-direction overrides" in html
+    assert "\u202e" not in html and "\u2066" not in html
+    assert 'value="ann@acme.test"' in html  # what may be shown of it, without the override
+    assert not AuditEntry.objects.filter(object_repr__contains=email).exists()
+    assert not OutboxMessage.objects.exists()
+
+
+def test_the_services_refuse_a_direction_override_too(tenant, app_user):
+    from core.errors import Invalid
+    from portal.services.auth import Client, link_request, sign_in_password
+
+    with pytest.raises(Invalid):
+        sign_in_password(tenant=tenant, email="ann\u202e@acme.test", password="x", client=Client())
+    with pytest.raises(Invalid):
+        link_request(tenant=tenant, email="ann@acme.test\u202e", purpose=ActionToken.Purpose.RECOVERY)
+    assert not AuditEntry.objects.filter(tenant=tenant, event__startswith="app_user.").exists()
