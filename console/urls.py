@@ -148,3 +148,21 @@ urlpatterns += [
     path("jobs/<uuid:job_id>/", jobs.instance_job, name="instance-job"),
     path("jobs/<uuid:job_id>/cancel/", jobs.instance_job_cancel, name="instance-job-cancel"),
 ]
+
+# --- webhooks (issue 14) ---
+from console.views import webhooks  # noqa: E402
+
+_W = "t/<slug:slug>/webhooks/<uuid:endpoint_id>/"
+urlpatterns += [
+    path("t/<slug:slug>/webhooks/", webhooks.webhook_list, name="webhooks-list"),
+    path("t/<slug:slug>/webhooks/new/", webhooks.webhook_create, name="webhooks-create"),
+    path(_W, webhooks.webhook_detail, name="webhooks-detail"),
+    path(_W + "edit/", webhooks.webhook_edit, name="webhooks-edit"),
+    path(_W + "delete/", webhooks.webhook_delete, name="webhooks-delete"),
+    path(_W + "secret/", webhooks.webhook_secret, name="webhooks-secret"),
+    path(_W + "test/", webhooks.webhook_test, name="webhooks-test"),
+    path(_W + "replay/", webhooks.webhook_replay, name="webhooks-replay"),
+    path(_W + "deliveries/<int:delivery_id>/", webhooks.delivery_detail, name="webhooks-delivery"),
+    path(_W + "deliveries/<int:delivery_id>/replay/", webhooks.delivery_replay,
+         name="webhooks-delivery-replay"),
+]
