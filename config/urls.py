@@ -8,3 +8,9 @@ urlpatterns = [
     path("p/<slug:slug>/", include("portal.urls")),
     path("", include("console.urls")),
 ]
+
+# Branded status pages, the console's or the portal's look (console.errors).
+handler400 = "console.errors.bad_request"
+handler403 = "console.errors.permission_denied"
+handler404 = "console.errors.page_not_found"
+handler500 = "console.errors.server_error"

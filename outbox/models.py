@@ -6,6 +6,7 @@ from django.db import models
 from django.utils import timezone
 
 from core.emails import EMAIL_MAX_LENGTH
+from outbox.fields import EncryptedTextField
 
 
 class OutboxMessage(models.Model):
@@ -29,7 +30,8 @@ class OutboxMessage(models.Model):
     to = models.EmailField(max_length=EMAIL_MAX_LENGTH)
     from_email = models.CharField(max_length=300, blank=True)
     subject = models.CharField(max_length=300)
-    body = models.TextField()
+    # Encrypted at rest: until it is sent, a body holds a live link token (finding 5, issue 11).
+    body = EncryptedTextField()
     status = models.CharField(
         max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -12,18 +11,17 @@ from django.core.mail import EmailMessage, get_connection
 from django.db import DEFAULT_DB_ALIAS, transaction
 from django.utils import timezone
 
+from core.redaction import redact_tokens
 from outbox.models import OutboxMessage
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 10
-# The token in a link of the portal (/p/<slug>/accept|recover|magic/<token>/) or of a staff
-# invitation (/staff/accept/<token>/).
-_LINK_TOKEN = re.compile(r"(/(?:accept|recover|magic)/)[A-Za-z0-9_\-]{16,}")
 
 
 def redact_links(body: str) -> str:
-    """The body with every link token blanked (what production keeps and shows)."""
-    return _LINK_TOKEN.sub(r"\1[removed]", body)
+    """The body with every link token blanked (what production keeps and shows): the portal's
+    /p/<slug>/accept|recover|magic/<token>/, a staff invitation's /staff/accept/<token>/."""
+    return redact_tokens(body)
 
 
 def keeps_links() -> bool:

@@ -213,7 +213,7 @@ def logout_view(request: HttpRequest) -> HttpResponse:
 @staff_public
 @never_cache
 @sensitive_post_parameters("password", "password_confirm")
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])  # HEAD (mail scanners) answers like GET, uses nothing
 def staff_accept(request: HttpRequest, token: str) -> HttpResponse:
     invitation = staff_services.staff_invitation_get(token=token)
     if invitation is None:

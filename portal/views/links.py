@@ -1,6 +1,7 @@
 """The link pages: ask for a recovery or magic link, and open invitation, recovery and magic links.
 
-Opening a link (GET) never uses it: mail scanners fetch links. The form behind it (POST) does.
+Opening a link (GET, or HEAD as mail scanners send) never uses it: it answers like GET (the
+server sends no body). The form behind it (POST) does.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from portal.http import PortalRequest
 from portal.services import auth as services
 from portal.views._helpers import client, signed_in_response
 
+LINK_METHODS = ["GET", "HEAD", "POST"]
 KINDS = {
     "recover": (ActionToken.Purpose.RECOVERY, "Reset your password",
                 "We will email you a link to choose a new password."),
@@ -65,7 +67,7 @@ def _invalid(request: PortalRequest, message: str) -> HttpResponse:
 def _password_link(
     purpose: str, template: str, complete: Callable[..., services.SignInResult],
 ) -> Callable[..., HttpResponse]:
-    @require_http_methods(["GET", "POST"])
+    @require_http_methods(LINK_METHODS)
     @portal_view(signed_in=False)
     def view(request: PortalRequest, token: str) -> HttpResponse:
         tenant = request.portal_tenant
@@ -94,7 +96,7 @@ accept = _password_link(ActionToken.Purpose.INVITE, "portal/accept.html", servic
 recover = _password_link(ActionToken.Purpose.RECOVERY, "portal/recover.html", services.recovery_complete)
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(LINK_METHODS)
 @portal_view(signed_in=False)
 def magic(request: PortalRequest, token: str) -> HttpResponse:
     tenant = request.portal_tenant

@@ -280,6 +280,7 @@ def running_instance(root: Path, *, via: tuple[str, int] | None = None,
         started = time.monotonic()
         inst.start("web", [
             PY, "-m", "gunicorn", "config.wsgi", "--workers", "2", "--bind", f"127.0.0.1:{port}",
+            "--logger-class", "config.gunicorn_logger.TokenMaskingLogger",  # as the Procfile
             "--access-logfile", "-", "--access-logformat", 'access %(p)s %(s)s %(m)s "%(U)s" %({x-request-id}o)s',
             "--graceful-timeout", "10", "--no-control-socket",  # not the one in ~/.gunicorn/ shared by all
         ])
