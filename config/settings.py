@@ -169,7 +169,7 @@ if DATABASE_POOLER and DATABASES["default"]["ENGINE"] == "django.db.backends.pos
 # processes and threads open database connections. Web: APP_SERVERS x WEB_WORKERS x WEB_THREADS
 # threads; beside them JOB_WORKERS job workers and MAIL_WORKERS mail workers in all.
 APP_SERVERS = int(os.environ.get("APP_SERVERS", "1"))
-WEB_WORKERS = int(os.environ.get("WEB_WORKERS", "4"))
+WEB_WORKERS = int(os.environ.get("WEB_WORKERS") or os.environ.get("WEB_CONCURRENCY") or "4")  # the Procfile's
 WEB_THREADS = int(os.environ.get("WEB_THREADS", "1"))
 JOB_WORKERS = int(os.environ.get("JOB_WORKERS", "1"))
 MAIL_WORKERS = int(os.environ.get("MAIL_WORKERS", "1"))

@@ -8,9 +8,8 @@ class TenantsConfig(AppConfig):
     def ready(self) -> None:
         from auditlog.registry import auditlog
         from auditlog.signals import pre_log
-        from django.db.models.signals import post_migrate
-
         from django.core.exceptions import ImproperlyConfigured
+        from django.db.models.signals import post_migrate
 
         from tenants import capacity, checks, signals  # noqa: F401 - checks registers the system checks
 

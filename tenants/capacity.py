@@ -125,6 +125,7 @@ def server_key_errors() -> list[str]:
 
 def unknown_placements() -> dict[str, int]:
     """Servers that tenants are placed on but that are not configured: ``{key: tenants}``."""
+    from django.db import DatabaseError, transaction
     from django.db.models import Count
 
     from tenants.models import Tenant
@@ -132,7 +133,11 @@ def unknown_placements() -> dict[str, int]:
     known = set(db.server_keys())
     rows = (Tenant.objects.exclude(status=Tenant.Status.PURGED).exclude(db_server__in=known)
             .values("db_server").annotate(n=Count("pk")))
-    return {row["db_server"]: row["n"] for row in rows}
+    try:
+        with transaction.atomic():  # a failed query must not break the caller's transaction
+            return {row["db_server"]: row["n"] for row in rows}
+    except DatabaseError:  # before the first migrate: no table yet, nothing placed anywhere
+        return {}
 
 
 def describe() -> dict[str, Any]:

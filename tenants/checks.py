@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.core.checks import Error, Tags, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 
 @register()
@@ -40,7 +40,7 @@ def tenant_connections_fit(app_configs, databases=None, **kwargs):
         return []
     from tenants import capacity
 
-    messages = []
+    messages: list[CheckMessage] = []
     for key, count in capacity.unknown_placements().items():
         messages.append(Error(
             f"{count} tenant(s) are placed on the server {key!r}, which TENANT_DATABASE_SERVERS "

@@ -108,7 +108,7 @@ def test_a_tenant_on_a_server_that_is_down_answers_503(settings, client, staff_f
         response = client.get("/t/downco/users/")
         assert response.status_code == 503 and response["Retry-After"] == "30"
         page = response.content.decode()
-        assert "Temporarily unavailable" in page and "downco" in page and "server &#x27;down&#x27;" in page
+        assert "Temporarily unavailable" in page and "downco" in page and "server &#x27;down&#x27;" in page and "Error 503" in page
         portal = client.post("/p/downco/login/", {"email": "a@b.test", "password": "x" * 12})
         assert portal.status_code == 503
         assert client.get("/").status_code == 200  # the rest of the console is unaffected
