@@ -1,7 +1,9 @@
 """Writing the audit trail. Services call ``record()`` (one entry) or ``record_many()`` (a batch).
 
 Entries go to the control database, whichever database the change happened in. Secrets never
-reach an entry: fields named in ``SECRET_FIELDS`` are dropped from every diff and payload.
+reach an entry: fields named in ``SECRET_FIELDS`` are dropped from every diff and payload. Each
+entry's event (``events.services.emit``: webhooks, the API's feed) is written with it, in the same
+transaction, in bulk for a batch.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from audit import chain, signals
 from audit.models import AuditEntry
 from core import request_context
 from core.text import UNSTORABLE
+from events import services as events
 
 CREATE = AuditEntry.Action.CREATE
 UPDATE = AuditEntry.Action.UPDATE
@@ -226,10 +229,12 @@ def record_many(
             heads = chain.link(rows)
             _copy(rows)
             chain.advance(heads)
+            events.emit(rows)
         else:
             objects = [AuditEntry(**row) for row in rows]
             heads = chain.link(objects)
             AuditEntry.objects.using(DEFAULT_DB_ALIAS).bulk_create(objects, batch_size=batch_size)
             chain.advance(heads, last_ids={chain.chain_key(objects[-1].tenant_id): objects[-1].pk})
+            events.emit(objects)
         signals.recorded.send(sender=AuditEntry, tenant_id=getattr(tenant, "pk", tenant), count=len(rows))
     return len(rows)

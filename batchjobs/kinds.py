@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from django.db import DEFAULT_DB_ALIAS, transaction
-from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.app_users import job_actions
@@ -233,8 +232,7 @@ class ImportKind(_TenantKind):
                 return
             emails = [t["email"] for t in pending if not t["skip_result"]]
             existing = set(
-                AppUser.objects.using(alias).annotate(email_l=Lower("email"))
-                .filter(email_l__in=emails).values_list("email_l", flat=True)
+                AppUser.objects.using(alias).filter(email__in=emails).values_list("email", flat=True)
             )
             outcomes, new = [], []
             for target in pending:
@@ -314,6 +312,9 @@ class MigrateKind:
                 item.result, item.reason = ERROR, exc.message[:2000]
             else:
                 item.result, item.data = DONE, audit._plain(outcome)
+                versions = ", ".join(f"{k} {v}" for k, v in (outcome.get("to") or {}).items())
+                moved = outcome.get("from") != outcome.get("to")
+                item.reason = ("Migrated to " if moved else "Already current: ") + versions
             item.done_at = timezone.now()
             with transaction.atomic(using=DEFAULT_DB_ALIAS):
                 item.save(update_fields=["result", "reason", "data", "done_at"])

@@ -144,7 +144,7 @@ def _job_for(tenant: Tenant | None, job_id: Any, *, lock: bool = False) -> Job:
     return job
 
 
-def _permission(job: Job) -> str:
+def job_permission(job: Job) -> str:
     if job.kind == Job.Kind.IMPORT:
         return "import_users"
     if job.kind == Job.Kind.UNDO:
@@ -155,7 +155,7 @@ def _permission(job: Job) -> str:
 def _allowed(actor: Any, job: Job) -> bool:
     if job.tenant is None:
         return is_instance_admin(actor)
-    return role_can(actor_role(actor, job.tenant), _permission(job))
+    return role_can(actor_role(actor, job.tenant), job_permission(job))
 
 
 def _make_chunks(job: Job) -> None:
@@ -194,7 +194,7 @@ def job_start(*, actor: Any, tenant: Tenant, job_id: Any, run_at: datetime | Non
         if job.actor_id != getattr(actor, "pk", None):
             raise NotFound(NO_SUCH_JOB, code="job_not_found")
         if not _allowed(actor, job):
-            raise role_refused(_permission(job), target_repr="batch")
+            raise role_refused(job_permission(job), target_repr="batch")
         if job.state != Job.State.PREVIEW:
             raise Conflict("This job was already started (or its preview expired).", code="job_state")
         expired = now - job.created_at > timedelta(minutes=p.job_preview_minutes)
@@ -253,7 +253,7 @@ def job_cancel(*, actor: Any, tenant: Tenant | None, job_id: Any) -> Job:
     with transaction.atomic(using=DEFAULT_DB_ALIAS):
         job = _job_for(tenant, job_id, lock=True)
         if not _allowed(actor, job):
-            raise role_refused(_permission(job), target_repr="job")
+            raise role_refused(job_permission(job), target_repr="job")
         if job.is_finished or job.state == Job.State.CANCELLING:
             raise Conflict("This job has already finished.", code="job_state")
         now = timezone.now()
@@ -298,7 +298,7 @@ def job_undo(*, actor: Any, tenant: Tenant, job_id: Any, inline: bool = True) ->
     with transaction.atomic(using=DEFAULT_DB_ALIAS):
         original = _job_for(tenant, job_id, lock=True)
         if not _allowed(actor, original):
-            raise role_refused(_permission(original), target_repr="job")
+            raise role_refused(job_permission(original), target_repr="job")
         refusal = undo_refusal(original)
         if refusal:
             raise Conflict(refusal, code="not_undoable")

@@ -97,6 +97,9 @@ INSTALLED_APPS = [
     # --- The admin API (issue 12): credentials (service keys, personal tokens) and the two
     # surfaces (GoTrue-compatible per tenant, native /api/v1/) built with django-ninja.
     "credentials",
+    # --- Webhooks (issue 14): the event outbox (written with every audit entry) and its delivery.
+    "events",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -362,6 +365,26 @@ JOBS_HEARTBEAT_SECONDS = float(os.environ.get("JOBS_HEARTBEAT_SECONDS", "2"))
 JOBS_SLICE_SECONDS = float(os.environ.get("JOBS_SLICE_SECONDS", "20"))
 # Tasks queued per job: that many workers share one job's chunks.
 JOBS_RUNNERS_PER_JOB = int(os.environ.get("JOBS_RUNNERS_PER_JOB", "2"))
+
+# --- Events and webhooks (issue 14) ------------------------------------------------------------
+# Every audited change writes its event (the source of webhooks and of the API's event feed).
+# Off only to measure what events cost (make bench).
+EVENTS_ENABLED = env_bool("EVENTS_ENABLED", True)
+# Deliveries to private, loopback and link-local addresses: refused unless this is set
+# (development, tests). Checked at send time, after DNS resolution.
+WEBHOOKS_ALLOW_PRIVATE = env_bool("WEBHOOKS_ALLOW_PRIVATE", False)
+# The whole request (connect, send, answer) of one delivery attempt.
+WEBHOOKS_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOKS_TIMEOUT_SECONDS", "10"))
+# Seconds before each retry after a failed attempt (network error or non-2xx); after the last,
+# the delivery has failed (it can still be replayed).
+WEBHOOKS_RETRY_SCHEDULE = [
+    float(s) for s in os.environ.get("WEBHOOKS_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000").split(",")
+]
+# An endpoint that failed every attempt for this long is disabled and its admins are mailed.
+WEBHOOKS_DISABLE_AFTER_HOURS = float(os.environ.get("WEBHOOKS_DISABLE_AFTER_HOURS", "120"))
+# One delivery run per endpoint at a time (a lease), each handing the worker back after a slice.
+WEBHOOKS_LEASE_SECONDS = float(os.environ.get("WEBHOOKS_LEASE_SECONDS", "60"))
+WEBHOOKS_SLICE_SECONDS = float(os.environ.get("WEBHOOKS_SLICE_SECONDS", "20"))
 
 # --- Static files --------------------------------------------------------------------------
 STATIC_URL = "/static/"

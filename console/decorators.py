@@ -14,6 +14,7 @@ from django.urls import reverse
 from django_htmx.http import HttpResponseClientRedirect
 
 from audit import services as audit
+from console import sudo
 from console.http import ConsoleRequest
 from console.staff_session import is_verified, otp_is_recent
 from core.access import is_instance_admin, role_can
@@ -102,8 +103,8 @@ def reverify_url(request: HttpRequest) -> str:
 def recent_otp_required(view: View) -> View:
     """Destructive actions need an OTP verification from the last 15 minutes (policy).
 
-    Without one, the actor is sent to the step-up page and comes back to the page they were on.
-    A POST is not replayed after step-up: the form is shown again and submitted again.
+    Without one, the actor is sent to the step-up page. A refused POST is kept (``console.sudo``):
+    the step-up page names it and completes it after the code; a GET comes back to its page.
     """
 
     @functools.wraps(view)
@@ -118,7 +119,11 @@ def recent_otp_required(view: View) -> View:
             if referer.startswith(request.build_absolute_uri("/")):
                 parts = urlsplit(referer)
                 path = parts.path + (f"?{parts.query}" if parts.query else "")
-            target = reverse("console:reverify") + "?" + urlencode({"next": path})
+            query = {"next": path}
+            key = sudo.pending_store(request, back=path, kwargs=kwargs)
+            if key is not None:
+                query["pending"] = key
+            target = reverse("console:reverify") + "?" + urlencode(query)
         if getattr(request, "htmx", False):
             return HttpResponseClientRedirect(target)
         return HttpResponseRedirect(target)

@@ -72,7 +72,6 @@ urlpatterns += [
     path("t/<slug:slug>/users/new/", users.user_create, name="users-create"),
     path("t/<slug:slug>/users/invite/", users.user_invite, name="users-invite"),
     path("t/<slug:slug>/users/batch/", users.users_batch, name="users-batch"),
-    path("t/<slug:slug>/users/batch/<str:key>/", users.users_batch_result, name="users-batch-result"),
     path(_U, users.user_detail, name="users-detail"),
     path(_U + "edit/", users.user_edit, name="users-edit"),
     path(_U + "metadata/", users.user_metadata, name="users-metadata"),
@@ -132,4 +131,38 @@ urlpatterns += [
          tenant_settings.email_template_preview, name="tenant-email-preview"),
     path("t/<slug:slug>/settings/emails/<str:kind>/reset/",
          tenant_settings.email_template_reset, name="tenant-email-reset"),
+]
+
+# --- batch jobs (issue 13) ---
+from console.views import jobs  # noqa: E402
+
+_J = "t/<slug:slug>/jobs/<uuid:job_id>/"
+urlpatterns += [
+    path("t/<slug:slug>/jobs/", jobs.job_list, name="jobs-list"),
+    path("t/<slug:slug>/jobs/indicator/", jobs.job_indicator, name="jobs-indicator"),
+    path(_J, jobs.job_detail, name="job-detail"),
+    path(_J + "start/", jobs.job_start, name="job-start"),
+    path(_J + "cancel/", jobs.job_cancel, name="job-cancel"),
+    path(_J + "undo/", jobs.job_undo, name="job-undo"),
+    path(_J + "outcomes.csv", jobs.job_outcomes_csv, name="job-outcomes-csv"),
+    path("jobs/<uuid:job_id>/", jobs.instance_job, name="instance-job"),
+    path("jobs/<uuid:job_id>/cancel/", jobs.instance_job_cancel, name="instance-job-cancel"),
+]
+
+# --- webhooks (issue 14) ---
+from console.views import webhooks  # noqa: E402
+
+_W = "t/<slug:slug>/webhooks/<uuid:endpoint_id>/"
+urlpatterns += [
+    path("t/<slug:slug>/webhooks/", webhooks.webhook_list, name="webhooks-list"),
+    path("t/<slug:slug>/webhooks/new/", webhooks.webhook_create, name="webhooks-create"),
+    path(_W, webhooks.webhook_detail, name="webhooks-detail"),
+    path(_W + "edit/", webhooks.webhook_edit, name="webhooks-edit"),
+    path(_W + "delete/", webhooks.webhook_delete, name="webhooks-delete"),
+    path(_W + "secret/", webhooks.webhook_secret, name="webhooks-secret"),
+    path(_W + "test/", webhooks.webhook_test, name="webhooks-test"),
+    path(_W + "replay/", webhooks.webhook_replay, name="webhooks-replay"),
+    path(_W + "deliveries/<int:delivery_id>/", webhooks.delivery_detail, name="webhooks-delivery"),
+    path(_W + "deliveries/<int:delivery_id>/replay/", webhooks.delivery_replay,
+         name="webhooks-delivery-replay"),
 ]

@@ -32,6 +32,10 @@ class OutboxMessage(models.Model):
     subject = models.CharField(max_length=300)
     # Encrypted at rest: until it is sent, a body holds a live link token (finding 5, issue 11).
     body = EncryptedTextField()
+    # Non-empty: the message is an intent, written by a request that must not do (or be timed
+    # doing) the work; the registered preparer named here ("name:argument") fills in the mail at
+    # delivery, or drops it (outbox.services.register_preparer).
+    prepare = models.CharField(max_length=60, blank=True, default="")
     status = models.CharField(
         max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -44,18 +44,62 @@ class Mail:
     from_email: str = ""
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What a preparer makes of an intent: the real message."""
+
+    to: str
+    subject: str
+    body: str
+    kind: str
+
+
+# name → preparer(message, argument) -> Prepared | None (None: nothing to send, the row goes).
+# Registered by the apps above (AppConfig.ready): the outbox imports none of them.
+_PREPARERS: dict[str, Callable[[OutboxMessage, str], Prepared | None]] = {}
+
+
+def register_preparer(name: str, preparer: Callable[[OutboxMessage, str], Prepared | None]) -> None:
+    _PREPARERS[name] = preparer
+
+
+def _prepare(message: OutboxMessage) -> bool:
+    """Run the message's preparer (inside the caller's transaction). False: dropped (deleted)."""
+    name, _, argument = message.prepare.partition(":")
+    prepared = _PREPARERS[name](message, argument)
+    if prepared is None:
+        message.delete()
+        return False
+    message.to, message.subject, message.body, message.kind = (
+        prepared.to, prepared.subject[:300], prepared.body, prepared.kind
+    )
+    message.prepare = ""
+    message.save(update_fields=["to", "subject", "body", "kind", "prepare"])
+    return True
+
+
 def mail_enqueue(
-    *, key: str, to: str, subject: str, body: str, kind: str, tenant=None, from_email: str = ""
+    *, key: str, to: str, subject: str, body: str, kind: str, tenant=None, from_email: str = "",
+    prepare: str = "",
 ) -> OutboxMessage:
-    """Queue one message (idempotent by ``key``) and deliver it once the transaction commits."""
+    """Queue one message (idempotent by ``key``) and deliver it once the transaction commits.
+
+    ``prepare``: the message is an intent completed at delivery by that preparer. With inline
+    delivery (development) it is prepared at once; with the mail worker (production) the
+    request that queued it did nothing else, whatever the preparer will find.
+    """
     message, _ = OutboxMessage.objects.using(DEFAULT_DB_ALIAS).get_or_create(
         key=key,
         defaults={
             "to": to, "subject": subject[:300], "body": body, "kind": kind,
-            "tenant": tenant, "from_email": from_email,
+            "tenant": tenant, "from_email": from_email, "prepare": prepare,
         },
     )
     if message.status == OutboxMessage.Status.QUEUED and delivers_inline():
+        if message.prepare:
+            with transaction.atomic(using=DEFAULT_DB_ALIAS):
+                if not _prepare(message):
+                    return message
         transaction.on_commit(lambda: deliver([message.pk]), using=DEFAULT_DB_ALIAS)
     return message
 
@@ -112,6 +156,20 @@ def deliver(ids: list | None = None, *, limit: int = 500) -> int:
                 )
                 if msg is None:
                     continue
+                if msg.prepare:
+                    try:
+                        with transaction.atomic():  # a savepoint: a failed preparer undoes itself
+                            kept = _prepare(msg)
+                        if not kept:
+                            continue
+                    except Exception as exc:  # noqa: BLE001 - stays queued; retried like a send
+                        log.warning("Mail %s could not be prepared: %s", msg.pk, exc)
+                        msg.attempts += 1
+                        msg.last_error = f"prepare: {exc}"[:2000]
+                        if msg.attempts >= MAX_ATTEMPTS:
+                            msg.status = OutboxMessage.Status.FAILED
+                        msg.save(update_fields=["attempts", "last_error", "status"])
+                        continue
                 msg.attempts += 1
                 try:
                     EmailMessage(

@@ -28,6 +28,7 @@ EXPORT_COLUMNS = (
     "banned_until", "ban_reason", "last_sign_in_at", "created_at", "deleted_at",
 )
 IMPORT_MAX_BYTES = 5 * 1024 * 1024
+IMPORT_JOB_MAX_BYTES = 64 * 1024 * 1024  # an import run as a job (the console's): 100,000 rows and more
 IMPORT_SALT = "adminpanel.users.import"
 IMPORT_MAX_AGE = 3600
 TOO_LARGE = f"The file is larger than {IMPORT_MAX_BYTES // (1024 * 1024)} MB."
@@ -74,12 +75,13 @@ def app_user_export(*, actor: Any, tenant: Tenant, filters: UserFilters) -> Iter
     return export_csv(tenant=tenant, filters=filters)
 
 
-def parse_import(data: bytes) -> list[InviteRow]:
+def parse_import(data: bytes, *, max_rows: int | None = None, max_bytes: int = IMPORT_MAX_BYTES) -> list[InviteRow]:
     """Rows of an invitation CSV: a header row naming ``email`` (and optionally ``name`` and
     ``role``), then one person per line. Raises ``Invalid`` (field ``file``) for a file it
-    cannot read."""
-    if len(data) > IMPORT_MAX_BYTES:
-        raise Invalid(TOO_LARGE, code="file_too_large", field="file")
+    cannot read, or longer than ``max_rows`` (default: one in-request batch)."""
+    if len(data) > max_bytes:
+        raise Invalid(f"The file is larger than {max_bytes // (1024 * 1024)} MB.", code="file_too_large",
+                      field="file")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -100,7 +102,7 @@ def parse_import(data: bytes) -> list[InviteRow]:
                 code="no_email_column", field="file",
             )
         at = {name: columns.index(name) for name in ("email", "name", "role") if name in columns}
-        cap = policy().batch_max_users
+        cap = policy().batch_max_users if max_rows is None else max_rows
         rows: list[InviteRow] = []
         for record in reader:
             if not any(cell.strip() for cell in record):

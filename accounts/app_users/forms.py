@@ -10,7 +10,7 @@ from typing import Any, cast
 from django import forms
 from django.utils import timezone
 
-from accounts.app_users import selectors
+from accounts.app_users import job_actions, selectors
 from accounts.app_users.selectors import UserFilters
 from accounts.app_users.services import BAN_DURATIONS
 from tenants.config import TenantSettings
@@ -31,14 +31,8 @@ BAN_CHOICES = [
     ("until", "Until a date…"), ("forever", "Indefinitely"),
 ]
 assert {k for k, _ in BAN_CHOICES} == {*BAN_DURATIONS, "until", "forever"}
-BATCH_ACTIONS = {
-    "ban": "Ban",
-    "unban": "Unban",
-    "send_recovery": "Send password recovery",
-    "sign_out": "Sign out everywhere",
-    "resend_invitation": "Resend invitation",
-    "delete": "Delete",
-}
+# Every batch action (a job: see batchjobs), in the order the list offers them.
+BATCH_ACTIONS = {k: v for k, v in job_actions.LABELS.items() if k in job_actions.ACTIONS}
 MAX_TEXTAREA = 40_000
 
 
@@ -190,6 +184,8 @@ class BatchForm(forms.Form):
     reason = forms.CharField(required=False, max_length=2000)
     # recovery option
     sign_out = forms.BooleanField(required=False)
+    # change_role option (checked against the tenant's roles by the service)
+    role = forms.CharField(required=False, max_length=100)
     confirm = forms.BooleanField(required=False)
 
     def clean(self) -> dict[str, Any]:

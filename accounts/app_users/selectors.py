@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from accounts.models import ActionToken, AppFactor, AppSession, AppUser
 from audit.models import AuditEntry
+from core.emails import canonical_email
 from core.policy import policy
 from tenants import db as tenant_db
 from tenants.models import Tenant
@@ -495,12 +496,7 @@ def app_user_get(*, tenant: Tenant, user_id: Any) -> AppUser | None:
 
 
 def app_user_by_email(*, tenant: Tenant, email: str) -> AppUser | None:
-    return (
-        app_user_queryset(tenant=tenant)
-        .alias(email_l=Lower("email"))
-        .filter(email_l=email.strip().lower())
-        .first()
-    )
+    return app_user_queryset(tenant=tenant).filter(email=canonical_email(email)).first()
 
 
 def app_user_sessions(*, tenant: Tenant, user: AppUser, limit: int = 50) -> list[AppSession]:

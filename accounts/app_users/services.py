@@ -16,7 +16,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 from django.contrib.auth.hashers import make_password
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
 from django.db.models import CharField, Value
-from django.db.models.functions import Cast, Concat, Lower, Replace
+from django.db.models.functions import Cast, Concat, Replace
 from django.utils import timezone
 
 from accounts.app_users.permissions import ROLE_REFUSED, app_user_refusal
@@ -262,7 +262,7 @@ def _target(alias: str, tenant: Tenant, actor, user_id: Any, action: str, *, ali
 
 
 def _email_taken(alias: str, email: str, *, exclude: Any = None) -> AppUser | None:
-    qs = AppUser.objects.using(alias).alias(email_l=Lower("email")).filter(email_l=email)
+    qs = AppUser.objects.using(alias).filter(email=email)
     if exclude is not None:
         qs = qs.exclude(pk=exclude)
     return qs.first()

@@ -32,6 +32,7 @@ from accounts.forms import (
 from accounts.models import User
 from accounts.selectors import staff_setup_required
 from accounts.services import staff as staff_services
+from console import sudo
 from console.decorators import recent_otp_required
 from console.errors import form_add
 from console.flows import staff_sign_in as flow
@@ -321,6 +322,8 @@ def account_authenticator(request: StaffRequest) -> HttpResponse:
 def reverify(request: StaffRequest) -> HttpResponse:
     """Step-up: a fresh TOTP (or backup) code before a destructive action."""
     next_url = _safe_next(request, request.POST.get("next") or request.GET.get("next"))
+    key = request.POST.get("pending") or request.GET.get("pending") or ""
+    pending = sudo.pending_get(request, key)
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         step = flow.second_step(request, user=request.user, code=form.cleaned_data["code"],
@@ -328,6 +331,9 @@ def reverify(request: StaffRequest) -> HttpResponse:
         if step.outcome == "locked":
             return _session_ended(request)
         if step.outcome == "ok":
+            if pending is not None and sudo.pending_get(request, key, pop=True):
+                return render(request, "accounts/auth/reverify_continue.html", {"pending": pending})
             return HttpResponseRedirect(next_url)
         form.add_error("code", _code_refused(step, backup=False))
-    return render(request, "accounts/auth/reverify.html", {"form": form, "next": next_url})
+    return render(request, "accounts/auth/reverify.html", {"form": form, "next": next_url,
+                                                           "pending": pending})

@@ -19,6 +19,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 
 from accounts.app_users import figures, stats
+from batchjobs import selectors as job_selectors
+from batchjobs import services as job_services
 from console.decorators import instance_admin_required, recent_otp_required
 from console.errors import flash, form_add
 from console.http import StaffRequest
@@ -32,7 +34,6 @@ STEP_LABELS = {
     "migrate": "Apply the schema migrations",
     "activate": "Activate the tenant",
 }
-MIGRATE_RESULTS = "tenants_migrate_results"
 LIFECYCLE = {
     "suspend": (services.tenant_suspend, "suspended"),
     "resume": (services.tenant_resume, "resumed"),
@@ -79,7 +80,7 @@ def tenant_list(request: StaffRequest) -> HttpResponse:
         "rows": rows, "include_purged": include_purged, "query": query, "total": total,
         "page": {"page": number, "pages": pages, "query": query, "has_previous": number > 1,
                  "has_next": number < pages},
-        "migrate_results": request.session.pop(MIGRATE_RESULTS, None),
+        "migrate_jobs": list(job_selectors.job_list(tenant=None, limit=3)),
         "behind_count": selectors.tenants_behind(latest=latest),
     })
 
@@ -312,9 +313,11 @@ def tenant_migrate(request: StaffRequest, slug: str) -> HttpResponse:
 @instance_admin_required
 @require_POST
 def tenant_migrate_all(request: StaffRequest) -> HttpResponse:
-    """Every tenant with a database, one after the other; each one's outcome is shown."""
-    request.session[MIGRATE_RESULTS] = [
-        {"slug": o.tenant.slug, "ok": o.ok, "text": _outcome_text(o)}
-        for o in services.tenant_migrate_all(actor=request.user)
-    ]
-    return HttpResponseRedirect(reverse("console:tenants-list"))
+    """Every tenant with a database, as a job on the runner (one item per tenant; a failing one
+    is reported, the others go on): its progress page shows each tenant's outcome."""
+    try:
+        job = job_services.migrate_all_start(actor=request.user)
+    except ServiceError as exc:
+        flash(request, exc)
+        return HttpResponseRedirect(reverse("console:tenants-list"))
+    return HttpResponseRedirect(reverse("console:instance-job", args=[job.pk]))

@@ -22,7 +22,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.app_users import batches, csv_io, selectors, services
+from accounts.app_users import batches, csv_io, job_actions, selectors, services
 from accounts.app_users.forms import (
     BATCH_ACTIONS,
     BanForm,
@@ -38,16 +38,16 @@ from accounts.app_users.forms import (
 )
 from accounts.models import AppUser
 from audit.models import AuditEntry
+from batchjobs import services as job_services
 from console.decorators import audit_refusal, recent_otp_required, tenant_view
 from console.errors import flash, form_add
 from console.http import ConsoleRequest
+from console.views import jobs
 from core.access import MATRIX, role_can
 from core.errors import NotFound, ServiceError
 from core.policy import policy
 from tenants.config import tenant_settings
 from tenants.models import Tenant
-
-BATCH_SESSION_KEY = "adminpanel_users_batches"
 
 
 def _perms(request: ConsoleRequest) -> dict[str, bool]:
@@ -144,9 +144,9 @@ def user_list(request: ConsoleRequest) -> HttpResponse:
         "prev_url": "?" + urlencode({**params, "cursor": page.prev_cursor}) if page.prev_cursor else "",
         "sort_links": _sort_links(filters, per_page),
         "perms": perms,
-        "batch_actions": [(k, v) for k, v in BATCH_ACTIONS.items() if perms[batches.ACTIONS[k]]],
+        "batch_actions": [(k, v) for k, v in BATCH_ACTIONS.items() if perms[job_actions.ACTIONS[k]]],
         "roles": settings.roles,
-        "batch_max": policy().batch_max_users,
+        **jobs.indicator_context(request.tenant),
         "now": timezone.now(),
     }
     partial = request.htmx and request.htmx.target == "users-table"
@@ -378,39 +378,31 @@ def user_delete(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse:
         actor=request.user, tenant=request.tenant, user_id=u.pk, hard=hard), done, gone=hard)
 
 
-# --- Batches -----------------------------------------------------------------------------------
+# --- Batches: a frozen preview, then a job (console.views.jobs shows and starts it) -------------
 
-_OPTION_FIELDS = {"csrfmiddlewaretoken", "confirm", "duration", "until", "reason", "sign_out"}
-
-
-def _store_result(request: ConsoleRequest, result: batches.BatchResult, back: str) -> str:
-    key = uuid.uuid4().hex[:12]
-    stored = dict(request.session.get(BATCH_SESSION_KEY, {}))
-    while len(stored) >= 5:
-        stored.pop(next(iter(stored)))
-    stored[key] = {**result.as_dict(), "back": back, "tenant": request.tenant.slug,
-                   "at": timezone.now().isoformat()}
-    request.session[BATCH_SESSION_KEY] = stored
-    return key
+# Actions with options, chosen on a page of their own before the preview freezes the targets.
+_OPTION_ACTIONS = frozenset({"ban", "change_role", "send_recovery"})
+_OPTION_FIELDS = {"csrfmiddlewaretoken", "confirm", "duration", "until", "reason", "sign_out", "role"}
 
 
 @require_POST
 @tenant_view("view_users")
 def users_batch(request: ConsoleRequest) -> HttpResponseBase:
     action = request.POST.get("action", "")
-    if action not in batches.ACTIONS:
+    if action not in job_actions.ACTIONS:
         messages.error(request, "Choose an action for the selected users.")
         return redirect(_list_url(request))
-    if not role_can(request.tenant_role, batches.ACTIONS[action]):
-        audit_refusal(request, action=batches.ACTIONS[action], reason="role", tenant=request.tenant)
+    if not role_can(request.tenant_role, job_actions.ACTIONS[action]):
+        audit_refusal(request, action=job_actions.ACTIONS[action], reason="role", tenant=request.tenant)
         raise PermissionDenied("Your role in this tenant does not allow this.")
-    run: Callable[..., HttpResponseBase] = _users_batch_run
-    if action in batches.DESTRUCTIVE:
+    run: Callable[..., HttpResponseBase] = _users_batch_preview
+    if action in job_actions.DESTRUCTIVE:
         run = recent_otp_required(run)
     return run(request, action)
 
 
-def _users_batch_run(request: ConsoleRequest, action: str) -> HttpResponse:
+def _users_batch_preview(request: ConsoleRequest, action: str) -> HttpResponse:
+    """Options first when the action has some; then freeze the targets and show the preview."""
     tenant = request.tenant
     settings = tenant_settings(tenant)
     form = BatchForm(request.POST)
@@ -420,80 +412,58 @@ def _users_batch_run(request: ConsoleRequest, action: str) -> HttpResponse:
         _form_error(request, form)
         return redirect(back)
     data = form.cleaned_data
+    if action in _OPTION_ACTIONS and not data["confirm"]:
+        return _batch_options(request, action, data, back=back, filters=filters)
     selection = (
         batches.Selection(filters=filters) if data["scope"] == "all"
         else batches.Selection(ids=tuple(data["ids"]))
     )
-    error = ""
-    if data["confirm"]:
-        try:
-            until = None
-            if action == "ban":
-                until = services.ban_until_for(data["duration"] or "", until=data["until"])
-            result = batches.app_users_batch(
-                actor=request.user, tenant=tenant, action=action, selection=selection, until=until,
-                reason=data["reason"], sign_out=data["sign_out"],
-            )
-        except ServiceError as exc:
-            error = exc.message
-        else:
-            key = _store_result(request, result, back)
-            return redirect(reverse("console:users-batch-result", args=[tenant.slug, key]))
-    count = batches.selection_count(tenant=tenant, selection=selection)
-    cap = policy().batch_max_users
+    options = {
+        "duration": data["duration"], "until": data["until"] if data["duration"] == "until" else None,
+        "reason": data["reason"], "sign_out": data["sign_out"], "role": data["role"],
+    }
+    try:
+        job = job_services.batch_preview(actor=request.user, tenant=tenant, action=action, selection=selection,
+                                         options=options)
+    except ServiceError as exc:
+        if action in _OPTION_ACTIONS:
+            return _batch_options(request, action, data, back=back, filters=filters, error=exc.message)
+        flash(request, exc)
+        return redirect(back)
+    return redirect(reverse("console:job-detail", args=[tenant.slug, job.pk]))
+
+
+def _batch_options(request: ConsoleRequest, action: str, data: dict[str, Any], *, back: str,
+                   filters: selectors.UserFilters, error: str = "") -> HttpResponse:
     context = {
-        "tenant": tenant, "action": action, "label": BATCH_ACTIONS[action], "count": count,
-        "too_many": count > cap, "batch_max": cap, "scope": data["scope"], "error": error,
+        "tenant": request.tenant, "action": action, "label": BATCH_ACTIONS[action], "scope": data["scope"],
+        "selected": len(data["ids"] or ()), "error": error, "filters": filters, "back": back,
         "carry": [(k, v) for k, values in request.POST.lists() if k not in _OPTION_FIELDS for v in values],
         "ban_form": BanForm(initial={"duration": data["duration"] or "24h", "reason": data["reason"]}),
-        "sign_out": data["sign_out"], "back": back, "destructive": action in batches.DESTRUCTIVE,
-        "filters": filters,
+        "roles": tenant_settings(request.tenant).roles, "role": data["role"],
+        "destructive": action in job_actions.DESTRUCTIVE,
     }
-    return render(request, "console/users/batch_confirm.html", context, status=400 if error else 200)
+    return render(request, "console/users/batch_options.html", context, status=400 if error else 200)
 
 
-@require_GET
-@tenant_view("view_users")
-def users_batch_result(request: ConsoleRequest, key: str) -> HttpResponse:
-    result = request.session.get(BATCH_SESSION_KEY, {}).get(key)
-    if not result or result.get("tenant") != request.tenant.slug:
-        raise Http404("No such batch result.")
-    label = BATCH_ACTIONS.get(result["action"], "Invite" if result["action"] == "invite" else result["action"])
-    return render(request, "console/users/batch_result.html",
-                  {"tenant": request.tenant, "result": result, "label": label})
-
-
-# --- Import ------------------------------------------------------------------------------------
+# --- Import: the rows frozen as a job's targets, previewed and started like a batch ---------------
 
 
 @require_http_methods(["GET", "POST"])
 @tenant_view("import_users")
 def user_import(request: ConsoleRequest) -> HttpResponse:
     tenant = request.tenant
-    context: dict[str, Any] = {"tenant": tenant, "settings": tenant_settings(tenant),
-                               "batch_max": policy().batch_max_users}
-    if request.method == "POST" and request.POST.get("payload"):
-        try:
-            result = csv_io.import_confirm(actor=request.user, tenant=tenant, payload=request.POST["payload"])
-        except ServiceError as exc:
-            flash(request, exc)
-            return redirect(reverse("console:users-import", args=[tenant.slug]))
-        key = _store_result(request, result, _list_url(request))
-        return redirect(reverse("console:users-batch-result", args=[tenant.slug, key]))
     form = ImportForm(request.POST or None, request.FILES or None)
-    context["form"] = form
     if request.method == "POST" and form.is_valid():
-        upload = form.cleaned_data["file"]
         try:
-            rows = csv_io.import_preview(actor=request.user, tenant=tenant, file=upload)
+            rows = csv_io.parse_import(form.cleaned_data["file"].read(), max_rows=policy().job_max_users,
+                                       max_bytes=csv_io.IMPORT_JOB_MAX_BYTES)
+            job = job_services.import_preview(actor=request.user, tenant=tenant, rows=rows)
         except ServiceError as exc:
             form_add(form, exc)
         else:
-            ok = [r for r in rows if r.ok]
-            context.update(
-                rows=rows[:1000], row_count=len(rows), ok_count=len(ok),
-                skip_count=sum(1 for r in rows if r.skip), error_count=sum(1 for r in rows if r.error),
-                payload=csv_io.sign_rows(rows, tenant=tenant, actor=request.user) if ok else "",
-                filename=upload.name,
-            )
-    return render(request, "console/users/import.html", context)
+            return redirect(reverse("console:job-detail", args=[tenant.slug, job.pk]))
+    return render(request, "console/users/import.html", {
+        "tenant": tenant, "settings": tenant_settings(tenant), "form": form,
+        "max_bytes": csv_io.IMPORT_JOB_MAX_BYTES,
+    })

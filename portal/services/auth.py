@@ -7,6 +7,7 @@ turns that into a session at ``aal2``.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from django.contrib.auth import password_validation
@@ -23,7 +24,8 @@ from audit import services as audit
 from core.emails import canonical_email
 from core.errors import Conflict, Invalid, Refused
 from core.text import NAME_MAX_LENGTH, clean_text, has_forbidden_chars
-from outbox.services import mail_enqueue
+from outbox.models import OutboxMessage
+from outbox.services import Prepared, mail_enqueue
 from portal.services import limits
 from portal.services.common import (
     PortalActor,
@@ -143,7 +145,7 @@ def sign_in_password(*, tenant: Tenant, email: str, password: str, client: Clien
     alias = _alias(tenant)
     _refuse_forbidden(email)
     email = canonical_email(email)
-    user = AppUser.objects.using(alias).filter(email__iexact=email).first() if email else None
+    user = AppUser.objects.using(alias).filter(email=email).first() if email else None
     if limits.is_locked(tenant, email):
         record("app_user.sign_in_failed", tenant=tenant, user=user, data={"reason": "locked"},
                target_repr=email, action=audit.ACCESS)
@@ -198,32 +200,57 @@ def sign_in_second_factor(*, tenant: Tenant, pending: str | None, code: str, cli
 # --- Links ---------------------------------------------------------------------------------
 
 
+LINK_PREPARER = "portal_link"
+
+
 def link_request(*, tenant: Tenant, email: str, purpose: str) -> None:
     """Mail a recovery or magic link. Always returns nothing: the caller answers the same way
-    whether the account exists, is banned, or the request is over the rate limit."""
+    whether the account exists, is banned, or the request is over the rate limit.
+
+    The request does the same work whatever the address: the rate limit, then one outbox row
+    (an intent with no token). Finding the account, issuing the token, rendering the mail and
+    the audit entry happen when the mail is delivered (``link_mail_prepare``): by the mail
+    worker in production, so the answer's timing tells nothing about the account (issue 11,
+    finding 3); at once with inline delivery (development).
+    """
     if purpose not in LINK_PURPOSES:
         raise Invalid("Unknown kind of link.", code="unknown_link_type")
-    alias = _alias(tenant)
+    _alias(tenant)
     _refuse_forbidden(email)
     email = canonical_email(email)
     if not email or not limits.link_request_allowed(tenant, email):
         return
-    user = AppUser.objects.using(alias).filter(email__iexact=email, deleted_at__isnull=True).first()
+    with transaction.atomic(using=DEFAULT_DB_ALIAS):
+        mail_enqueue(
+            key=f"portal:{purpose}:request:{uuid.uuid4()}", to=email,
+            subject=f"{ActionToken.Purpose(purpose).label} (written when sent)", body="",
+            kind=str(purpose), tenant=tenant, prepare=f"{LINK_PREPARER}:{purpose}",
+        )
+
+
+def link_mail_prepare(message: OutboxMessage, purpose: str) -> Prepared | None:
+    """The preparer of ``link_request``'s intents (registered in ``PortalConfig.ready``): the
+    link's mail for an account that may have one, or ``None`` (no such account, banned, deleted,
+    the tenant closed): the intent is dropped and nothing is recorded."""
+    tenant = message.tenant
+    if tenant is None or purpose not in LINK_PURPOSES or not tenant.accepts_app_users:
+        return None
+    alias = tenant_db.using(tenant)
+    user = AppUser.objects.using(alias).filter(email=canonical_email(message.to), deleted_at__isnull=True).first()
     if user is None or user.is_banned:
-        return
+        return None
     conf = tenant_settings(tenant)
     minutes = int(conf.lifetime(purpose).total_seconds() // 60)
-    with transaction.atomic(using=DEFAULT_DB_ALIAS), transaction.atomic(using=alias):
+    with transaction.atomic(using=alias):
         token, raw = token_issue(tenant=tenant, user=user, purpose=purpose)
-        mail = render_email(
-            tenant, str(purpose), email=user.email, name=user.name,
-            link=token_link(tenant, purpose, raw), expires_minutes=minutes,
-            sender_name=conf.sender_name,
-        )
-        mail_enqueue(key=f"portal:{purpose}:{token.pk}", to=user.email, subject=mail.subject,
-                     body=mail.body, kind=str(purpose), tenant=tenant)
+    mail = render_email(
+        tenant, str(purpose), email=user.email, name=user.name,
+        link=token_link(tenant, purpose, raw), expires_minutes=minutes,
+        sender_name=conf.sender_name,
+    )
     record(f"app_user.{purpose}_requested", tenant=tenant, user=user, action=audit.CREATE,
-           data={"action_token": str(token.pk)})
+           data={"action_token": str(token.pk), "mail": str(message.pk)})
+    return Prepared(to=user.email, subject=mail.subject, body=mail.body, kind=str(purpose))
 
 
 def link_peek(*, tenant: Tenant, raw: str, purpose: str) -> AppUser:

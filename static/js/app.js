@@ -28,3 +28,8 @@ document.addEventListener("change", function (event) {
   var form = event.target.closest("form[data-autosubmit]");
   if (form && event.target.tagName === "SELECT") { form.submit(); }
 });
+// Sudo mode: after a fresh code, the kept action is sent again at once (the button does it without JS).
+document.addEventListener("DOMContentLoaded", function () {
+  var form = document.querySelector("form[data-submit-now]");
+  if (form) { form.submit(); }
+});

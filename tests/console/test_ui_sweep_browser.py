@@ -55,6 +55,12 @@ def _pages(acme, ada, long_user, root):
     from accounts.models import User
 
     other = User.objects.exclude(pk=root.pk).first()
+    from batchjobs import services as jobs
+    from tests.jobs.conftest import everyone
+
+    done = jobs.batch_start(actor=root, tenant=acme, action="ban", selection=everyone(q="shop.test"),
+                            options={"duration": "7d", "reason": LONG}, inline=True)
+    preview = jobs.batch_preview(actor=root, tenant=acme, action="unban", selection=everyone())
     pages = [
         ("home", "/"), ("tenants", "/tenants/"), ("tenant-new", "/tenants/new/"),
         ("tenant-detail", f"/tenants/{acme.slug}/"),
@@ -69,6 +75,7 @@ def _pages(acme, ada, long_user, root):
         ("impersonations", f"{t}/impersonations/"), ("settings", f"{t}/settings/"),
         ("settings-email", f"{t}/settings/emails/invite/"), ("api-keys", f"{t}/api-keys/"),
         ("account-tokens", "/account/tokens/"),
+        ("jobs", f"{t}/jobs/"), ("job-done", f"{t}/jobs/{done.pk}/"), ("job-preview", f"{t}/jobs/{preview.pk}/"),
         ("not-found", "/no/such/page/"), ("portal-login", f"/p/{acme.slug}/login/"),
         ("portal-recover", f"/p/{acme.slug}/recover/"), ("portal-not-found", f"/p/{acme.slug}/nowhere/"),
     ]

@@ -116,18 +116,21 @@ def test_users_console_journey(live_server, browser_page, make_tenant, staff_fac
     page.select_option("#batch-action", "ban")
     shot(page, "03-selected")
     page.click("#batch-apply")
-    page.wait_for_selector("#batch-confirm")
-    assert "Ban 3 users?" in page.locator("h1").inner_text()
+    page.wait_for_selector("#batch-preview")
     page.select_option("#ban-duration", "24h")
     page.fill("#ban-reason", "Spam wave")
+    shot(page, "04-ban-options")
+    page.click("#batch-preview")
+    page.wait_for_selector("#job-start")
+    assert "Ban 3 users?" in page.locator("h1").inner_text()
     shot(page, "04-confirm-ban")
-    page.click("#batch-confirm")
-    page.wait_for_selector("#batch-result")
+    page.click("#job-start")  # three users: done in the request
+    page.wait_for_selector("#job-progress[data-job-state=done]")
     assert page.locator("[data-processed]").inner_text() == "3"
     shot(page, "05-batch-result")
 
     # Back to the list: the three carry "Banned until ..." badges.
-    page.click("text=Back to users")
+    page.goto(base + "/t/acme/users/?q=spam&status=active")
     page.select_option("#f-status", "")
     page.wait_for_load_state("networkidle")
     page.wait_for_function("document.querySelectorAll('table.users tbody tr').length === 8")
@@ -145,8 +148,8 @@ def test_users_console_journey(live_server, browser_page, make_tenant, staff_fac
     page.check("[data-select-page]")
     page.select_option("#batch-action", "unban")
     page.click("#batch-apply")
-    page.click("#batch-confirm")
-    page.wait_for_selector("#batch-result")
+    page.click("#job-start")
+    page.wait_for_selector("#job-progress[data-job-state=done]")
     assert page.locator("[data-processed]").inner_text() == "3"
     assert not AppUser.objects.using(alias).filter(email__in=chosen, banned_until__isnull=False).exists()
 
