@@ -97,12 +97,14 @@ INSTALLED_APPS = [
     # --- The admin API (issue 12): credentials (service keys, personal tokens) and the two
     # surfaces (GoTrue-compatible per tenant, native /api/v1/) built with django-ninja.
     "credentials",
+    "api",
     # --- Webhooks (issue 14): the event outbox (written with every audit entry) and its delivery.
     "events",
     "webhooks",
 ]
 
 MIDDLEWARE = [
+    "api.middleware.api_middleware",  # API paths: every answer JSON, bodies bounded (first: wraps all)
     "django.middleware.security.SecurityMiddleware",
     "console.middleware.security_headers",
     "whitenoise.middleware.WhiteNoiseMiddleware",
