@@ -96,8 +96,12 @@ def users_list(request: HttpRequest, slug: str, q: str | None = None, status: st
         "total": page.total, "total_exact": page.total_exact})
 
 
+CSV_RESPONSE = {"responses": {"200": {"description": "CSV, streamed",
+                                       "content": {"text/csv": {"schema": {"type": "string"}}}}}}
+
+
 @router.get(f"{U}/export.csv", tags=["users"], operation_id="native_users_export",
-            response={200: str, **ERRORS})
+            response=ERRORS, openapi_extra=CSV_RESPONSE)
 def users_export(request: HttpRequest, slug: str, q: str | None = None, status: str | None = None,
                  role: str | None = None, mfa: str | None = None, sort: str | None = None) -> HttpResponseBase:
     from accounts.app_users.csv_io import export_csv
@@ -436,8 +440,8 @@ def tenant_audit(request: HttpRequest, slug: str) -> HttpResponseBase:
     return _audit(request, tenant, export=False)
 
 
-@router.get(f"{BASE}/tenants/{{slug}}/audit/export.csv", response={200: str, **ERRORS}, tags=["audit"],
-            operation_id="native_tenant_audit_export")
+@router.get(f"{BASE}/tenants/{{slug}}/audit/export.csv", response=ERRORS, tags=["audit"],
+            operation_id="native_tenant_audit_export", openapi_extra=CSV_RESPONSE)
 def tenant_audit_export(request: HttpRequest, slug: str) -> HttpResponseBase:
     tenant, _actor = _gate(request, slug, "view_audit")
     return _audit(request, tenant, export=True)
@@ -456,8 +460,8 @@ def instance_audit(request: HttpRequest) -> HttpResponseBase:
     return _audit(request, None, export=False)
 
 
-@router.get(f"{BASE}/audit/export.csv", response={200: str, **ERRORS}, tags=["audit"],
-            operation_id="native_audit_export")
+@router.get(f"{BASE}/audit/export.csv", response=ERRORS, tags=["audit"],
+            operation_id="native_audit_export", openapi_extra=CSV_RESPONSE)
 def instance_audit_export(request: HttpRequest) -> HttpResponseBase:
     _instance_admin(request)
     return _audit(request, None, export=True)
