@@ -202,7 +202,7 @@ def staff_invite(
     email = clean_email(email)
     name = clean_name(name)
     with transaction.atomic():
-        if User.objects.filter(email__iexact=email).exists():
+        if User.objects.filter(email=email).exists():
             raise Conflict(EXISTS, code="exists", field="email")
         try:
             with transaction.atomic(), disable_auditlog():
@@ -426,7 +426,7 @@ def tenant_admin_add(
     email = clean_email(email)
     role = clean_role(role)
     _check_assignable(tenant)
-    user = User.objects.filter(email__iexact=email).first()
+    user = User.objects.filter(email=email).first()
     if user is None:
         user = staff_invite(actor=actor, email=email, name=name, tenant=tenant, role=role)
         return AddResult(TenantAdmin.objects.get(tenant=tenant, user=user), invited=True)
