@@ -151,8 +151,8 @@ def _classify(row: Any) -> str | None:
 def _actor(row: Any, data: Mapping[str, Any]) -> dict[str, Any]:
     if _get(row, "actor_id"):
         actor = {"type": "staff", "id": str(_get(row, "actor_id")), "email": _get(row, "actor_email")}
-    elif data.get("via") == "api" and data.get("credential"):
-        actor = {"type": "api", "credential": str(data["credential"])}
+    elif data.get("via") == "api" and data.get("credential_prefix"):
+        actor = {"type": "api_key", "prefix": str(data["credential_prefix"])}
     elif data.get("via") == "portal" and data.get("app_user"):
         actor = {"type": "user", "id": str(data["app_user"])}
     else:
