@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 urlpatterns = [
+    path("", include("api.urls")),  # /t/<slug>/auth/v1/ and /api/v1/: before the console's /t/<slug>/
     path("admin/", admin.site.urls),
     path("p/<slug:slug>/", include("portal.urls")),
     path("", include("console.urls")),

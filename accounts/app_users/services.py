@@ -340,14 +340,40 @@ def soft_delete_ids(alias: str, user_ids: Iterable, *, now: datetime) -> int:
 # --- Creating and inviting ---------------------------------------------------------------------
 
 
+def _clean_new_id(value: Any) -> uuid.UUID | None:
+    if value is None or value == "":
+        return None
+    try:
+        pk = value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except ValueError as exc:
+        raise Invalid("The id must be a UUID.", code="bad_id", field="id") from exc
+    if pk.int == 0:
+        raise Invalid("The id cannot be the nil UUID.", code="bad_id", field="id")
+    return pk
+
+
+def merge_metadata(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """GoTrue's metadata update: each top-level key of ``patch`` replaces the stored one, a key
+    whose value is ``None`` is removed."""
+    merged = dict(current or {})
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
 @audited_refusals
 def app_user_create(
     *, actor, tenant: Tenant, email: str, name: str = "", role: str = "", password: str = "",
     send_invitation: bool = False, confirmed: bool = False,
-    user_metadata: Any = None, app_metadata: Any = None,
+    user_metadata: Any = None, app_metadata: Any = None, user_id: Any = None,
 ) -> AppUser:
-    """Create a user with an initial password (hashed; never shown again) or an invitation."""
+    """Create a user with an initial password (hashed; never shown again) or an invitation.
+    ``user_id`` sets the new user's id (a migration from another system keeps its ids)."""
     alias = tenant_db.using(tenant)
+    pk = _clean_new_id(user_id)
     email = clean_email(email, tenant=tenant)
     name, role = clean_name(name), clean_role(role, tenant=tenant)
     user_metadata = clean_metadata(user_metadata, label="User metadata", field="user_metadata")
@@ -362,11 +388,15 @@ def app_user_create(
     with atomic_both(alias):
         if _email_taken(alias, email):
             raise Conflict(EMAIL_TAKEN, code="email_taken", field="email")
+        if pk is not None and AppUser.objects.using(alias).filter(pk=pk).exists():
+            raise Conflict("A user with this id already exists.", code="user_exists", field="id")
         user = AppUser(
             email=email, name=name, role=role, user_metadata=user_metadata,
             app_metadata=app_metadata, created_at=now, updated_at=now,
             email_confirmed_at=now if confirmed else None,
         )
+        if pk is not None:
+            user.pk = pk
         if password:
             user.password, user.password_changed_at = make_password(password), now
         if send_invitation:
@@ -456,9 +486,12 @@ def app_user_invitation_revoke(*, actor, tenant: Tenant, user_id: Any) -> None:
 def app_user_update(
     *, actor, tenant: Tenant, user_id: Any, name: Any = UNSET, email: Any = UNSET,
     role: Any = UNSET, user_metadata: Any = UNSET, app_metadata: Any = UNSET,
+    user_metadata_patch: dict[str, Any] | None = None, app_metadata_patch: dict[str, Any] | None = None,
 ) -> AppUser:
     """Change name, role or metadata (only what is given) at once; a new email is not set but
-    requested (``_email_change_request``): it takes effect when the new address confirms it."""
+    requested (``_email_change_request``): it takes effect when the new address confirms it. The
+    ``*_patch`` arguments merge into the stored metadata under the row lock (``merge_metadata``)
+    instead of replacing it."""
     alias = tenant_db.using(tenant)
     settings = tenant_settings(tenant)
     changes: dict[str, Any] = {}
@@ -474,6 +507,11 @@ def app_user_update(
         changes["app_metadata"] = clean_metadata(app_metadata, label="App metadata", field="app_metadata")
     with atomic_both(alias):
         user = _target(alias, tenant, actor, user_id, "edit_user")
+        for name_, patch, label in (("user_metadata", user_metadata_patch, "User metadata"),
+                                    ("app_metadata", app_metadata_patch, "App metadata")):
+            if patch:
+                changes[name_] = clean_metadata(merge_metadata(getattr(user, name_), patch),
+                                                label=label, field=name_)
         changes = {k: v for k, v in changes.items() if getattr(user, k) != v}
         if not changes:
             return user
@@ -724,3 +762,83 @@ def app_user_delete(*, actor, tenant: Tenant, user_id: Any, hard: bool = False) 
             target_pk=pk, target_repr=email, before=before,
             after=audit.snapshot(user, AUDIT_FIELDS), data={"hard": False},
         )
+
+
+# --- Links handed to the caller (the API's generate_link) --------------------------------------
+
+LINK_KINDS = ("invite", "recovery", "magiclink", "signup")
+_LINK_PURPOSES = {
+    "invite": ActionToken.Purpose.INVITE,
+    "recovery": ActionToken.Purpose.RECOVERY,
+    "magiclink": ActionToken.Purpose.MAGIC_LINK,
+    "signup": ActionToken.Purpose.MAGIC_LINK,  # redeeming it confirms the address
+}
+
+
+@audited_refusals
+def app_user_generate_link(
+    *, actor, tenant: Tenant, kind: str, email: Any, password: Any = "", data: Any = None,
+) -> tuple[AppUser, ActionToken, str, bool]:
+    """Issue a link for the caller to deliver (nothing is mailed): GoTrue's generate_link.
+
+    ``invite`` invites (or re-invites an unconfirmed user), ``recovery`` needs an existing user,
+    ``magiclink`` signs an unknown address up unconfirmed, ``signup`` creates a user with
+    ``password``. Returns ``(user, token, raw, created)``; the raw token is in no audit entry.
+    An earlier unused link of the same purpose stops working.
+    """
+    if kind not in _LINK_PURPOSES:
+        raise Invalid(f"Invalid email action link type requested: {str(kind)[:40]}", code="bad_link_type",
+                      field="type")
+    alias = tenant_db.using(tenant)
+    settings = tenant_settings(tenant)
+    email = normalize_email(email) if kind == "recovery" else clean_email(email, tenant=tenant, settings=settings)
+    data = clean_metadata(data, label="User metadata", field="data")
+    if kind == "signup":
+        if not password:
+            raise Invalid("Signup requires a valid password.", code="required", field="password")
+        clean_password(password, tenant=tenant)
+    authorize(actor, tenant, "generate_link", role=settings.default_role, email=email)
+    purpose = _LINK_PURPOSES[kind]
+    now = timezone.now()
+    created = False
+    with atomic_both(alias):
+        found = _email_taken(alias, email)
+        if found is None:
+            if kind == "recovery":
+                raise NotFound("User with this email not found.", code="not_found", field="email")
+            user = AppUser(email=email, role=settings.default_role, user_metadata=data, created_at=now,
+                           updated_at=now)
+            if kind == "invite":
+                user.invited_at, user.invited_by = now, getattr(actor, "pk", None)
+            if kind == "signup":
+                user.password, user.password_changed_at = make_password(password), now
+            _save_new(alias, user)
+            created = True
+            audit.record(
+                event="app_user.create", actor=actor, tenant=tenant, target=user, action=audit.CREATE,
+                after=audit.snapshot(user, AUDIT_FIELDS), data={"via_link": kind},
+            )
+        else:
+            user = _target(alias, tenant, actor, found.pk, "generate_link")
+            if kind in ("invite", "signup") and user.email_confirmed_at is not None:
+                raise Conflict(EMAIL_TAKEN, code="email_taken", field="email")
+            if kind in ("recovery", "magiclink"):
+                _linkable(user, "a link")
+            fields = []
+            if kind == "invite" and user.invited_at is None:
+                user.invited_at, user.invited_by = now, getattr(actor, "pk", None)
+                fields += ["invited_at", "invited_by"]
+            if data and kind in ("invite", "signup", "magiclink"):
+                user.user_metadata = clean_metadata(merge_metadata(user.user_metadata, data),
+                                                    label="User metadata", field="data")
+                fields.append("user_metadata")
+            if fields:
+                user.updated_at = now
+                user.save(using=alias, update_fields=[*fields, "updated_at"])
+        token, raw = token_issue(tenant=tenant, user=user, purpose=purpose, created_by=actor)
+        audit.record(
+            event="app_user.link_generated", actor=actor, tenant=tenant, target=user,
+            data={"type": kind, "purpose": purpose, "token": str(token.pk), "expires_at": token.expires_at,
+                  "created": created},
+        )
+    return user, token, raw, created

@@ -33,6 +33,7 @@ from accounts.models import User
 from accounts.selectors import staff_setup_required
 from accounts.services import staff as staff_services
 from console import sudo
+from console.confirm import confirm_first
 from console.decorators import recent_otp_required
 from console.errors import form_add
 from console.flows import staff_sign_in as flow
@@ -280,6 +281,7 @@ def account_password(request: StaffRequest) -> HttpResponse:
 
 
 @never_cache
+@confirm_first
 @recent_otp_required
 @require_POST
 def account_backup_codes(request: StaffRequest) -> HttpResponse:

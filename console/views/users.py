@@ -39,6 +39,7 @@ from accounts.app_users.forms import (
 from accounts.models import AppUser
 from audit.models import AuditEntry
 from batchjobs import services as job_services
+from console.confirm import confirm_first
 from console.decorators import audit_refusal, recent_otp_required, tenant_view
 from console.errors import flash, form_add
 from console.http import ConsoleRequest
@@ -306,6 +307,7 @@ def user_metadata(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse:
 
 @require_POST
 @tenant_view("ban_user")
+@confirm_first
 @recent_otp_required
 def user_ban(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse:
     form = BanForm(request.POST)
@@ -346,6 +348,7 @@ def user_magic_link(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse
 
 @require_POST
 @tenant_view("sign_out_user")
+@confirm_first
 def user_sign_out(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse:
     session_id = request.POST.get("session_id") or None
     done = "The session was ended." if session_id else "{email} was signed out everywhere."
@@ -355,6 +358,7 @@ def user_sign_out(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse:
 
 @require_POST
 @tenant_view("remove_factor")
+@confirm_first
 @recent_otp_required
 def user_factor_remove(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse:
     factor_id = request.POST.get("factor_id") or None
@@ -379,6 +383,7 @@ def user_resend_invitation(request: ConsoleRequest, user_id: uuid.UUID) -> HttpR
 
 @require_POST
 @tenant_view("delete_user")
+@confirm_first
 @recent_otp_required
 def user_delete(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse:
     form = DeleteForm(request.POST)

@@ -1,9 +1,30 @@
 // Small behaviours that CSP forbids inline: confirmations, copy buttons, select-all.
 (function () {
   "use strict";
+  // The confirmation dialog (templates/layouts/base.html). Confirmed, the form is sent without its
+  // confirm_step field, so the server acts; without JavaScript that field brings the confirmation page.
+  function openConfirm(el) {
+    var dialog = document.getElementById("confirm-dialog");
+    var form = el.form || el.closest("form");
+    if (!dialog || typeof dialog.showModal !== "function" || !form) { return false; }
+    dialog.querySelector("[data-confirm-text]").textContent = el.getAttribute("data-confirm");
+    var ok = dialog.querySelector("[data-confirm-ok]");
+    ok.textContent = el.getAttribute("data-confirm-button") || el.textContent.trim() || "Confirm";
+    dialog.returnValue = "";
+    dialog.addEventListener("close", function done() {
+      dialog.removeEventListener("close", done);
+      if (dialog.returnValue !== "ok") { return; }
+      var step = form.querySelector("input[name=confirm_step]");
+      if (step) { step.remove(); }
+      el.setAttribute("data-confirmed", "1");
+      if (form.requestSubmit) { form.requestSubmit(el.type === "submit" ? el : undefined); } else { el.click(); }
+    });
+    dialog.showModal();
+    return true;
+  }
   document.addEventListener("click", function (event) {
     var el = event.target.closest("[data-confirm]");
-    if (el && !window.confirm(el.getAttribute("data-confirm"))) {
+    if (el && el.getAttribute("data-confirmed") !== "1" && openConfirm(el)) {
       event.preventDefault();
       event.stopImmediatePropagation();
     }
