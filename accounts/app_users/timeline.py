@@ -52,6 +52,7 @@ class Item:
     title: str
     actor: str = ""
     detail: str = ""
+    code: str = ""  # the audit event, for the curious (shown on hover)
     changes: list[tuple[str, Any, Any]] = field(default_factory=list)
     facts: list[tuple[str, Any]] = field(default_factory=list)
 
@@ -85,7 +86,7 @@ def _from_audit(entry: AuditEntry) -> Item:
     changes = entry.changes if isinstance(entry.changes, dict) else {}
     data = entry.additional_data if isinstance(getattr(entry, "additional_data", None), dict) else {}
     return Item(
-        at=entry.timestamp, kind=_audit_kind(entry), title=TITLES.get(entry.event, entry.event),
+        at=entry.timestamp, kind=_audit_kind(entry), title=TITLES.get(entry.event, entry.event), code=entry.event,
         actor=getattr(entry.actor, "email", "") if entry.actor_id else "",
         changes=[(k, _readable(p[0]), _readable(p[1])) for k, p in sorted(changes.items())
                  if isinstance(p, list | tuple) and len(p) == 2 and (p[0] not in EMPTY or p[1] not in EMPTY)],

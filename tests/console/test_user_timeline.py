@@ -22,7 +22,7 @@ SAFARI = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KH
 
 
 def _titles(body: str) -> list[str]:
-    return re.findall(r'<span class="event">([^<]+)</span>', body)
+    return re.findall(r'<span class="event"[^>]*>([^<]+)</span>', body)
 
 
 def test_the_timeline_merges_every_source(staff, acme, staff_factory):
