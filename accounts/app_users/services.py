@@ -188,7 +188,10 @@ def ban_until_for(duration: str, *, until: datetime | None = None, now: datetime
             until = timezone.make_aware(until)
         if until <= now:
             raise Invalid("The end of a ban must be in the future.", code="in_past", field="until")
-        return min(until, BANNED_FOREVER)
+        if until >= BANNED_FOREVER - timedelta(days=1):  # 9999-12-31 is the "no end" marker itself
+            raise Invalid("A ban that never ends is “Indefinitely”; choose that instead of a date in 9999.",
+                          code="until_too_late", field="until")
+        return until
     raise Invalid("Choose how long the ban lasts.", code="unknown_duration", field="duration")
 
 
