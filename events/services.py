@@ -51,6 +51,7 @@ _DIRECT = {
     "app_user.undo": "user.updated",
     "app_user.email_change_requested": "user.email_change_requested",
     "app_user.email_change_request": "user.email_change_requested",
+    "app_user.email_change": "user.updated",  # confirmed from the new address (issue 11, finding 2)
     "app_user.ban": "user.banned",
     "app_user.unban": "user.unbanned",
     "app_user.soft_delete": "user.deleted",

@@ -45,6 +45,7 @@ from console.errors import flash, form_add
 from console.http import ConsoleRequest
 from console.views import jobs
 from core.access import MATRIX, role_can
+from core.emails import same_email
 from core.errors import NotFound, ServiceError
 from core.policy import policy
 from tenants.config import tenant_settings
@@ -266,16 +267,28 @@ def user_detail(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse:
 
 @require_POST
 @tenant_view("edit_user")
-def user_edit(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse:
+def user_edit(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponseBase:
     form = ProfileForm(request.POST, settings=tenant_settings(request.tenant))
     if not form.is_valid():
         _form_error(request, form)
         return redirect(_detail_url(request, _user_or_404(request, user_id).pk))
-    data = form.cleaned_data
-    return _act(request, user_id, lambda u: services.app_user_update(
+    user = _user_or_404(request, user_id)
+    if not same_email(form.cleaned_data["email"], user.email):
+        # A new address is how an account is taken over (its links go there): step up first.
+        return recent_otp_required(_user_edit_save)(request, user, form.cleaned_data)
+    return _user_edit_save(request, user, form.cleaned_data)
+
+
+def _user_edit_save(request: ConsoleRequest, user: AppUser, data: dict[str, Any]) -> HttpResponse:
+    saved = "Profile saved."
+    if not same_email(data["email"], user.email):
+        new = data["email"].replace("{", "{{").replace("}", "}}")  # _act formats the message
+        saved = (f"Profile saved. The address changes to {new} when the link just mailed there is "
+                 "opened; {email} has been told.")
+    return _act(request, user.pk, lambda u: services.app_user_update(
         actor=request.user, tenant=request.tenant, user_id=u.pk, name=data["name"],
         email=data["email"], role=data["role"],
-    ), "Profile saved.")
+    ), saved)
 
 
 @require_POST
