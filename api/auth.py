@@ -131,7 +131,7 @@ def authenticate(request: HttpRequest, *, tenant: Tenant | None = None, secret: 
         caller = Caller(credential=cred, actor=ApiKeyActor(cred), tenant=cred.tenant)
     else:
         caller = Caller(credential=cred, actor=cred.user, tenant=tenant)
-    request_context.bind_credential({"via": "api", "credential": cred.prefix, "credential_id": str(cred.pk)})
+    request_context.bind_credential({"via": "api", "credential_prefix": cred.prefix, "credential_id": str(cred.pk)})
     rate_limit(request, caller)
     if isinstance(cred, StaffToken) and cred.read_only and request.method not in ("GET", "HEAD", "OPTIONS"):
         raise ApiError(403, "read_only_token", "This personal token is read only.")

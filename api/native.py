@@ -13,7 +13,6 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from ninja import Router, Schema
 
-from accounts.app_users import selectors
 from accounts.selectors import tenant_memberships
 from api.auth import Caller, authenticate
 from api.http import ApiError, json_response, meta
@@ -173,14 +172,3 @@ def me(request: HttpRequest) -> HttpResponse:
                "token": {"id": str(cred.pk), "name": cred.name, "prefix": cred.prefix, "read_only": cred.read_only,
                          "expires_at": _ts(cred.expires_at)},
                "tenants": tenants})
-
-
-@router.get(f"{BASE}/tenants/{{slug}}/users/{{user_id}}", response={200: AppUserEnvelope, **ERRORS},
-            tags=["users"], operation_id="native_user_get")
-def user_get(request: HttpRequest, slug: str, user_id: str) -> HttpResponse:
-    caller = caller_for(request)
-    tenant = tenant_for(request, caller, slug, "view_users")
-    user = selectors.app_user_get(tenant=tenant, user_id=user_id)
-    if user is None:
-        raise ApiError(404, "user_not_found", "No such user in this tenant.")
-    return ok(app_user_native(user))

@@ -16,7 +16,7 @@ from ninja.errors import HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.parser import Parser
 
-from api import gotrue, native
+from api import gotrue, native, native_instance, native_users  # noqa: F401 - they add their routes
 from api.http import UNEXPECTED, ApiError, error_response, gotrue_error, native_error
 from core.api_paths import api_surface
 from core.errors import ServiceError
@@ -132,9 +132,16 @@ def not_found(request: HttpRequest, **kwargs: Any) -> HttpResponse:
     return error_response(request, ApiError(404, "not_found", "Not found"))
 
 
+def _specific_first(patterns: list[Any]) -> list[Any]:
+    """Literal segments before parameters (``users/invite`` before ``users/<user_id>``), whatever
+    order the endpoints were declared in."""
+    return sorted(patterns, key=lambda p: [1 if seg.startswith("<") else 0 for seg in str(p.pattern).split("/")])
+
+
+_ninja_patterns, _app, _namespace = api.urls
 _T = r"^t/(?P<slug>[^/]+)/auth/v1/"
 urlpatterns = [
-    path("", api.urls),
+    path("", (_specific_first(list(_ninja_patterns)), _app, _namespace)),
     re_path(_T + r"admin/(?:oauth|custom-providers|sso|audit)(?:/.*)?$", feature_disabled),
     re_path(_T + r"admin/users/[^/]+/passkeys(?:/.*)?$", feature_disabled),
     re_path(_T + r"(?:" + "|".join(e.replace(".", r"\.") for e in END_USER) + r")(?:/.*)?$", end_user_route),

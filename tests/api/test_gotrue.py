@@ -42,7 +42,7 @@ def test_create_get_and_shape_validates_as_supabase_user(acme, gotrue):
     assert got.status_code == 200 and got.json()["id"] == body["id"]
     entry = AuditEntry.objects.filter(event="app_user.create").get()
     assert entry.actor_email.startswith("api-key:acsk_")
-    assert entry.additional_data["via"] == "api" and entry.additional_data["credential"].startswith("acsk_")
+    assert entry.additional_data["via"] == "api" and entry.additional_data["credential_prefix"].startswith("acsk_")
 
 
 def test_error_formats_follow_the_version_header(acme, gotrue, api_key):
