@@ -16,8 +16,9 @@ from ninja.errors import HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.parser import Parser
 
-from api import gotrue, native, native_instance, native_users  # noqa: F401 - they add their routes
+from api import gotrue, native, native_instance, native_users, native_webhooks  # noqa: F401 - they add their routes
 from api.http import UNEXPECTED, ApiError, error_response, gotrue_error, native_error
+from api.reference import reference_page
 from core.api_paths import api_surface
 from core.errors import ServiceError
 
@@ -152,4 +153,6 @@ urlpatterns = [
     re_path(_T + r"(?:" + "|".join(e.replace(".", r"\.") for e in END_USER) + r")(?:/.*)?$", end_user_route),
     re_path(r"^t/[^/]+/auth/v1(?:/.*)?$", not_found),
     re_path(r"^api/v1(?:/.*)?$", not_found),
+    # A console page (staff session, default deny), not an API path.
+    path("api-reference/", reference_page, name="reference"),
 ]

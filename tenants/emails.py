@@ -1,4 +1,5 @@
-"""Mail templates of a tenant: invitation, recovery and magic link, with per-tenant overrides.
+"""Mail templates of a tenant: invitation, recovery, magic link and email change, with per-tenant
+overrides; and the fixed notices (no link) such as the one the old address gets on an email change.
 
 Templates use ``{{ name }}`` placeholders only (no template language: a tenant admin's text can
 never reach settings, files or tags). Unknown placeholders are left as they are.
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 
 from tenants.models import Tenant
 
-KINDS = ("invite", "recovery", "magic_link")
+KINDS = ("invite", "recovery", "magic_link", "email_change")
 PLACEHOLDERS = ("tenant_name", "email", "name", "link", "expires_in", "sender_name")
 _PLACEHOLDER_RE = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
 
@@ -44,6 +45,32 @@ DEFAULTS: dict[str, dict[str, str]] = {
             "Sign in to {{ tenant_name }} with this link:\n\n{{ link }}\n\n"
             "It works once and expires in {{ expires_in }}. If you did not ask for it, ignore "
             "this message.\n\n{{ sender_name }}\n"
+        ),
+    },
+    "email_change": {
+        "subject": "Confirm your new {{ tenant_name }} address",
+        "body": (
+            "Hello{{ name }},\n\n"
+            "An administrator of {{ tenant_name }} changed the email address of your account to "
+            "{{ email }}. Open this link to confirm it; until then the old address stays:\n\n"
+            "{{ link }}\n\n"
+            "This link works once and expires in {{ expires_in }}. If you do not know this "
+            "account, ignore this message.\n\n{{ sender_name }}\n"
+        ),
+    },
+}
+
+# Notices: fixed texts, no link, not editable (what they say is a security message).
+NOTICES: dict[str, dict[str, str]] = {
+    "email_change_notice": {
+        "subject": "The email address of your {{ tenant_name }} account is being changed",
+        "body": (
+            "Hello{{ name }},\n\n"
+            "An administrator of {{ tenant_name }} asked to change the email address of your "
+            "account from {{ email }} to {{ new_email }}. The change takes effect when the new "
+            "address confirms it, and then this address no longer signs in or receives links.\n\n"
+            "If you did not expect this, contact the administrators of {{ tenant_name }} now.\n\n"
+            "{{ sender_name }}\n"
         ),
     },
 }
@@ -92,5 +119,15 @@ def render_email(
         "expires_in": humanize_duration(expires_minutes),
         "sender_name": sender_name or f"The {tenant.name} team",
     }
+    subject = " ".join(fill(tpl["subject"], values).split())[:300]
+    return RenderedEmail(subject=subject, body=fill(tpl["body"], values))
+
+
+def render_notice(
+    tenant: Tenant, kind: str, *, email: str, name: str, sender_name: str = "", **extra: str,
+) -> RenderedEmail:
+    tpl = NOTICES[kind]
+    values = {"tenant_name": tenant.name, "email": email, "name": f" {name}" if name else "",
+              "sender_name": sender_name or f"The {tenant.name} team", **extra}
     subject = " ".join(fill(tpl["subject"], values).split())[:300]
     return RenderedEmail(subject=subject, body=fill(tpl["body"], values))

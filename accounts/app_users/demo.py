@@ -82,7 +82,7 @@ def _person(rng: random.Random, slug: str, i: int, now: datetime) -> tuple[AppUs
     if kind == "unconfirmed":
         return user, sessions, factors
     user.email_confirmed_at = created + timedelta(minutes=rng.uniform(1, 600))
-    last_seen = min(now, created + timedelta(days=rng.uniform(0, (now - created).days + 1)))
+    last_seen = created + (now - created) * rng.betavariate(4, 1)  # most were here lately
     user.last_sign_in_at = last_seen
     if rng.random() < 0.3:
         user.mfa_enabled = True

@@ -29,7 +29,7 @@ from core.text import NAME_MAX_LENGTH, REASON_MAX_LENGTH, clean_text
 from outbox.services import Mail, mail_enqueue
 from tenants import db as tenant_db
 from tenants.config import TenantSettings, tenant_settings
-from tenants.emails import render_email
+from tenants.emails import render_email, render_notice
 from tenants.models import Tenant
 
 # What the audit trail keeps of a user (the password hash never: audit drops it anyway).
@@ -188,7 +188,10 @@ def ban_until_for(duration: str, *, until: datetime | None = None, now: datetime
             until = timezone.make_aware(until)
         if until <= now:
             raise Invalid("The end of a ban must be in the future.", code="in_past", field="until")
-        return min(until, BANNED_FOREVER)
+        if until >= BANNED_FOREVER - timedelta(days=1):  # 9999-12-31 is the "no end" marker itself
+            raise Invalid("A ban that never ends is “Indefinitely”; choose that instead of a date in 9999.",
+                          code="until_too_late", field="until")
+        return until
     raise Invalid("Choose how long the ban lasts.", code="unknown_duration", field="duration")
 
 
@@ -488,9 +491,10 @@ def app_user_update(
     role: Any = UNSET, user_metadata: Any = UNSET, app_metadata: Any = UNSET,
     user_metadata_patch: dict[str, Any] | None = None, app_metadata_patch: dict[str, Any] | None = None,
 ) -> AppUser:
-    """Change name, email, role or metadata (only what is given). A new email kills the
-    user's pending links (they were mailed to the old address). The ``*_patch`` arguments merge
-    into the stored metadata under the row lock (``merge_metadata``) instead of replacing it."""
+    """Change name, role or metadata (only what is given) at once; a new email is not set but
+    requested (``_email_change_request``): it takes effect when the new address confirms it. The
+    ``*_patch`` arguments merge into the stored metadata under the row lock (``merge_metadata``)
+    instead of replacing it."""
     alias = tenant_db.using(tenant)
     settings = tenant_settings(tenant)
     changes: dict[str, Any] = {}
@@ -518,24 +522,49 @@ def app_user_update(
             authorize(actor, tenant, "change_role", role=user.role, email=user.email, pk=user.pk)
             # Granting a protected role is as guarded as changing a user who holds one.
             authorize(actor, tenant, "change_role", role=changes["role"], email=user.email, pk=user.pk)
-        if "email" in changes and _email_taken(alias, changes["email"], exclude=user.pk):
-            raise Conflict(EMAIL_TAKEN_OTHER, code="email_taken", field="email")
+        new_email = changes.pop("email", None)
+        if new_email is not None:
+            _email_change_request(actor=actor, tenant=tenant, settings=settings, user=user, email=new_email)
+        if not changes:
+            return user
         before = audit.snapshot(user, AUDIT_FIELDS)
         for key, value in changes.items():
             setattr(user, key, value)
         user.updated_at = timezone.now()
-        try:
-            with transaction.atomic(using=alias):
-                user.save(using=alias, update_fields=[*changes, "updated_at"])
-        except IntegrityError as exc:
-            raise Conflict(EMAIL_TAKEN_OTHER, code="email_taken", field="email") from exc
-        if "email" in changes:
-            tokens_revoke_for_user(tenant=tenant, user_ids=[user.pk])
+        user.save(using=alias, update_fields=[*changes, "updated_at"])
         audit.record(
             event="app_user.update", actor=actor, tenant=tenant, target=user,
             before=before, after=audit.snapshot(user, AUDIT_FIELDS),
         )
     return user
+
+
+def _email_change_request(*, actor, tenant: Tenant, settings: TenantSettings, user: AppUser,
+                          email: str) -> ActionToken:
+    """A staff change of a user's email (issue 11, finding 2): nothing changes yet. The new
+    address gets a link (purpose ``email_change``, the recovery lifetime) that makes the change
+    when opened; the old address is told; a newer request replaces an older one. The caller has
+    locked the user, inside ``atomic_both``. Console and API ask for it through
+    ``app_user_update(email=...)``; the console asks for a recent OTP first."""
+    alias = tenant_db.using(tenant)
+    if _email_taken(alias, email, exclude=user.pk):
+        raise Conflict(EMAIL_TAKEN_OTHER, code="email_taken", field="email")
+    token, raw = token_issue(tenant=tenant, user=user, purpose=ActionToken.Purpose.EMAIL_CHANGE,
+                             created_by=actor, new_email=email)
+    mail = link_mail(tenant=tenant, settings=settings, user_pk=user.pk, email=email, name=user.name,
+                     purpose=ActionToken.Purpose.EMAIL_CHANGE, raw=raw)
+    mail_enqueue(key=mail.key, to=mail.to, subject=mail.subject, body=mail.body, kind=mail.kind,
+                 tenant=tenant)
+    notice = render_notice(tenant, "email_change_notice", email=user.email, name=user.name,
+                           sender_name=settings.sender_name, new_email=email)
+    mail_enqueue(key=f"email_change_notice:{user.pk}:{token.pk}", to=user.email, subject=notice.subject,
+                 body=notice.body, kind="email_change_notice", tenant=tenant)
+    audit.record(
+        event="app_user.email_change_requested", actor=actor, tenant=tenant, target=user,
+        action=audit.UPDATE, data={"new_email": email, "action_token": str(token.pk),
+                                   "expires_at": token.expires_at},
+    )
+    return token
 
 
 @audited_refusals

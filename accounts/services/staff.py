@@ -39,6 +39,7 @@ from core.errors import Conflict, Invalid, NotFound, Refused, ServiceError
 from core.policy import policy
 from core.request_context import public_url
 from core.text import NAME_MAX_LENGTH, clean_text
+from core.time_zones import valid as valid_time_zone
 from outbox.services import mail_enqueue
 from tenants.access import can
 from tenants.models import Tenant, TenantAdmin
@@ -326,6 +327,21 @@ def staff_reactivate(*, actor: User | None, user: User) -> User:
         user.is_active = True
         _save_user(user, "is_active")
         _record_user("staff.reactivate", actor=actor, user=user, before=before)
+    return user
+
+
+def staff_time_zone_set(*, actor: User, time_zone: str) -> User:
+    """A staff member's own time zone for every time the console shows ("" = the browser's)."""
+    time_zone = (time_zone or "").strip()
+    if time_zone and not valid_time_zone(time_zone):
+        raise Invalid("Choose a time zone from the list.", code="time_zone", field="time_zone")
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=actor.pk)
+        if user.time_zone == time_zone:
+            return user
+        previous, user.time_zone = user.time_zone, time_zone
+        _save_user(user, "time_zone")
+        _record_user("staff.time_zone", actor=actor, user=user, data={"from": previous, "to": time_zone})
     return user
 
 

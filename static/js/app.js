@@ -54,3 +54,12 @@ document.addEventListener("DOMContentLoaded", function () {
   var form = document.querySelector("form[data-submit-now]");
   if (form) { form.submit(); }
 });
+// The browser's time zone, for the times the server renders (core.time_zones; a staff setting wins).
+(function () {
+  try {
+    var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (zone && document.cookie.indexOf("tz=" + encodeURIComponent(zone)) === -1) {
+      document.cookie = "tz=" + encodeURIComponent(zone) + "; path=/; max-age=31536000; SameSite=Lax";
+    }
+  } catch (e) { /* no Intl: times stay in UTC */ }
+})();
