@@ -16,8 +16,9 @@ from ninja.errors import HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.parser import Parser
 
-from api import gotrue, native, native_instance, native_users  # noqa: F401 - they add their routes
+from api import gotrue, native, native_instance, native_users, native_webhooks  # noqa: F401 - they add their routes
 from api.http import UNEXPECTED, ApiError, error_response, gotrue_error, native_error
+from api.reference import reference_page
 from core.api_paths import api_surface
 from core.errors import ServiceError
 
@@ -135,10 +136,15 @@ def not_found(request: HttpRequest, **kwargs: Any) -> HttpResponse:
 def _specific_first(patterns: list[Any]) -> list[Any]:
     """Literal segments before parameters (``users/invite`` before ``users/<user_id>``), whatever
     order the endpoints were declared in."""
+    # ninja's own root route ("": its docs home, a 404 with docs_url=None) is dropped: mounted at
+    # the site's root it would answer "/" in place of the console's home (its only other use,
+    # the prefix of the OpenAPI paths, is the site's root: ``api.get_root_path`` below).
+    patterns = [p for p in patterns if str(p.pattern)]
     return sorted(patterns, key=lambda p: [1 if seg.startswith("<") else 0 for seg in str(p.pattern).split("/")])
 
 
 _ninja_patterns, _app, _namespace = api.urls
+api.get_root_path = lambda path_params: "/"  # type: ignore[method-assign]
 _T = r"^t/(?P<slug>[^/]+)/auth/v1/"
 urlpatterns = [
     path("", (_specific_first(list(_ninja_patterns)), _app, _namespace)),
@@ -147,4 +153,6 @@ urlpatterns = [
     re_path(_T + r"(?:" + "|".join(e.replace(".", r"\.") for e in END_USER) + r")(?:/.*)?$", end_user_route),
     re_path(r"^t/[^/]+/auth/v1(?:/.*)?$", not_found),
     re_path(r"^api/v1(?:/.*)?$", not_found),
+    # A console page (staff session, default deny), not an API path.
+    path("api-reference/", reference_page, name="reference"),
 ]

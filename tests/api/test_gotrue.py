@@ -197,3 +197,13 @@ def test_logout_with_the_portal_session(acme, gotrue):
 def test_health_needs_no_key(client):
     r = client.get("/t/whatever/auth/v1/health")
     assert r.status_code == 200 and r.json()["name"] == "GoTrue"
+
+
+def test_email_change_goes_through_the_pending_change(acme, gotrue):
+    from accounts.models import ActionToken
+
+    user = _user(acme, confirmed=True)
+    r = gotrue("admin")("PUT", f"/admin/users/{user.pk}", {"email": "new@example.com"})
+    assert r.status_code == 200 and r.json()["email"] == "ada@example.com"  # not changed until confirmed
+    token = ActionToken.objects.using(tenant_db.using(acme)).get(purpose=ActionToken.Purpose.EMAIL_CHANGE)
+    assert token.new_email == "new@example.com"

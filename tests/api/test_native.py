@@ -211,3 +211,13 @@ def test_setup_status_and_once(client, db):
     again = client.post("/api/v1/setup", body, content_type="application/json")
     assert again.status_code == 409
     assert client.get("/api/v1/setup").json()["data"] == {"needs_setup": False}
+
+
+def test_reference_page_in_the_console(client, as_staff, staff_factory):
+    assert client.get("/api-reference/").status_code == 302  # the console's staff gate
+    page = as_staff(staff_factory()).get("/api-reference/")
+    html = page.content.decode()
+    assert page.status_code == 200 and "/t/{slug}/auth/v1/admin/users" in html and "/api/v1/me" in html
+    assert "cdn" not in html.lower() and "<script src=\"http" not in html
+    document = client.get("/api/v1/openapi.json").json()
+    assert document["openapi"].startswith("3.1") and len(document["paths"]) >= 40
