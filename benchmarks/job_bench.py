@@ -103,6 +103,7 @@ def job_figures(bench, tenant, actor, *, workers: int, sample: int, log_dir: Pat
     log_dir.mkdir(parents=True, exist_ok=True)
     alias = tenant_db.using(tenant)
     settings.JOBS_RUNNERS_PER_JOB = workers
+    base = _loop_users_per_second(tenant, actor, sample)  # before the ban job bans them all
     procs = [_worker(f"bench-w{i}", log_dir) for i in range(workers)]
     try:
         started = time.perf_counter()
@@ -117,7 +118,6 @@ def job_figures(bench, tenant, actor, *, workers: int, sample: int, log_dir: Pat
         ours = job.done_count / elapsed
         print(f"ban job: {job.total:,} targets ({job.processed:,} banned, {job.skipped:,} skipped) in "
               f"{elapsed:.1f}s with {workers} workers; preview (snapshot) {preview_s:.1f}s", flush=True)
-        base = _loop_users_per_second(tenant, actor, sample)
         bench.add(f"ban job users/s ({workers} workers)", ours, base, unit="rps",
                   note=f"vs a save()+auditlog loop on {sample:,} users; goal >= 5,000/s")
         bench.figure("job worker peak memory", peak / 1024, "MB", note="VmHWM of the largest worker; goal <= 300")

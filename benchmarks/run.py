@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rps-seconds", type=float, default=8.0)
     parser.add_argument("--job-workers", type=int, default=2, help="jobs_worker processes for the ban job")
     parser.add_argument("--job-sample", type=int, default=2_000, help="users of the save() loop it is compared to")
-    parser.add_argument("--skip", default="", help="comma list: list,batch,growth,rps,jobs")
+    parser.add_argument("--skip", default="", help="comma list: list,api,batch,growth,rps,webhooks,jobs")
     args = parser.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
 
@@ -163,10 +163,16 @@ def main(argv: list[str] | None = None) -> int:
                                   "ratio": None, "unit": "x", "note": f"{args.small:,} -> {args.users:,}"})
             print(f"{'growth ' + name:<34} {growth:>10.2f} {'':>12} {'':>8}  x ({args.small:,} -> {args.users:,})",
                   flush=True)
+    if "api" not in skip:
+        scenarios.api_figures(bench, big, session_key, args.repeat)
     if "batch" not in skip:
         scenarios.batch_figures(bench, big, user, min(args.batch, args.users // 2))
     if "rps" not in skip:
         scenarios.rps_figures(bench, big, session_key, args.rps_seconds, args.database)
+    if "webhooks" not in skip:
+        from benchmarks.webhooks import webhook_figures
+
+        webhook_figures(bench, big, user, min(args.batch, args.users // 2), args.repeat)
     if "jobs" not in skip:
         from benchmarks import job_bench
 

@@ -29,6 +29,7 @@ urlpatterns += [
     path("account/security/authenticator/", auth.account_authenticator,
          name="account-authenticator"),
     path("account/reverify/", auth.reverify, name="reverify"),
+    path("account/time-zone/", auth.account_time_zone, name="account-time-zone"),
     path("account/tokens/", api_keys.staff_tokens, name="staff-tokens"),
     path("account/tokens/create/", api_keys.staff_token_create, name="staff-token-create"),
     path("account/tokens/<uuid:token_id>/revoke/", api_keys.staff_token_revoke, name="staff-token-revoke"),

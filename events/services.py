@@ -20,6 +20,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DEFAULT_DB_ALIAS
 from django.utils import timezone
 
+from core import pgcopy
 from events.models import Event, new_uid
 
 USER_TYPES = (
@@ -51,6 +52,7 @@ _DIRECT = {
     "app_user.undo": "user.updated",
     "app_user.email_change_requested": "user.email_change_requested",
     "app_user.email_change_request": "user.email_change_requested",
+    "app_user.email_change": "user.updated",  # confirmed from the new address (issue 11, finding 2)
     "app_user.ban": "user.banned",
     "app_user.unban": "user.unbanned",
     "app_user.soft_delete": "user.deleted",
@@ -150,8 +152,8 @@ def _classify(row: Any) -> str | None:
 def _actor(row: Any, data: Mapping[str, Any]) -> dict[str, Any]:
     if _get(row, "actor_id"):
         actor = {"type": "staff", "id": str(_get(row, "actor_id")), "email": _get(row, "actor_email")}
-    elif data.get("via") == "api" and data.get("credential"):
-        actor = {"type": "api", "credential": str(data["credential"])}
+    elif data.get("via") == "api" and data.get("credential_prefix"):
+        actor = {"type": "api_key", "prefix": str(data["credential_prefix"])}
     elif data.get("via") == "portal" and data.get("app_user"):
         actor = {"type": "user", "id": str(data["app_user"])}
     else:
@@ -212,31 +214,41 @@ def _payload(kind: str, row: Any) -> tuple[dict[str, Any], str]:
     return out, subject
 
 
-def _bounded(envelope: dict[str, Any]) -> dict[str, Any]:
-    """Payloads are bounded: past ``MAX_PAYLOAD_BYTES`` only the identifying facts are kept."""
-    size = len(json.dumps(envelope, cls=DjangoJSONEncoder))
-    if size <= MAX_PAYLOAD_BYTES:
-        return envelope
+def _serialized(envelope: dict[str, Any]) -> str:
+    """The payload as JSON text. Payloads are bounded: past ``MAX_PAYLOAD_BYTES`` only the
+    identifying facts are kept."""
+    text = json.dumps(envelope, cls=DjangoJSONEncoder, separators=(",", ":"))
+    if len(text) <= MAX_PAYLOAD_BYTES:
+        return text
     data = envelope["data"]
     kept = {k: data[k] for k in ("tenant", "actor", "user", "fields", "hard", "purpose") if k in data}
     if isinstance(kept.get("user"), dict):
         kept["user"] = {k: kept["user"][k] for k in ("id", "email") if k in kept["user"]}
     kept["truncated"] = True
-    return {**envelope, "data": kept}
+    return json.dumps({**envelope, "data": kept}, cls=DjangoJSONEncoder, separators=(",", ":"))
 
 
-def _plain(value: Any) -> Any:
-    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+def _event(*, kind: str, tenant_id: Any, subject: str, data: Mapping[str, Any], at: dt.datetime,
+           audit_entry_id: Any = None) -> Event:
+    text = _serialized({"type": kind, "timestamp": at.isoformat(), "data": dict(data)})
+    # The payload stays JSON text until it is written (COPY writes the text as it is).
+    event = Event(uid=new_uid(), type=kind, tenant_id=tenant_id, subject=subject, payload=None,
+                  audit_entry_id=audit_entry_id, created_at=at)
+    event.payload_text = text  # type: ignore[attr-defined]
+    return event
+
+
+def _parsed(events: list[Event]) -> list[Event]:
+    for event in events:
+        if event.payload is None:
+            event.payload = json.loads(event.payload_text)  # type: ignore[attr-defined]
+    return events
 
 
 def build(kind: str, row: Any, *, at: dt.datetime) -> Event:
     data, subject = _payload(kind, row)
-    payload = _bounded({"type": kind, "timestamp": at.isoformat(), "data": _plain(data)})
-    tenant_id = _get(row, "tenant_id")
-    return Event(
-        uid=new_uid(), type=kind, tenant_id=tenant_id, subject=subject, payload=payload,
-        audit_entry_id=_get(row, "id"), created_at=at,
-    )
+    return _event(kind=kind, tenant_id=_get(row, "tenant_id"), subject=subject, data=data, at=at,
+                  audit_entry_id=_get(row, "id"))
 
 
 def events_for(rows: Sequence[Any]) -> list[Event]:
@@ -251,9 +263,9 @@ def events_for(rows: Sequence[Any]) -> list[Event]:
             continue
         at = _get(row, "timestamp") or timezone.now()
         if kind == "batch.finished" and (_get(row, "event") or "").startswith("app_user.batch_"):
-            started = build("batch.started", row, at=at)
-            started.payload["data"].pop("processed", None)
-            opened.append(started)
+            data, _ = _payload("batch.started", row)
+            opened.append(_event(kind="batch.started", tenant_id=_get(row, "tenant_id"), subject="",
+                                 data={k: v for k, v in data.items() if k != "processed"}, at=at))
         out.append(build(kind, row, at=at))
     return opened + out
 
@@ -266,27 +278,42 @@ def emit(rows: Sequence[Any]) -> int:
     events = events_for(rows)
     if not events:
         return 0
-    if len(events) == 1:
-        events[0].save(using=DEFAULT_DB_ALIAS, force_insert=True)
-    else:
-        Event.objects.using(DEFAULT_DB_ALIAS).bulk_create(events, batch_size=1000)
-        if events[0].pk is None:  # a backend that does not return ids from a bulk insert
-            uids = {e.uid: e for e in events}
-            for pk, uid in Event.objects.filter(uid__in=list(uids)).values_list("pk", "uid"):
-                uids[uid].pk = pk
+    _insert(events)
     for fn in _subscribers:
         fn(events)
     return len(events)
 
 
+_COPY_COLUMNS = ("id", "uid", "type", "tenant_id", "subject", "payload", "audit_entry_id", "created_at")
+
+
+def _insert(events: list[Event]) -> None:
+    """One INSERT for one event; a bulk INSERT for a batch, or on PostgreSQL a COPY with ids
+    taken from the sequence first (the subscribers need them)."""
+    if len(events) == 1:
+        _parsed(events)[0].save(using=DEFAULT_DB_ALIAS, force_insert=True)
+    elif pgcopy.copies(len(events)):
+        table = Event._meta.db_table
+        for event, pk in zip(events, pgcopy.next_ids(table, len(events)), strict=True):
+            event.pk = pk
+        pgcopy.copy_rows(table, _COPY_COLUMNS, (
+            [e.pk, e.uid, e.type, e.tenant_id, e.subject, e.payload_text, e.audit_entry_id,  # type: ignore[attr-defined]
+             e.created_at] for e in events))
+    else:
+        Event.objects.using(DEFAULT_DB_ALIAS).bulk_create(_parsed(events), batch_size=1000)
+        if events[0].pk is None:  # a backend that does not return ids from a bulk insert
+            uids = {e.uid: e for e in events}
+            for pk, uid in Event.objects.filter(uid__in=list(uids)).values_list("pk", "uid"):
+                uids[uid].pk = pk
+
+
 def event_create(*, type: str, tenant: Any, data: Mapping[str, Any], subject: str = "") -> Event:
     """One event written directly, not from an audit entry (the "send a test event" button), and
     not handed to the subscribers: the caller says where it goes."""
-    now = timezone.now()
-    return Event.objects.using(DEFAULT_DB_ALIAS).create(
-        type=type, tenant=tenant, subject=subject, created_at=now,
-        payload=_bounded({"type": type, "timestamp": now.isoformat(), "data": _plain(dict(data))}),
-    )
+    event = _event(kind=type, tenant_id=getattr(tenant, "pk", tenant), subject=subject, data=data,
+                   at=timezone.now())
+    _parsed([event])[0].save(using=DEFAULT_DB_ALIAS, force_insert=True)
+    return event
 
 
 def types_for(scope: str) -> tuple[str, ...]:

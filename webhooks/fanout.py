@@ -7,11 +7,14 @@ from django.db import DEFAULT_DB_ALIAS
 from django.db.models import Q
 from django.utils import timezone
 
+from core import pgcopy
 from events.models import Event
 from events.services import INSTANCE_SCOPE_TYPES, TEST_TYPE
 from webhooks.models import Delivery, Endpoint
 
 _INSTANCE = frozenset(INSTANCE_SCOPE_TYPES)
+_COPY_COLUMNS = ("endpoint_id", "event_id", "subject", "state", "attempts", "next_attempt_at", "last_error",
+                 "created_at")
 
 
 def wants(endpoint: Endpoint, event: Event) -> bool:
@@ -36,12 +39,16 @@ def on_events(events: list[Event]) -> None:
     if not endpoints:
         return
     now = timezone.now()
-    rows = [
-        Delivery(endpoint_id=endpoint.pk, event_id=event.pk, subject=event.subject, next_attempt_at=now)
-        for endpoint in endpoints for event in events if wants(endpoint, event)
-    ]
-    if not rows:
+    pairs = [(endpoint.pk, event) for endpoint in endpoints for event in events if wants(endpoint, event)]
+    if not pairs:
         return
-    Delivery.objects.using(DEFAULT_DB_ALIAS).bulk_create(rows, batch_size=1000, ignore_conflicts=True)
-    for endpoint_id in {r.endpoint_id for r in rows}:
+    if pgcopy.copies(len(pairs)):
+        pgcopy.copy_rows(Delivery._meta.db_table, _COPY_COLUMNS, (
+            [endpoint_id, event.pk, event.subject, Delivery.State.PENDING, 0, now, "", now]
+            for endpoint_id, event in pairs))
+    else:
+        Delivery.objects.using(DEFAULT_DB_ALIAS).bulk_create(
+            [Delivery(endpoint_id=endpoint_id, event_id=event.pk, subject=event.subject, next_attempt_at=now)
+             for endpoint_id, event in pairs], batch_size=1000, ignore_conflicts=True)
+    for endpoint_id in {endpoint_id for endpoint_id, _ in pairs}:
         wake(endpoint_id, at=now)

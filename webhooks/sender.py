@@ -81,14 +81,52 @@ def resolve(host: str, port: int) -> str:
     return addresses[0]
 
 
-def post(url: str, body: bytes, headers: dict[str, str]) -> Answer:
+class Pool:
+    """Connections kept open between the requests of one delivery run (keep-alive): no new TCP
+    and TLS handshake per event. Each was opened to an address checked by ``resolve``."""
+
+    def __init__(self) -> None:
+        self._open: dict[tuple[str, str, int], http.client.HTTPConnection] = {}
+
+    def take(self, key: tuple[str, str, int]) -> http.client.HTTPConnection | None:
+        return self._open.pop(key, None)
+
+    def give(self, key: tuple[str, str, int], conn: http.client.HTTPConnection) -> None:
+        self._open[key] = conn
+
+    def close(self) -> None:
+        for conn in self._open.values():
+            conn.close()
+        self._open.clear()
+
+
+# What a kept-alive connection the receiver closed in the meantime looks like: try a fresh one.
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, http.client.BadStatusLine)
+
+
+def _connect(host: str, port: int, https: bool, timeout: float) -> http.client.HTTPConnection:
+    address = resolve(host, port)
+    sock = socket.create_connection((address, port), timeout=timeout)
+    conn: http.client.HTTPConnection
+    if https:
+        context = ssl.create_default_context()
+        sock = context.wrap_socket(sock, server_hostname=host)
+        conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
+    else:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    conn.sock = sock  # connected to the address checked above, not looked up again
+    return conn
+
+
+def post(url: str, body: bytes, headers: dict[str, str], *, pool: Pool | None = None) -> Answer:
     parts = urlsplit(url)
     host = parts.hostname or ""
     https = parts.scheme == "https"
     port = parts.port or (443 if https else 80)
+    key = (parts.scheme, host, port)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     started = time.monotonic()
     deadline = started + timeout_seconds()
-    address = resolve(host, port)
 
     def remaining() -> float:
         left = deadline - time.monotonic()
@@ -96,38 +134,47 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> Answer:
             raise SendError(f"timeout after {timeout_seconds():g} s")
         return left
 
-    conn: http.client.HTTPConnection
+    def exchange(conn: http.client.HTTPConnection) -> tuple[http.client.HTTPResponse, bytes]:
+        assert conn.sock is not None  # noqa: S101 - connected by _connect or kept by the pool
+        conn.sock.settimeout(remaining())
+        conn.request("POST", path, body=body, headers={**headers, "Content-Length": str(len(body))})
+        response = conn.getresponse()
+        chunks: list[bytes] = []
+        size = 0
+        while size < READ_LIMIT:
+            if conn.sock is not None:  # http.client lets go of the socket on a closing answer
+                conn.sock.settimeout(remaining())
+            else:
+                remaining()
+            chunk = response.read(min(8192, READ_LIMIT - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return response, b"".join(chunks)
+
+    kept = pool.take(key) if pool is not None else None
     try:
-        sock = socket.create_connection((address, port), timeout=remaining())
-        if https:
-            context = ssl.create_default_context()
-            sock = context.wrap_socket(sock, server_hostname=host)
-            conn = http.client.HTTPSConnection(host, port, timeout=remaining(), context=context)
+        if kept is not None:
+            try:
+                response, answer = exchange(kept)
+                conn = kept
+            except _STALE:
+                kept.close()
+                conn = _connect(host, port, https, remaining())
+                response, answer = exchange(conn)
         else:
-            conn = http.client.HTTPConnection(host, port, timeout=remaining())
-        conn.sock = sock  # connected to the address checked above, not looked up again
-        try:
-            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-            conn.request("POST", path, body=body, headers={**headers, "Content-Length": str(len(body))})
-            sock.settimeout(remaining())
-            response = conn.getresponse()
-            chunks: list[bytes] = []
-            size = 0
-            while size < READ_LIMIT:
-                sock.settimeout(remaining())
-                chunk = response.read(min(8192, READ_LIMIT - size))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                size += len(chunk)
-        finally:
-            conn.close()
+            conn = _connect(host, port, https, remaining())
+            response, answer = exchange(conn)
     except SendError:
         raise
     except TimeoutError as exc:
         raise SendError(f"timeout after {timeout_seconds():g} s") from exc
     except (OSError, http.client.HTTPException) as exc:
         raise SendError(f"{type(exc).__name__}: {exc}"[:300]) from exc
-    head = b"".join(chunks)[: HEAD_CHARS * 4].decode("utf-8", "replace")[:HEAD_CHARS]
-    return Answer(status=response.status, head=head,
-                  duration_ms=int((time.monotonic() - started) * 1000))
+    if pool is not None and response.isclosed() and not response.will_close and conn.sock is not None:
+        pool.give(key, conn)  # read to its end and not closing: the next request can use it
+    else:
+        conn.close()
+    head = answer[: HEAD_CHARS * 4].decode("utf-8", "replace")[:HEAD_CHARS]
+    return Answer(status=response.status, head=head, duration_ms=int((time.monotonic() - started) * 1000))

@@ -39,6 +39,7 @@ from core.errors import Conflict, Invalid, NotFound, Refused, ServiceError
 from core.policy import policy
 from core.request_context import public_url
 from core.text import NAME_MAX_LENGTH, clean_text
+from core.time_zones import valid as valid_time_zone
 from outbox.services import mail_enqueue
 from tenants.access import can
 from tenants.models import Tenant, TenantAdmin
@@ -202,7 +203,7 @@ def staff_invite(
     email = clean_email(email)
     name = clean_name(name)
     with transaction.atomic():
-        if User.objects.filter(email__iexact=email).exists():
+        if User.objects.filter(email=email).exists():
             raise Conflict(EXISTS, code="exists", field="email")
         try:
             with transaction.atomic(), disable_auditlog():
@@ -329,6 +330,21 @@ def staff_reactivate(*, actor: User | None, user: User) -> User:
     return user
 
 
+def staff_time_zone_set(*, actor: User, time_zone: str) -> User:
+    """A staff member's own time zone for every time the console shows ("" = the browser's)."""
+    time_zone = (time_zone or "").strip()
+    if time_zone and not valid_time_zone(time_zone):
+        raise Invalid("Choose a time zone from the list.", code="time_zone", field="time_zone")
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=actor.pk)
+        if user.time_zone == time_zone:
+            return user
+        previous, user.time_zone = user.time_zone, time_zone
+        _save_user(user, "time_zone")
+        _record_user("staff.time_zone", actor=actor, user=user, data={"from": previous, "to": time_zone})
+    return user
+
+
 def staff_set_instance_admin(*, actor: User | None, user: User, value: bool) -> User:
     """Grant or revoke instance admin. Nobody revokes their own; the last one stays."""
     _require_instance_admin(actor)
@@ -426,7 +442,7 @@ def tenant_admin_add(
     email = clean_email(email)
     role = clean_role(role)
     _check_assignable(tenant)
-    user = User.objects.filter(email__iexact=email).first()
+    user = User.objects.filter(email=email).first()
     if user is None:
         user = staff_invite(actor=actor, email=email, name=name, tenant=tenant, role=role)
         return AddResult(TenantAdmin.objects.get(tenant=tenant, user=user), invited=True)

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.forms import ROLE_CHOICES, ROLE_HELP, RoleForm, TenantAdminAddForm
 from accounts.selectors import tenant_admin_get, tenant_admin_list
 from accounts.services import staff as services
+from console.confirm import confirm_first
 from console.decorators import tenant_view
 from console.errors import flash, form_add
 from console.http import ConsoleRequest
@@ -90,6 +91,7 @@ def tenant_admin_role(request: ConsoleRequest, user_id: uuid.UUID) -> HttpRespon
 
 @tenant_view(ACTION)
 @require_POST
+@confirm_first
 def tenant_admin_remove(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse:
     assignment = _assignment(request, user_id)
     try:

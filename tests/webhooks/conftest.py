@@ -37,6 +37,10 @@ class Receiver:
     port: int
     status: int = 200
     delay: float = 0.0
+    content_length: bool = True
+    keep_alive: bool = False
+    drop_after: int = 0  # close the connection (silently, for the client) after this many requests
+    peers: set = field(default_factory=set)
     received: list[Received] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
 
@@ -48,15 +52,23 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if receiver.keep_alive else "HTTP/1.0"
+
             def do_POST(self):  # noqa: N802 - http.server's name
+                receiver.peers.add(self.client_address)
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 receiver.received.append(Received({k.lower(): v for k, v in self.headers.items()}, body))
                 if receiver.delay:
                     time.sleep(receiver.delay)
+                answer = f"status {receiver.status} from the test receiver".encode()
                 self.send_response(receiver.status)
                 self.send_header("Content-Type", "text/plain")
+                if receiver.content_length:  # http.client closes the socket once it has read it
+                    self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
-                self.wfile.write(f"status {receiver.status} from the test receiver".encode())
+                self.wfile.write(answer)
+                if receiver.drop_after and len(receiver.received) == receiver.drop_after:
+                    self.close_connection = True
 
             def log_message(self, *args):
                 pass

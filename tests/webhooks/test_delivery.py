@@ -145,6 +145,37 @@ def test_a_private_target_is_refused_when_private_targets_are_not_allowed(acme, 
         sender.resolve("localhost", 80)
 
 
+def test_an_answer_read_to_its_end_without_a_length_works_too(acme, tadmin, receiver, private_ok):
+    receiver.content_length = False
+    endpoint, _ = hooks.endpoint_create(actor=tadmin, tenant=acme, url=receiver.url)
+    hooks.endpoint_send_test(actor=tadmin, tenant=acme, endpoint_id=endpoint.pk)
+    delivery.run(endpoint.pk)
+    attempt = Attempt.objects.get()
+    assert attempt.succeeded and attempt.response_head == "status 200 from the test receiver"
+
+
+def test_a_run_keeps_its_connection_alive_and_survives_the_receiver_closing_it(acme, tadmin, private_ok):
+    receiver = Receiver(port=free_port(), keep_alive=True, drop_after=2).start()
+    try:
+        endpoint, secret = hooks.endpoint_create(actor=tadmin, tenant=acme, url=receiver.url)
+        for _ in range(5):
+            hooks.endpoint_send_test(actor=tadmin, tenant=acme, endpoint_id=endpoint.pk)
+        pool = sender.Pool()
+        for row in Delivery.objects.select_related("event").order_by("id")[:2]:
+            assert delivery.attempt(endpoint, row, pool=pool)
+        assert len(receiver.peers) == 1  # the second request went on the first one's connection
+        # ... which the receiver has closed since: the third finds it dead and opens a new one.
+        third = Delivery.objects.select_related("event").order_by("id")[2]
+        assert delivery.attempt(endpoint, third, pool=pool)  # a fresh connection, no failed attempt
+        pool.close()
+        delivery.run_until_idle(endpoint.pk)
+        assert Delivery.objects.filter(state="succeeded").count() == 5
+        assert not Attempt.objects.filter(succeeded=False).exists()
+        assert len(receiver.peers) == 3  # the first, the fresh one, and the run's
+    finally:
+        receiver.stop()
+
+
 def test_redirects_are_not_followed(acme, tadmin, receiver, private_ok):
     receiver.status = 302
     endpoint, _ = hooks.endpoint_create(actor=tadmin, tenant=acme, url=receiver.url)
@@ -239,3 +270,19 @@ def test_secrets_are_encrypted_at_rest(acme, tadmin):
         stored = cursor.fetchone()
     assert all(v.startswith("enc1:") for v in stored) and secret not in "".join(stored)
     assert Endpoint.objects.get().previous_secret == secret
+
+
+def test_a_batch_fans_out_in_bulk_and_every_event_arrives_once(acme, tadmin, receiver, private_ok):
+    from accounts.app_users.batches import Selection, app_users_batch
+    from tests.accounts.app_user_data import make_users
+
+    endpoint, secret = hooks.endpoint_create(actor=tadmin, tenant=acme, url=receiver.url)
+    people = make_users(acme, 300)  # past COPY's threshold: events and deliveries COPied on PostgreSQL
+    app_users_batch(actor=tadmin, tenant=acme, action="ban", selection=Selection(ids=tuple(str(u.pk) for u in people)),
+                    until=timezone.now() + dt.timedelta(days=1), reason="bulk")
+    assert Delivery.objects.filter(endpoint=endpoint).count() == 302  # + batch.started, batch.finished
+    delivery.run_until_idle(endpoint.pk)
+    assert len(receiver.ids()) == len(set(receiver.ids())) == 302
+    types = [r.json["type"] for r in receiver.received]
+    assert types[0] == "batch.started" and types[-1] == "batch.finished" and types.count("user.banned") == 300
+    receiver.received[150].verify(secret)
