@@ -143,10 +143,15 @@ def not_found(request: HttpRequest, **kwargs: Any) -> HttpResponse:
 def _specific_first(patterns: list[Any]) -> list[Any]:
     """Literal segments before parameters (``users/invite`` before ``users/<user_id>``), whatever
     order the endpoints were declared in."""
+    # ninja's own root route ("": its docs home, a 404 with docs_url=None) is dropped: mounted at
+    # the site's root it would answer "/" in place of the console's home (its only other use,
+    # the prefix of the OpenAPI paths, is the site's root: ``api.get_root_path`` below).
+    patterns = [p for p in patterns if str(p.pattern)]
     return sorted(patterns, key=lambda p: [1 if seg.startswith("<") else 0 for seg in str(p.pattern).split("/")])
 
 
 _ninja_patterns, _app, _namespace = api.urls
+api.get_root_path = lambda path_params: "/"  # type: ignore[method-assign]
 _T = r"^t/(?P<slug>[^/]+)/auth/v1/"
 urlpatterns = [
     path("", (_specific_first(list(_ninja_patterns)), _app, _namespace)),

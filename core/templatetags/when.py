@@ -86,3 +86,11 @@ def ago(value: datetime | None) -> SafeString | str:
         return NO_END
     return format_html('<time datetime="{}" title="{}" class="when">{}</time>', value.isoformat(),
                        f"{absolute(value)} · {_title(value)}", relative(value))
+
+
+@register.filter
+def device(user_agent: str | None) -> str:
+    """A user agent as a person reads it ("Safari 17 on macOS"), see ``core.user_agents``."""
+    from core.user_agents import describe
+
+    return describe(user_agent or "")
