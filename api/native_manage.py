@@ -17,6 +17,7 @@ from accounts.app_users import tenant_settings as settings_services
 from accounts.models import User
 from accounts.selectors import staff_get, staff_roles, tenant_admin_get
 from accounts.services import staff as staff_services
+from accounts.services import tenant_invites
 from api.http import ApiError
 from api.native import BASE, ERRORS, caller_for, ok, router, tenant_for
 from api.native_instance import _tenant
@@ -181,9 +182,12 @@ def tenant_admin_assign(request: HttpRequest, slug: str, body: AdminAssign) -> H
         a = staff_services.tenant_admin_assign(actor=caller.actor, tenant=tenant, user=_staff(body.user_id),
                                                role=body.role)
         return ok({**_assignment(a, slug), "invited": False}, status=201)
-    result = staff_services.tenant_admin_add(actor=caller.actor, tenant=tenant, email=body.email or "",
+    # By address: always an offer the member accepts (the same answer whether or not the address
+    # has a staff account, so the API cannot be used to find out who works here).
+    invite = tenant_invites.tenant_admin_add(actor=caller.actor, tenant=tenant, email=body.email or "",
                                              role=body.role, name=body.name)
-    return ok({**_assignment(result.assignment, slug), "invited": result.invited}, status=201)
+    return ok({"tenant": slug, "email": invite.user.email, "role": invite.role, "invited": True,
+               "expires_at": ts(invite.expires_at)}, status=201)
 
 
 @router.patch(f"{T}/admins/{{user_id}}", response={200: Envelope, **ERRORS}, tags=["tenant-admins"],
