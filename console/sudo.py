@@ -35,6 +35,7 @@ LABELS = {
     "staff-otp-reset": "Reset the two-step sign-in of {who}",
     "staff-instance-admin": "Change the instance admin rights of {who}",
     "tenants-purge": "Purge the tenant {slug} and drop its database",
+    "tenants-lifecycle": "Delete the tenant {slug} (its data is kept until it is purged)",
     "account-backup-codes": "Make new backup codes",
     "account-authenticator": "Replace your authenticator app",
 }
