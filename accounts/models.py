@@ -46,8 +46,8 @@ class UserManager(BaseUserManager["User"]):
         return self._create(email, password, **extra)
 
     def get_by_natural_key(self, username: str | None) -> User:
-        # Stored in the canonical form; iexact also finds a row whose case was edited by hand.
-        return self.get(email__iexact=canonical_email(username))
+        # Stored in the canonical form (core.emails), looked up by exact match on it.
+        return self.get(email=canonical_email(username))
 
 
 class User(AbstractBaseUser, PermissionsMixin):
@@ -57,6 +57,7 @@ class User(AbstractBaseUser, PermissionsMixin):
     email = models.EmailField(max_length=254, unique=True)
     name = models.CharField(max_length=150, blank=True)
     is_active = models.BooleanField(default=True)
+    time_zone = models.CharField(max_length=64, blank=True)  # IANA name; "" = the browser's
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -68,9 +69,8 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     class Meta:
         ordering = ["email"]
-        constraints = [
-            models.UniqueConstraint(Lower("email"), name="accounts_user_email_ci_unique"),
-        ]
+        # ``email`` holds the canonical form only (core.emails): its unique index is the one
+        # uniqueness rule, the same on every database (no LOWER()/UPPER() case rules).
 
     def __str__(self) -> str:
         return self.email
@@ -154,7 +154,9 @@ class AppUser(TenantModel):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(Lower("email"), name="appuser_email_ci_unique"),
+            # The canonical form only (core.emails): one address, one user, on every database.
+            # An expression (not ``fields``) so SQLite adds the index instead of rebuilding the table.
+            models.UniqueConstraint(models.F("email"), name="appuser_email_unique"),
         ]
         indexes = [
             # Keyset pagination orders (newest first is the default list order).

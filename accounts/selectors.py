@@ -57,9 +57,9 @@ def staff_list(*, query: str = "") -> QuerySet[User]:
 
 
 def staff_by_email(*, email: str) -> User | None:
-    """The staff member with this address (any case), or ``None``."""
+    """The staff member with this address (any spelling of it, ``core.emails``), or ``None``."""
     canonical = canonical_email(email)
-    return User.objects.filter(email__iexact=canonical).first() if canonical else None
+    return User.objects.filter(email=canonical).first() if canonical else None
 
 
 def staff_get(*, pk: uuid.UUID | str) -> User | None:

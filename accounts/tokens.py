@@ -29,6 +29,7 @@ PATHS: dict[str, str] = {
     ActionToken.Purpose.INVITE: "accept",
     ActionToken.Purpose.RECOVERY: "recover",
     ActionToken.Purpose.MAGIC_LINK: "magic",
+    ActionToken.Purpose.EMAIL_CHANGE: "email-change",
 }
 
 

@@ -17,6 +17,7 @@ from django.db import DEFAULT_DB_ALIAS, models, transaction
 from django.utils import timezone
 
 from audit import chain
+from events import services as events
 
 _VERBS = {0: "create", 1: "update", 2: "delete", 3: "access"}
 
@@ -123,6 +124,7 @@ class AuditEntry(AbstractLogEntry):
             heads = chain.link([self], using=using)
             inserted = super()._save_table(raw, cls, force_insert, force_update, using, update_fields)
             chain.advance(heads, last_ids={chain.chain_key(self.tenant_id): self.pk}, using=using)
+            events.emit([self])  # the change's event, in the same transaction
         return inserted
 
 

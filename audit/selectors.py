@@ -21,6 +21,7 @@ from django.utils import timezone
 from audit.models import AuditEntry
 from audit.services import SECRET_FIELDS
 from core.csv_safety import safe_cell
+from core.emails import canonical_email
 
 PAGE_SIZE = 50
 FILTER_MAX = 200
@@ -125,8 +126,9 @@ def audit_entries(*, tenant: Any, filters: AuditFilters) -> QuerySet[AuditEntry]
     elif filters.tenant:
         qs = qs.filter(tenant__slug=filters.tenant)
     if filters.actor:
-        user = get_user_model().objects.filter(email__iexact=filters.actor).first()
-        qs = qs.filter(actor=user) if user else qs.filter(actor_email__iexact=filters.actor)
+        actor_email = canonical_email(filters.actor)
+        user = get_user_model().objects.filter(email=actor_email).first()
+        qs = qs.filter(actor=user) if user else qs.filter(actor_email=actor_email)
     if filters.event:
         qs = qs.filter(event__startswith=filters.event.lower())
     if filters.action:

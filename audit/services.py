@@ -1,7 +1,9 @@
 """Writing the audit trail. Services call ``record()`` (one entry) or ``record_many()`` (a batch).
 
 Entries go to the control database, whichever database the change happened in. Secrets never
-reach an entry: fields named in ``SECRET_FIELDS`` are dropped from every diff and payload.
+reach an entry: fields named in ``SECRET_FIELDS`` are dropped from every diff and payload. Each
+entry's event (``events.services.emit``: webhooks, the API's feed) is written with it, in the same
+transaction, in bulk for a batch.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
+from django.db import DEFAULT_DB_ALIAS, models, transaction
 from django.utils import timezone
 
 from audit import chain, signals
 from audit.models import AuditEntry
-from core import request_context
+from core import pgcopy, request_context
 from core.text import UNSTORABLE
+from events import services as events
 
 CREATE = AuditEntry.Action.CREATE
 UPDATE = AuditEntry.Action.UPDATE
@@ -125,8 +128,6 @@ def _build(entry: Entry, **facts) -> AuditEntry:
     return AuditEntry(**_values(entry, **facts))
 
 
-# COPY is several times faster than INSERT for the thousands of entries of a batch.
-_COPY_MIN = 200
 _COPY_COLUMNS = (
     "event", "content_type_id", "object_pk", "object_repr", "action", "changes", "changes_text",
     "actor_id", "actor_email", "impersonator_id", "tenant_id", "remote_addr", "cid",
@@ -138,17 +139,11 @@ def _copy(rows: list[dict[str, Any]]) -> None:
     """COPY the rows (already chained: ``prev_hash``/``hash`` set)."""
     from psycopg.types.json import Jsonb
 
-    table = AuditEntry._meta.db_table
-    connection = connections[DEFAULT_DB_ALIAS]
-    with connection.cursor() as cursor:
-        raw = cursor.cursor  # the psycopg cursor under Django's wrapper
-        with raw.copy(f"COPY {table} ({', '.join(_COPY_COLUMNS)}) FROM STDIN") as copy:  # noqa: S608
-            for row in rows:
-                values = dict(row)
-                for key in ("changes", "additional_data"):
-                    if values[key] is not None:
-                        values[key] = Jsonb(values[key])
-                copy.write_row([values[c] for c in _COPY_COLUMNS])
+    def values(row: dict[str, Any]) -> list[Any]:
+        return [Jsonb(row[c]) if c in ("changes", "additional_data") and row[c] is not None else row[c]
+                for c in _COPY_COLUMNS]
+
+    pgcopy.copy_rows(AuditEntry._meta.db_table, _COPY_COLUMNS, (values(row) for row in rows))
 
 
 def _request_facts() -> tuple[str | None, str]:
@@ -212,7 +207,7 @@ def record_many(
     entries: Iterable[Entry], *, actor, tenant, impersonator=None, batch_size: int = 1000
 ) -> int:
     """Write many entries with one ``bulk_create`` per ``batch_size`` (``COPY`` on PostgreSQL
-    from ``_COPY_MIN`` entries), chained in bulk under one lock of the chain's head; returns
+    from ``core.pgcopy.COPY_MIN`` entries), chained in bulk under one lock of the chain's head; returns
     how many."""
     remote_addr, cid = _request_facts()
     facts = {"actor": actor, "tenant": tenant, "impersonator": impersonator,
@@ -222,14 +217,16 @@ def record_many(
     if not rows:
         return 0
     with transaction.atomic(using=DEFAULT_DB_ALIAS, savepoint=False):
-        if len(rows) >= _COPY_MIN and connections[DEFAULT_DB_ALIAS].vendor == "postgresql":
+        if pgcopy.copies(len(rows)):
             heads = chain.link(rows)
             _copy(rows)
             chain.advance(heads)
+            events.emit(rows)
         else:
             objects = [AuditEntry(**row) for row in rows]
             heads = chain.link(objects)
             AuditEntry.objects.using(DEFAULT_DB_ALIAS).bulk_create(objects, batch_size=batch_size)
             chain.advance(heads, last_ids={chain.chain_key(objects[-1].tenant_id): objects[-1].pk})
+            events.emit(objects)
         signals.recorded.send(sender=AuditEntry, tenant_id=getattr(tenant, "pk", tenant), count=len(rows))
     return len(rows)

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from django.db import DEFAULT_DB_ALIAS, transaction
-from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.app_users import job_actions
@@ -233,8 +232,7 @@ class ImportKind(_TenantKind):
                 return
             emails = [t["email"] for t in pending if not t["skip_result"]]
             existing = set(
-                AppUser.objects.using(alias).annotate(email_l=Lower("email"))
-                .filter(email_l__in=emails).values_list("email_l", flat=True)
+                AppUser.objects.using(alias).filter(email__in=emails).values_list("email", flat=True)
             )
             outcomes, new = [], []
             for target in pending:

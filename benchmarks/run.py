@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--rps-seconds", type=float, default=8.0)
-    parser.add_argument("--skip", default="", help="comma list: list,batch,growth,rps")
+    parser.add_argument("--skip", default="", help="comma list: list,api,batch,growth,rps,webhooks")
     args = parser.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
 
@@ -155,10 +155,16 @@ def main(argv: list[str] | None = None) -> int:
                                   "ratio": None, "unit": "x", "note": f"{args.small:,} -> {args.users:,}"})
             print(f"{'growth ' + name:<34} {growth:>10.2f} {'':>12} {'':>8}  x ({args.small:,} -> {args.users:,})",
                   flush=True)
+    if "api" not in skip:
+        scenarios.api_figures(bench, big, session_key, args.repeat)
     if "batch" not in skip:
         scenarios.batch_figures(bench, big, user, min(args.batch, args.users // 2))
     if "rps" not in skip:
         scenarios.rps_figures(bench, big, session_key, args.rps_seconds, args.database)
+    if "webhooks" not in skip:
+        from benchmarks.webhooks import webhook_figures
+
+        webhook_figures(bench, big, user, min(args.batch, args.users // 2), args.repeat)
 
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     out = {"database": args.database, "users": args.users, "repeat": args.repeat,

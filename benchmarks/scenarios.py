@@ -175,3 +175,19 @@ def rps_figures(bench, tenant, session_key: str, seconds: float, database: str) 
     for alias in list(connections):
         connections[alias].close()
     bench.add("requests/s users page (gunicorn -w2)", ours, base, unit="rps")
+
+
+def api_figures(bench, tenant, session_key: str, repeat: int) -> None:
+    """The admin API's user lists (GoTrue's numbered page with its exact total, the native keyset
+    page) against the Django admin changelist, on the same tenant, credentials in headers."""
+    from credentials.services import api_key_create
+
+    _key, raw = api_key_create(actor=None, tenant=tenant, name="bench", role="viewer")
+    api = Client(HTTP_APIKEY=raw, HTTP_AUTHORIZATION=f"Bearer {raw}")
+    admin = _client(session_key, tenant)
+    baseline = median_ms(lambda: _get(admin, ADMIN_PATH), max(3, repeat // 2))
+    for name, url in (
+        ("api gotrue list users (page 1)", f"/t/{tenant.slug}/auth/v1/admin/users?page=1&per_page=50"),
+        ("api native list users", f"/api/v1/tenants/{tenant.slug}/users?limit=50"),
+    ):
+        bench.add(name, median_ms(lambda u=url: _get(api, u), repeat), baseline)

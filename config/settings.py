@@ -97,9 +97,14 @@ INSTALLED_APPS = [
     # --- The admin API (issue 12): credentials (service keys, personal tokens) and the two
     # surfaces (GoTrue-compatible per tenant, native /api/v1/) built with django-ninja.
     "credentials",
+    "api",
+    # --- Webhooks (issue 14): the event outbox (written with every audit entry) and its delivery.
+    "events",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
+    "api.middleware.api_middleware",  # API paths: every answer JSON, bodies bounded (first: wraps all)
     "django.middleware.security.SecurityMiddleware",
     "console.middleware.security_headers",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -111,6 +116,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "core.time_zones.activate_time_zone",
     "console.middleware.bind_request_context",
     "console.middleware.require_verified_staff",
     "console.errors.ServiceErrorMiddleware",
@@ -134,7 +140,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "console.context_processors.console",
             ],
-            "builtins": ["template_partials.templatetags.partials"],
+            "builtins": ["template_partials.templatetags.partials", "core.templatetags.when"],
         },
     }
 ]
@@ -155,6 +161,24 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
+# DATABASE_POOLER=transaction: every PostgreSQL server is reached through a pooler in transaction
+# mode (PgBouncer, README "Connection planning and PgBouncer"): no server-side cursors (a cursor
+# would outlive the transaction that holds the server connection), no prepared statements.
+DATABASE_POOLER = os.environ.get("DATABASE_POOLER", "").strip().lower()
+if DATABASE_POOLER not in {"", "transaction"}:
+    raise ImproperlyConfigured("DATABASE_POOLER must be empty or 'transaction'.")
+if DATABASE_POOLER and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = None
+
+# Connection planning (manage.py tenants capacity, and a system check at start-up): how many
+# processes and threads open database connections. Web: APP_SERVERS x WEB_WORKERS x WEB_THREADS
+# threads; beside them JOB_WORKERS job workers and MAIL_WORKERS mail workers in all.
+APP_SERVERS = int(os.environ.get("APP_SERVERS", "1"))
+WEB_WORKERS = int(os.environ.get("WEB_WORKERS") or os.environ.get("WEB_CONCURRENCY") or "4")  # the Procfile's
+WEB_THREADS = int(os.environ.get("WEB_THREADS", "1"))
+JOB_WORKERS = int(os.environ.get("JOB_WORKERS", "1"))
+MAIL_WORKERS = int(os.environ.get("MAIL_WORKERS", "1"))
 
 # Where tenant databases live. With SQLite: one file per tenant in TENANT_SQLITE_DIR. With
 # PostgreSQL: a database per tenant on one of TENANT_DATABASE_SERVERS ("key=url,key=url"); the key
@@ -167,6 +191,14 @@ for _item in env_list("TENANT_DATABASE_SERVERS"):
         raise ImproperlyConfigured("TENANT_DATABASE_SERVERS must look like 'key=url,key=url'.")
     TENANT_DATABASE_SERVERS[_key.strip()] = _url.strip()
 TENANT_DEFAULT_SERVER = os.environ.get("TENANT_DEFAULT_SERVER", "default")
+# Placement of new tenants: "count" (the server with the fewest tenants, at most
+# TENANT_MAX_PER_SERVER each; 0 = no maximum) or "default" (always TENANT_DEFAULT_SERVER).
+TENANT_PLACEMENT = os.environ.get("TENANT_PLACEMENT", "count")
+if TENANT_PLACEMENT not in {"count", "default"}:
+    raise ImproperlyConfigured("TENANT_PLACEMENT must be 'count' or 'default'.")
+TENANT_MAX_PER_SERVER = int(os.environ.get("TENANT_MAX_PER_SERVER", "0"))
+# `tenants migrate --all`: tenants migrated at once per server (PostgreSQL; SQLite: one at a time).
+TENANT_MIGRATE_CONCURRENCY = int(os.environ.get("TENANT_MIGRATE_CONCURRENCY", "4"))
 TENANT_DB_PREFIX = os.environ.get("TENANT_DB_PREFIX", "adminpanel_t_")
 DATABASE_ROUTERS = ["tenants.router.TenantRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -336,6 +368,26 @@ JOBS_HEARTBEAT_SECONDS = float(os.environ.get("JOBS_HEARTBEAT_SECONDS", "2"))
 JOBS_SLICE_SECONDS = float(os.environ.get("JOBS_SLICE_SECONDS", "20"))
 # Tasks queued per job: that many workers share one job's chunks.
 JOBS_RUNNERS_PER_JOB = int(os.environ.get("JOBS_RUNNERS_PER_JOB", "2"))
+
+# --- Events and webhooks (issue 14) ------------------------------------------------------------
+# Every audited change writes its event (the source of webhooks and of the API's event feed).
+# Off only to measure what events cost (make bench).
+EVENTS_ENABLED = env_bool("EVENTS_ENABLED", True)
+# Deliveries to private, loopback and link-local addresses: refused unless this is set
+# (development, tests). Checked at send time, after DNS resolution.
+WEBHOOKS_ALLOW_PRIVATE = env_bool("WEBHOOKS_ALLOW_PRIVATE", False)
+# The whole request (connect, send, answer) of one delivery attempt.
+WEBHOOKS_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOKS_TIMEOUT_SECONDS", "10"))
+# Seconds before each retry after a failed attempt (network error or non-2xx); after the last,
+# the delivery has failed (it can still be replayed).
+WEBHOOKS_RETRY_SCHEDULE = [
+    float(s) for s in os.environ.get("WEBHOOKS_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000").split(",")
+]
+# An endpoint that failed every attempt for this long is disabled and its admins are mailed.
+WEBHOOKS_DISABLE_AFTER_HOURS = float(os.environ.get("WEBHOOKS_DISABLE_AFTER_HOURS", "120"))
+# One delivery run per endpoint at a time (a lease), each handing the worker back after a slice.
+WEBHOOKS_LEASE_SECONDS = float(os.environ.get("WEBHOOKS_LEASE_SECONDS", "60"))
+WEBHOOKS_SLICE_SECONDS = float(os.environ.get("WEBHOOKS_SLICE_SECONDS", "20"))
 
 # --- Static files --------------------------------------------------------------------------
 STATIC_URL = "/static/"

@@ -3,7 +3,13 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from console.views import home
+
 urlpatterns = [
+    # The console's home first: django-ninja mounts its "api-root" (a 404 view) at "" and would
+    # answer "/" otherwise; reverse("api:api-root") still gives "/" for its OpenAPI paths.
+    path("", home.home),
+    path("", include("api.urls")),  # /t/<slug>/auth/v1/ and /api/v1/: before the console's /t/<slug>/
     path("admin/", admin.site.urls),
     path("p/<slug:slug>/", include("portal.urls")),
     path("", include("console.urls")),

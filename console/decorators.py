@@ -19,7 +19,7 @@ from console.http import ConsoleRequest
 from console.staff_session import is_verified, otp_is_recent
 from core.access import is_instance_admin, role_can
 from tenants import db as tenant_db
-from tenants.access import actor_role
+from tenants.access import visible_tenant_and_role
 from tenants.models import Tenant
 
 View = Callable[..., HttpResponseBase]
@@ -57,8 +57,7 @@ def resolve_tenant(request: HttpRequest, slug: str, action: str) -> tuple[Tenant
     refusals of a known tenant are audited. The tenant never comes from the query string, a
     header or a form.
     """
-    tenant = Tenant.objects.filter(slug=slug, status__in=Tenant.VISIBLE_STATUSES).first()
-    role = actor_role(request.user, tenant) if tenant is not None else None
+    tenant, role = visible_tenant_and_role(request.user, slug)
     if tenant is None or role is None:
         if tenant is not None:
             audit_refusal(request, action=action, reason="not_assigned", tenant=tenant)

@@ -3,7 +3,8 @@
 - In a form: ``form_add(form, exc)`` marks the fields the error names (or the whole form).
 - After an action: ``flash(request, exc)`` shows the message on the page the user goes back to.
 - Anything a view does not handle: ``ServiceErrorMiddleware`` answers with the status page
-  (404, 403, 400, 409) that carries the error's message.
+  (404, 403, 400, 409) that carries the error's message; a database that does not answer
+  (a tenant's server down) gets the 503 page (``database_down``), never a 500.
 - The status pages themselves (``handler400/403/404/500`` in ``config.urls``, and the CSRF failure
   view): one branded page in the console's or the portal's look. They show the refusal's own
   message (a 403 says why), never a traceback or the URL patterns, DEBUG on or off; the 500 is
@@ -19,12 +20,14 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db import DatabaseError
+from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.template import loader
 
-from core.errors import Invalid, NotFound, Refused, ServiceError
+from core.errors import Invalid, NotFound, Refused, ServiceError, Unavailable
+
+RETRY_AFTER_SECONDS = 30
 
 
 def form_add(form: forms.BaseForm, exc: ServiceError) -> None:
@@ -67,6 +70,7 @@ TITLES = {
     403: ("You cannot do this", "You do not have access to this page."),
     404: ("Page not found", "There is nothing at this address, or you do not have access to it."),
     500: ("Something went wrong", "The error was logged. Try again in a moment."),
+    503: ("Temporarily unavailable", "A database this page needs is not answering. Try again in a minute."),
 }
 
 
@@ -124,6 +128,25 @@ def server_error(request: HttpRequest) -> HttpResponse:
     return status_page(None, 500, path=request.path, look_up=False)
 
 
+def database_down(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """A database did not answer (connection refused, timed out, dropped): 503 with
+    ``Retry-After``, never a 500. After the tenant gate (console or portal) the page names the
+    tenant and its server; otherwise it is the control database, and the page is rendered
+    without touching it."""
+    import logging
+
+    logging.getLogger("console.errors").warning("Database unavailable on %s: %s", request.path, exception)
+    tenant = getattr(request, "tenant", None) or getattr(request, "portal_tenant", None)
+    if tenant is not None:
+        response = status_page(request, 503, (
+            f"The database of tenant {tenant.slug!r} is not answering right now (server "
+            f"{tenant.db_server!r}). Nothing was changed; try again in a minute."))
+    else:
+        response = status_page(request, 503, look_up=False)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     return status_page(request, 403, "This form had expired or came from another site. Reload the page and "
                        "try again.")
@@ -150,6 +173,12 @@ class ServiceErrorMiddleware:
             return page_not_found(request, exception)
         if isinstance(exception, PermissionDenied):
             return permission_denied(request, exception)
+        if isinstance(exception, Unavailable):
+            response = status_page(request, 503, exception.message)
+            response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            return response
         if isinstance(exception, ServiceError):
             return as_response(request, exception)
+        if isinstance(exception, OperationalError | InterfaceError):
+            return database_down(request, exception)
         return None

@@ -18,6 +18,7 @@ from accounts.selectors import staff_setup_required
 from accounts.services.staff import staff_auth_event
 from console.staff_session import OTP_VERIFIED_AT, is_verified
 from core import request_context
+from core.api_paths import is_api_path
 from core.policy import policy
 
 # No inline scripts or styles anywhere: everything is served from /static/.
@@ -138,7 +139,8 @@ def require_verified_staff(
     """
     def middleware(request: HttpRequest) -> HttpResponse:
         path = request.path_info
-        if path.startswith(PUBLIC_PREFIXES):
+        if path.startswith(PUBLIC_PREFIXES) or is_api_path(path):
+            # The API authenticates every call with a key in a header (api.auth), never a session.
             return get_response(request)
         user = request.user
         if user.is_authenticated:

@@ -24,21 +24,29 @@ PENDING_MAX = 3
 PAYLOAD_MAX = 20_000  # characters of field names and values together
 SKIPPED = {"csrfmiddlewaretoken"}
 
-# What the code is for, by URL name; ``{who}`` is the affected user or staff member.
+# What the code (or the confirmation) is for, by URL name; ``{who}`` is the affected person.
 LABELS = {
     "users-ban": "Ban {who}",
+    "users-unban": "Unban {who}",
+    "users-sign-out": "Sign {who} out",
     "users-factor-remove": "Remove the authenticator of {who}",
     "users-delete": "Delete {who}",
     "users-batch": "{action} {count}",
+    "invitations-revoke": "Revoke the invitation of {who}",
     "impersonation-start": "Impersonate {who}",
     "staff-deactivate": "Deactivate the staff member {who}",
     "staff-otp-reset": "Reset the two-step sign-in of {who}",
     "staff-instance-admin": "Change the instance admin rights of {who}",
+    "staff-role-remove": "Remove the role of {who} in {slug}",
+    "tenant-admin-remove": "Remove the access of {who} to this tenant",
+    "tenants-lifecycle": "{verb} the tenant {slug}",
     "tenants-purge": "Purge the tenant {slug} and drop its database",
-    "tenants-lifecycle": "Delete the tenant {slug} (its data is kept until it is purged)",
-    "account-backup-codes": "Make new backup codes",
+    "api-key-revoke": "Revoke this API key",
+    "staff-token-revoke": "Revoke this personal token",
+    "account-backup-codes": "Make new backup codes (the current ones stop working)",
     "account-authenticator": "Replace your authenticator app",
 }
+STAFF_TARGET = {"tenant-admin-remove": "user_id"}  # these URLs name a staff member, not an app user
 DETAIL_FIELDS = {"duration": "Duration", "until": "Until", "reason": "Reason", "mode": "Deletion",
                  "scope": "Users"}
 
@@ -57,8 +65,10 @@ class Pending:
     fields: list[tuple[str, str]]
 
 
-def _who(request: HttpRequest, kwargs: dict[str, Any]) -> str:
+def _who(request: HttpRequest, kwargs: dict[str, Any], name: str = "") -> str:
     """The email of the user or staff member the URL names, read through the request's gates."""
+    if name in STAFF_TARGET:
+        kwargs = {"pk": kwargs.get(STAFF_TARGET[name])}
     if "user_id" in kwargs and getattr(request, "tenant_alias", None):
         from accounts.models import AppUser
 
@@ -81,7 +91,8 @@ def describe(request: HttpRequest, kwargs: dict[str, Any]) -> tuple[str, list[tu
     count = len(post.getlist("ids"))
     label = LABELS.get(name or "", "Finish what you started")
     label = label.format(
-        who=_who(request, kwargs) or "this account", slug=kwargs.get("slug", ""),
+        who=_who(request, kwargs, name or "") or "this account", slug=kwargs.get("slug", ""),
+        verb=str(kwargs.get("verb", "change")).capitalize(),
         action=BATCH_ACTIONS.get(post.get("action", ""), "Change"),
         count="all matching users" if post.get("scope") == "all" else f"{count} user{'s' if count != 1 else ''}",
     )

@@ -29,6 +29,7 @@ urlpatterns += [
     path("account/security/authenticator/", auth.account_authenticator,
          name="account-authenticator"),
     path("account/reverify/", auth.reverify, name="reverify"),
+    path("account/time-zone/", auth.account_time_zone, name="account-time-zone"),
     path("account/tokens/", api_keys.staff_tokens, name="staff-tokens"),
     path("account/tokens/create/", api_keys.staff_token_create, name="staff-token-create"),
     path("account/tokens/<uuid:token_id>/revoke/", api_keys.staff_token_revoke, name="staff-token-revoke"),
@@ -53,6 +54,10 @@ urlpatterns += [
          name="staff-role-remove"),
     path("t/<slug:slug>/admins/", tenant_admins.tenant_admins, name="tenant-admins"),
     path("t/<slug:slug>/admins/add/", tenant_admins.tenant_admin_add, name="tenant-admin-add"),
+    path("t/<slug:slug>/admins/invites/<uuid:invite_id>/withdraw/", tenant_admins.tenant_invite_withdraw,
+         name="tenant-invite-withdraw"),
+    path("invites/<uuid:invite_id>/accept/", tenant_admins.tenant_invite_accept, name="tenant-invite-accept"),
+    path("invites/<uuid:invite_id>/decline/", tenant_admins.tenant_invite_decline, name="tenant-invite-decline"),
     path("t/<slug:slug>/admins/<uuid:user_id>/role/", tenant_admins.tenant_admin_role,
          name="tenant-admin-role"),
     path("t/<slug:slug>/admins/<uuid:user_id>/remove/", tenant_admins.tenant_admin_remove,
@@ -147,4 +152,22 @@ urlpatterns += [
     path(_J + "outcomes.csv", jobs.job_outcomes_csv, name="job-outcomes-csv"),
     path("jobs/<uuid:job_id>/", jobs.instance_job, name="instance-job"),
     path("jobs/<uuid:job_id>/cancel/", jobs.instance_job_cancel, name="instance-job-cancel"),
+]
+
+# --- webhooks (issue 14) ---
+from console.views import webhooks  # noqa: E402
+
+_W = "t/<slug:slug>/webhooks/<uuid:endpoint_id>/"
+urlpatterns += [
+    path("t/<slug:slug>/webhooks/", webhooks.webhook_list, name="webhooks-list"),
+    path("t/<slug:slug>/webhooks/new/", webhooks.webhook_create, name="webhooks-create"),
+    path(_W, webhooks.webhook_detail, name="webhooks-detail"),
+    path(_W + "edit/", webhooks.webhook_edit, name="webhooks-edit"),
+    path(_W + "delete/", webhooks.webhook_delete, name="webhooks-delete"),
+    path(_W + "secret/", webhooks.webhook_secret, name="webhooks-secret"),
+    path(_W + "test/", webhooks.webhook_test, name="webhooks-test"),
+    path(_W + "replay/", webhooks.webhook_replay, name="webhooks-replay"),
+    path(_W + "deliveries/<int:delivery_id>/", webhooks.delivery_detail, name="webhooks-delivery"),
+    path(_W + "deliveries/<int:delivery_id>/replay/", webhooks.delivery_replay,
+         name="webhooks-delivery-replay"),
 ]

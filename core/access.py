@@ -59,6 +59,7 @@ MATRIX: dict[str, frozenset[str]] = {
     # The admin API (issue 12): a generated link is a live sign-in (impersonation-level power)
     "generate_link": ADMIN,
     "manage_api_keys": ADMIN,
+    "manage_webhooks": ADMIN,
 }
 
 

@@ -10,6 +10,8 @@ form errors, status pages); the API maps them to JSON with the same ``code``.
 - ``Invalid``: the input is wrong; nothing changed.                                     400
 - ``Conflict``: the input is fine but the current state does not allow it
   (already exists, already banned, not invited, link used).                            409
+- ``Unavailable``: a database this needs does not answer (a tenant's server is down);
+  nothing changed, try again later.                                                    503
 """
 
 from __future__ import annotations
@@ -65,3 +67,8 @@ class Invalid(ServiceError):
 class Conflict(ServiceError):
     status = 409
     default_code = "conflict"
+
+
+class Unavailable(ServiceError):
+    status = 503
+    default_code = "unavailable"

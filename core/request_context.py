@@ -27,7 +27,7 @@ class RequestContext:
 
 
 _current: ContextVar[RequestContext | None] = ContextVar("adminpanel_request", default=None)
-# The API credential serving the request ({"via": "api", "credential": prefix, ...}); the audit
+# The API credential serving the request ({"via": "api", "credential_prefix": ..., "credential_id": ...}); the audit
 # trail adds it to every entry the request writes.
 _credential: ContextVar[dict[str, str] | None] = ContextVar("adminpanel_credential", default=None)
 

@@ -8,6 +8,7 @@ its task RUNNING forever. This worker adds:
 - a reaper, run when the worker starts and then with every few beats: a worker that missed three
   beats, or whose process is gone (same machine: checked by pid at once), is dead; its RUNNING
   tasks are queued again (READY) and the chunks it held are released (``batchjobs.recovery``);
+  webhook endpoints with due deliveries and no run queued get one (``webhooks.delivery``);
 - a graceful stop: SIGTERM/SIGINT set ``batchjobs.runtime.STOP``, so a job's task returns at the
   end of its current chunk and queues its own continuation.
 
@@ -35,6 +36,7 @@ from accounts.app_users import figures
 from batchjobs import recovery, runtime
 from jobs import process
 from jobs.models import WorkerBeat
+from webhooks import delivery as webhook_delivery
 
 log = logging.getLogger("jobs.worker")
 MISSED_BEATS = 3  # a worker silent for this many beats is dead
@@ -103,8 +105,9 @@ def reap(*, now: Any = None) -> dict[str, int]:
     released = recovery.release_chunks(worker_ids=dead) if dead else 0
     resumed = recovery.resume_orphans()
     expired = recovery.expire_previews()
+    woken = webhook_delivery.resume_stalled()  # endpoints with due deliveries and no run queued
     return {"dead": len(dead), "requeued": requeued, "released": released, "resumed": resumed,
-            "expired": expired}
+            "expired": expired, "webhooks_woken": woken}
 
 
 def schedule_figures_sweep() -> bool:

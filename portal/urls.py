@@ -16,6 +16,7 @@ urlpatterns = [
     path("accept/<str:token>/", links.accept, name="accept"),
     path("recover/<str:token>/", links.recover, name="recover"),
     path("magic/<str:token>/", links.magic, name="magic"),
+    path("email-change/<str:token>/", links.email_change, name="email-change"),
     path("account/", account.account, name="account"),
     path("account/profile/", account.profile, name="profile"),
     path("account/password/", account.password, name="password"),

@@ -29,6 +29,15 @@ PYEOF
 echo "=== Lint (ruff) ==="
 .venv/bin/ruff check . || exit 1
 
+# The real GoTrue clients (tests/deployed/test_api_clients.py): the pinned npm packages, installed
+# with `npm ci` when node_modules is missing or older than the lock file.
+CLIENTS=tests/clients
+if [ ! -f "$CLIENTS/node_modules/.package-lock.json" ] || \
+   [ "$CLIENTS/package-lock.json" -nt "$CLIENTS/node_modules/.package-lock.json" ]; then
+  echo "=== npm ci ($CLIENTS) ==="
+  (cd "$CLIENTS" && npm ci --no-audit --no-fund) || exit 1
+fi
+
 # The two passes run side by side (one core each on a 2-core machine): the PostgreSQL pass in the
 # background with its output in test-artifacts/postgres.log (printed when it ends), the SQLite
 # pass in the foreground. They share nothing: SQLite lives in its own temporary directory,

@@ -8,9 +8,16 @@ class TenantsConfig(AppConfig):
     def ready(self) -> None:
         from auditlog.registry import auditlog
         from auditlog.signals import pre_log
+        from django.core.exceptions import ImproperlyConfigured
         from django.db.models.signals import post_migrate
 
-        from tenants import checks, signals  # noqa: F401 - checks registers the system check
+        from tenants import capacity, checks, signals  # noqa: F401 - checks registers the system checks
+
+        # Server keys are validated at start-up, in every process (web, workers, commands): a
+        # typo in TENANT_DATABASE_SERVERS or TENANT_DEFAULT_SERVER refuses to start.
+        problems = capacity.server_key_errors()
+        if problems:
+            raise ImproperlyConfigured(" ".join(problems))
         from tenants.models import Tenant, TenantAdmin
         from tenants.receivers import veto_tenant_database_instances
 

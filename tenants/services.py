@@ -176,10 +176,11 @@ def tenant_register(
     slug = _clean_slug(slug)
     name = _clean_name(name)
     metadata = _clean_metadata(metadata)
-    server = db_server or settings.TENANT_DEFAULT_SERVER
+    existing = Tenant.objects.filter(slug=slug).first()
+    server = db_server or (existing.db_server if existing else place_tenant())
     db.server_settings(server)  # refuses an unknown server before anything is written
 
-    tenant = Tenant.objects.filter(slug=slug).first()
+    tenant = existing
     if tenant is not None and tenant.status not in _CREATING:
         raise Conflict(f"A tenant with the slug {slug!r} already exists ({tenant.status}).",
                        code="exists", field="slug")
@@ -203,6 +204,34 @@ def tenant_register(
                 raise Conflict(f"A tenant with the slug {slug!r} already exists.", code="exists",
                                field="slug") from None
     return tenant
+
+
+def place_tenant() -> str:
+    """The server a new tenant goes to. ``TENANT_PLACEMENT=count`` (the default): the server
+    with the fewest tenants (purged ones do not count; ties go to ``TENANT_DEFAULT_SERVER``,
+    then in the order of ``TENANT_DATABASE_SERVERS``), skipping those that hold
+    ``TENANT_MAX_PER_SERVER`` already (0: no maximum). ``default``: always
+    ``TENANT_DEFAULT_SERVER``. Refuses when every server is full."""
+    from django.db.models import Count
+
+    default = settings.TENANT_DEFAULT_SERVER
+    if getattr(settings, "TENANT_PLACEMENT", "count") == "default":
+        candidates = [default]
+    else:
+        keys = db.server_keys()
+        candidates = [default, *(k for k in keys if k != default)]
+    counts = dict(
+        Tenant.objects.exclude(status=Tenant.Status.PURGED).filter(db_server__in=candidates)
+        .values_list("db_server").annotate(n=Count("pk")).values_list("db_server", "n")
+    )
+    limit = int(getattr(settings, "TENANT_MAX_PER_SERVER", 0) or 0)
+    open_ = [k for k in candidates if not limit or counts.get(k, 0) < limit]
+    if not open_:
+        raise Conflict(
+            f"Every tenant database server holds its maximum of {limit} tenants "
+            "(TENANT_MAX_PER_SERVER); add a server to TENANT_DATABASE_SERVERS or raise the maximum.",
+            code="servers_full")
+    return min(open_, key=lambda k: (counts.get(k, 0), candidates.index(k)))
 
 
 def tenant_retry(*, actor: Actor | None, tenant: Tenant) -> Tenant:
@@ -350,17 +379,64 @@ class MigrateOutcome:
         return not self.error
 
 
-def tenant_migrate_all(*, actor: Actor | None) -> list[MigrateOutcome]:
-    """Migrate every tenant that has a database, one after the other; a tenant that fails is
-    reported (and audited by ``tenant_migrate``) and the others still go on."""
+def migrate_concurrency() -> int:
+    """Tenants migrated at once per server by ``tenant_migrate_all`` (1 on SQLite: one writer)."""
+    if db.control_vendor() != "postgresql":
+        return 1
+    return max(int(getattr(settings, "TENANT_MIGRATE_CONCURRENCY", 4)), 1)
+
+
+def tenant_migrate_all(*, actor: Actor | None, recheck: bool = False) -> list[MigrateOutcome]:
+    """Migrate every tenant that has a database; a tenant that fails is reported (and audited
+    by ``tenant_migrate``) and the others still go on.
+
+    A tenant whose recorded schema is the newest is skipped without opening its database
+    (``recheck=True`` asks each database anyway: one query each). The others are migrated by a
+    pool of ``TENANT_MIGRATE_CONCURRENCY`` threads per server (servers side by side), each
+    thread with its own connections, closed when it ends. Outcomes come back in list order."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
     _check_actor(actor)
-    outcomes = []
-    for tenant in selectors.tenant_list():
+    latest = db.latest_schema_version()
+    tenants = list(selectors.tenant_list())
+    outcomes: dict[Any, MigrateOutcome] = {}
+    todo: dict[str, list[Tenant]] = {}
+    for tenant in tenants:
+        if not recheck and tenant.is_usable and tenant.schema_version == latest:
+            outcomes[tenant.pk] = MigrateOutcome(tenant, {"from": dict(latest), "to": dict(latest)})
+        else:
+            todo.setdefault(tenant.db_server, []).append(tenant)
+
+    def one(tenant: Tenant) -> MigrateOutcome:
         try:
-            outcomes.append(MigrateOutcome(tenant, tenant_migrate(actor=actor, tenant=tenant)))
+            return MigrateOutcome(tenant, tenant_migrate(actor=actor, tenant=tenant))
         except ServiceError as exc:
-            outcomes.append(MigrateOutcome(tenant, error=exc.message))
-    return outcomes
+            return MigrateOutcome(tenant, error=exc.message)
+        finally:
+            db.close_connection(tenant)
+            if threading.current_thread() is not threading.main_thread():
+                connections.close_all()  # this pool thread's control connection too
+
+    width = migrate_concurrency()
+    if width == 1 or sum(len(group) for group in todo.values()) <= 1:
+        for group in todo.values():
+            for tenant in group:
+                outcomes[tenant.pk] = one(tenant)
+    else:
+        pools = [ThreadPoolExecutor(max_workers=width, thread_name_prefix=f"migrate-{server}")
+                 for server in todo]
+        try:
+            futures = [(tenant, pool.submit(one, tenant))
+                       for pool, group in zip(pools, todo.values(), strict=True) for tenant in group]
+            for tenant, future in futures:
+                outcomes[tenant.pk] = future.result()
+        finally:
+            for pool in pools:
+                pool.shutdown(wait=True)
+    return [outcomes[t.pk] for t in tenants]
 
 
 def _transition(

@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.app_users.permissions import app_user_refusal
@@ -400,8 +399,7 @@ def invite_rows_check(*, actor, tenant: Tenant, rows: list[InviteRow]) -> list[I
     alias = tenant_db.using(tenant)
     for chunk in _chunks(candidates):
         existing.update(
-            AppUser.objects.using(alias).annotate(email_l=Lower("email"))
-            .filter(email_l__in=chunk).values_list("email_l", flat=True)
+            AppUser.objects.using(alias).filter(email__in=chunk).values_list("email", flat=True)
         )
     for row in rows:
         if row.ok and row.email in existing:

@@ -122,7 +122,7 @@ def rules(action: str, *, actor: Any, tenant: Tenant, options: dict[str, Any], n
     email = canonical_email(getattr(actor, "email", "") or "")
     if email:
         out.append(Rule("self_action", "Carries your own email address: you cannot act on yourself.",
-                        Q(email__iexact=email), lambda u: canonical_email(u.email) == email))
+                        Q(email=email), lambda u: canonical_email(u.email) == email))
     protected = tuple(settings.protected_roles)
     if protected and actor_role(actor, tenant) != TenantRole.ADMIN:
         out.append(Rule("protected_user", "Has a protected role: only a tenant admin may change it.",

@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from accounts.models import ActionToken, AppFactor, AppSession, AppUser
 from audit.models import AuditEntry
+from core.emails import canonical_email
 from core.policy import policy
 from tenants import db as tenant_db
 from tenants.models import Tenant
@@ -495,12 +496,7 @@ def app_user_get(*, tenant: Tenant, user_id: Any) -> AppUser | None:
 
 
 def app_user_by_email(*, tenant: Tenant, email: str) -> AppUser | None:
-    return (
-        app_user_queryset(tenant=tenant)
-        .alias(email_l=Lower("email"))
-        .filter(email_l=email.strip().lower())
-        .first()
-    )
+    return app_user_queryset(tenant=tenant).filter(email=canonical_email(email)).first()
 
 
 def app_user_sessions(*, tenant: Tenant, user: AppUser, limit: int = 50) -> list[AppSession]:
@@ -554,3 +550,45 @@ def invitation_list(*, tenant: Tenant, limit: int = 200) -> list[AppUser]:
         .order_by("-created_at", "-id")[:limit]
     )
     return users
+
+
+@dataclass(frozen=True)
+class OffsetPage:
+    """A numbered page (GoTrue's admin list): full rows, their factors, the newest invite and
+    recovery link times, and the exact total."""
+
+    users: list[AppUser]
+    total: int
+    factors: dict[Any, list[AppFactor]]
+    link_times: dict[tuple[Any, str], datetime]
+
+
+def app_user_offset_page(
+    *, tenant: Tenant, page: int, per_page: int, filter: str = "", ascending: bool = False,
+) -> OffsetPage:
+    """Users ``created_at`` newest first (``ascending``: oldest), ties broken by id so pages never
+    overlap, soft-deleted users included. The total is an exact ``COUNT(*)`` (GoTrue's clients
+    compute the last page from it). Numbered pages are GoTrue's contract; the console and the
+    native API page by keyset."""
+    alias = tenant_db.using(tenant)
+    qs = app_user_queryset(tenant=tenant)
+    if filter.strip():
+        qs = qs.filter(search_q(filter[:MAX_QUERY_LENGTH]))
+    total = qs.count()
+    order = ("created_at", "id") if ascending else ("-created_at", "-id")
+    start = (page - 1) * per_page
+    users = list(qs.order_by(*order)[start:start + per_page]) if start < total else []
+    ids = [u.pk for u in users]
+    factors: dict[Any, list[AppFactor]] = {}
+    link_times: dict[tuple[Any, str], datetime] = {}
+    if ids:
+        for factor in AppFactor.objects.using(alias).filter(user_id__in=ids).defer("key").order_by("created_at"):
+            factors.setdefault(factor.user_id, []).append(factor)
+        rows = (ActionToken.objects.using(alias)
+                .filter(user_id__in=ids, purpose__in=[ActionToken.Purpose.INVITE, ActionToken.Purpose.RECOVERY])
+                .values_list("user_id", "purpose", "created_at"))
+        for user_id, purpose, created in rows:
+            key = (user_id, purpose)
+            if key not in link_times or created > link_times[key]:
+                link_times[key] = created
+    return OffsetPage(users=users, total=total, factors=factors, link_times=link_times)

@@ -16,7 +16,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 from django.contrib.auth.hashers import make_password
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
 from django.db.models import CharField, Value
-from django.db.models.functions import Cast, Concat, Lower, Replace
+from django.db.models.functions import Cast, Concat, Replace
 from django.utils import timezone
 
 from accounts.app_users.permissions import ROLE_REFUSED, app_user_refusal
@@ -29,7 +29,7 @@ from core.text import NAME_MAX_LENGTH, REASON_MAX_LENGTH, clean_text
 from outbox.services import Mail, mail_enqueue
 from tenants import db as tenant_db
 from tenants.config import TenantSettings, tenant_settings
-from tenants.emails import render_email
+from tenants.emails import render_email, render_notice
 from tenants.models import Tenant
 
 # What the audit trail keeps of a user (the password hash never: audit drops it anyway).
@@ -188,7 +188,10 @@ def ban_until_for(duration: str, *, until: datetime | None = None, now: datetime
             until = timezone.make_aware(until)
         if until <= now:
             raise Invalid("The end of a ban must be in the future.", code="in_past", field="until")
-        return min(until, BANNED_FOREVER)
+        if until >= BANNED_FOREVER - timedelta(days=1):  # 9999-12-31 is the "no end" marker itself
+            raise Invalid("A ban that never ends is “Indefinitely”; choose that instead of a date in 9999.",
+                          code="until_too_late", field="until")
+        return until
     raise Invalid("Choose how long the ban lasts.", code="unknown_duration", field="duration")
 
 
@@ -262,7 +265,7 @@ def _target(alias: str, tenant: Tenant, actor, user_id: Any, action: str, *, ali
 
 
 def _email_taken(alias: str, email: str, *, exclude: Any = None) -> AppUser | None:
-    qs = AppUser.objects.using(alias).alias(email_l=Lower("email")).filter(email_l=email)
+    qs = AppUser.objects.using(alias).filter(email=email)
     if exclude is not None:
         qs = qs.exclude(pk=exclude)
     return qs.first()
@@ -340,14 +343,40 @@ def soft_delete_ids(alias: str, user_ids: Iterable, *, now: datetime) -> int:
 # --- Creating and inviting ---------------------------------------------------------------------
 
 
+def _clean_new_id(value: Any) -> uuid.UUID | None:
+    if value is None or value == "":
+        return None
+    try:
+        pk = value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except ValueError as exc:
+        raise Invalid("The id must be a UUID.", code="bad_id", field="id") from exc
+    if pk.int == 0:
+        raise Invalid("The id cannot be the nil UUID.", code="bad_id", field="id")
+    return pk
+
+
+def merge_metadata(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """GoTrue's metadata update: each top-level key of ``patch`` replaces the stored one, a key
+    whose value is ``None`` is removed."""
+    merged = dict(current or {})
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
 @audited_refusals
 def app_user_create(
     *, actor, tenant: Tenant, email: str, name: str = "", role: str = "", password: str = "",
     send_invitation: bool = False, confirmed: bool = False,
-    user_metadata: Any = None, app_metadata: Any = None,
+    user_metadata: Any = None, app_metadata: Any = None, user_id: Any = None,
 ) -> AppUser:
-    """Create a user with an initial password (hashed; never shown again) or an invitation."""
+    """Create a user with an initial password (hashed; never shown again) or an invitation.
+    ``user_id`` sets the new user's id (a migration from another system keeps its ids)."""
     alias = tenant_db.using(tenant)
+    pk = _clean_new_id(user_id)
     email = clean_email(email, tenant=tenant)
     name, role = clean_name(name), clean_role(role, tenant=tenant)
     user_metadata = clean_metadata(user_metadata, label="User metadata", field="user_metadata")
@@ -362,11 +391,15 @@ def app_user_create(
     with atomic_both(alias):
         if _email_taken(alias, email):
             raise Conflict(EMAIL_TAKEN, code="email_taken", field="email")
+        if pk is not None and AppUser.objects.using(alias).filter(pk=pk).exists():
+            raise Conflict("A user with this id already exists.", code="user_exists", field="id")
         user = AppUser(
             email=email, name=name, role=role, user_metadata=user_metadata,
             app_metadata=app_metadata, created_at=now, updated_at=now,
             email_confirmed_at=now if confirmed else None,
         )
+        if pk is not None:
+            user.pk = pk
         if password:
             user.password, user.password_changed_at = make_password(password), now
         if send_invitation:
@@ -456,9 +489,12 @@ def app_user_invitation_revoke(*, actor, tenant: Tenant, user_id: Any) -> None:
 def app_user_update(
     *, actor, tenant: Tenant, user_id: Any, name: Any = UNSET, email: Any = UNSET,
     role: Any = UNSET, user_metadata: Any = UNSET, app_metadata: Any = UNSET,
+    user_metadata_patch: dict[str, Any] | None = None, app_metadata_patch: dict[str, Any] | None = None,
 ) -> AppUser:
-    """Change name, email, role or metadata (only what is given). A new email kills the
-    user's pending links (they were mailed to the old address)."""
+    """Change name, role or metadata (only what is given) at once; a new email is not set but
+    requested (``_email_change_request``): it takes effect when the new address confirms it. The
+    ``*_patch`` arguments merge into the stored metadata under the row lock (``merge_metadata``)
+    instead of replacing it."""
     alias = tenant_db.using(tenant)
     settings = tenant_settings(tenant)
     changes: dict[str, Any] = {}
@@ -474,6 +510,11 @@ def app_user_update(
         changes["app_metadata"] = clean_metadata(app_metadata, label="App metadata", field="app_metadata")
     with atomic_both(alias):
         user = _target(alias, tenant, actor, user_id, "edit_user")
+        for name_, patch, label in (("user_metadata", user_metadata_patch, "User metadata"),
+                                    ("app_metadata", app_metadata_patch, "App metadata")):
+            if patch:
+                changes[name_] = clean_metadata(merge_metadata(getattr(user, name_), patch),
+                                                label=label, field=name_)
         changes = {k: v for k, v in changes.items() if getattr(user, k) != v}
         if not changes:
             return user
@@ -481,24 +522,49 @@ def app_user_update(
             authorize(actor, tenant, "change_role", role=user.role, email=user.email, pk=user.pk)
             # Granting a protected role is as guarded as changing a user who holds one.
             authorize(actor, tenant, "change_role", role=changes["role"], email=user.email, pk=user.pk)
-        if "email" in changes and _email_taken(alias, changes["email"], exclude=user.pk):
-            raise Conflict(EMAIL_TAKEN_OTHER, code="email_taken", field="email")
+        new_email = changes.pop("email", None)
+        if new_email is not None:
+            _email_change_request(actor=actor, tenant=tenant, settings=settings, user=user, email=new_email)
+        if not changes:
+            return user
         before = audit.snapshot(user, AUDIT_FIELDS)
         for key, value in changes.items():
             setattr(user, key, value)
         user.updated_at = timezone.now()
-        try:
-            with transaction.atomic(using=alias):
-                user.save(using=alias, update_fields=[*changes, "updated_at"])
-        except IntegrityError as exc:
-            raise Conflict(EMAIL_TAKEN_OTHER, code="email_taken", field="email") from exc
-        if "email" in changes:
-            tokens_revoke_for_user(tenant=tenant, user_ids=[user.pk])
+        user.save(using=alias, update_fields=[*changes, "updated_at"])
         audit.record(
             event="app_user.update", actor=actor, tenant=tenant, target=user,
             before=before, after=audit.snapshot(user, AUDIT_FIELDS),
         )
     return user
+
+
+def _email_change_request(*, actor, tenant: Tenant, settings: TenantSettings, user: AppUser,
+                          email: str) -> ActionToken:
+    """A staff change of a user's email (issue 11, finding 2): nothing changes yet. The new
+    address gets a link (purpose ``email_change``, the recovery lifetime) that makes the change
+    when opened; the old address is told; a newer request replaces an older one. The caller has
+    locked the user, inside ``atomic_both``. Console and API ask for it through
+    ``app_user_update(email=...)``; the console asks for a recent OTP first."""
+    alias = tenant_db.using(tenant)
+    if _email_taken(alias, email, exclude=user.pk):
+        raise Conflict(EMAIL_TAKEN_OTHER, code="email_taken", field="email")
+    token, raw = token_issue(tenant=tenant, user=user, purpose=ActionToken.Purpose.EMAIL_CHANGE,
+                             created_by=actor, new_email=email)
+    mail = link_mail(tenant=tenant, settings=settings, user_pk=user.pk, email=email, name=user.name,
+                     purpose=ActionToken.Purpose.EMAIL_CHANGE, raw=raw)
+    mail_enqueue(key=mail.key, to=mail.to, subject=mail.subject, body=mail.body, kind=mail.kind,
+                 tenant=tenant)
+    notice = render_notice(tenant, "email_change_notice", email=user.email, name=user.name,
+                           sender_name=settings.sender_name, new_email=email)
+    mail_enqueue(key=f"email_change_notice:{user.pk}:{token.pk}", to=user.email, subject=notice.subject,
+                 body=notice.body, kind="email_change_notice", tenant=tenant)
+    audit.record(
+        event="app_user.email_change_requested", actor=actor, tenant=tenant, target=user,
+        action=audit.UPDATE, data={"new_email": email, "action_token": str(token.pk),
+                                   "expires_at": token.expires_at},
+    )
+    return token
 
 
 @audited_refusals
@@ -699,3 +765,83 @@ def app_user_delete(*, actor, tenant: Tenant, user_id: Any, hard: bool = False) 
             target_pk=pk, target_repr=email, before=before,
             after=audit.snapshot(user, AUDIT_FIELDS), data={"hard": False},
         )
+
+
+# --- Links handed to the caller (the API's generate_link) --------------------------------------
+
+LINK_KINDS = ("invite", "recovery", "magiclink", "signup")
+_LINK_PURPOSES = {
+    "invite": ActionToken.Purpose.INVITE,
+    "recovery": ActionToken.Purpose.RECOVERY,
+    "magiclink": ActionToken.Purpose.MAGIC_LINK,
+    "signup": ActionToken.Purpose.MAGIC_LINK,  # redeeming it confirms the address
+}
+
+
+@audited_refusals
+def app_user_generate_link(
+    *, actor, tenant: Tenant, kind: str, email: Any, password: Any = "", data: Any = None,
+) -> tuple[AppUser, ActionToken, str, bool]:
+    """Issue a link for the caller to deliver (nothing is mailed): GoTrue's generate_link.
+
+    ``invite`` invites (or re-invites an unconfirmed user), ``recovery`` needs an existing user,
+    ``magiclink`` signs an unknown address up unconfirmed, ``signup`` creates a user with
+    ``password``. Returns ``(user, token, raw, created)``; the raw token is in no audit entry.
+    An earlier unused link of the same purpose stops working.
+    """
+    if kind not in _LINK_PURPOSES:
+        raise Invalid(f"Invalid email action link type requested: {str(kind)[:40]}", code="bad_link_type",
+                      field="type")
+    alias = tenant_db.using(tenant)
+    settings = tenant_settings(tenant)
+    email = normalize_email(email) if kind == "recovery" else clean_email(email, tenant=tenant, settings=settings)
+    data = clean_metadata(data, label="User metadata", field="data")
+    if kind == "signup":
+        if not password:
+            raise Invalid("Signup requires a valid password.", code="required", field="password")
+        clean_password(password, tenant=tenant)
+    authorize(actor, tenant, "generate_link", role=settings.default_role, email=email)
+    purpose = _LINK_PURPOSES[kind]
+    now = timezone.now()
+    created = False
+    with atomic_both(alias):
+        found = _email_taken(alias, email)
+        if found is None:
+            if kind == "recovery":
+                raise NotFound("User with this email not found.", code="not_found", field="email")
+            user = AppUser(email=email, role=settings.default_role, user_metadata=data, created_at=now,
+                           updated_at=now)
+            if kind == "invite":
+                user.invited_at, user.invited_by = now, getattr(actor, "pk", None)
+            if kind == "signup":
+                user.password, user.password_changed_at = make_password(password), now
+            _save_new(alias, user)
+            created = True
+            audit.record(
+                event="app_user.create", actor=actor, tenant=tenant, target=user, action=audit.CREATE,
+                after=audit.snapshot(user, AUDIT_FIELDS), data={"via_link": kind},
+            )
+        else:
+            user = _target(alias, tenant, actor, found.pk, "generate_link")
+            if kind in ("invite", "signup") and user.email_confirmed_at is not None:
+                raise Conflict(EMAIL_TAKEN, code="email_taken", field="email")
+            if kind in ("recovery", "magiclink"):
+                _linkable(user, "a link")
+            fields = []
+            if kind == "invite" and user.invited_at is None:
+                user.invited_at, user.invited_by = now, getattr(actor, "pk", None)
+                fields += ["invited_at", "invited_by"]
+            if data and kind in ("invite", "signup", "magiclink"):
+                user.user_metadata = clean_metadata(merge_metadata(user.user_metadata, data),
+                                                    label="User metadata", field="data")
+                fields.append("user_metadata")
+            if fields:
+                user.updated_at = now
+                user.save(using=alias, update_fields=[*fields, "updated_at"])
+        token, raw = token_issue(tenant=tenant, user=user, purpose=purpose, created_by=actor)
+        audit.record(
+            event="app_user.link_generated", actor=actor, tenant=tenant, target=user,
+            data={"type": kind, "purpose": purpose, "token": str(token.pk), "expires_at": token.expires_at,
+                  "created": created},
+        )
+    return user, token, raw, created

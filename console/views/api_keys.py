@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from console.confirm import confirm_first
 from console.decorators import recent_otp_required, tenant_view
 from console.errors import flash
 from console.http import ConsoleRequest, StaffRequest
@@ -72,6 +73,7 @@ def api_key_create(request: ConsoleRequest) -> HttpResponse:
 
 @require_POST
 @tenant_view(ACTION)
+@confirm_first
 @recent_otp_required
 def api_key_revoke(request: ConsoleRequest, key_id: uuid.UUID) -> HttpResponse:
     try:
@@ -118,6 +120,7 @@ def staff_token_create(request: StaffRequest) -> HttpResponse:
 
 
 @require_POST
+@confirm_first
 @recent_otp_required
 def staff_token_revoke(request: StaffRequest, token_id: uuid.UUID) -> HttpResponse:
     try:

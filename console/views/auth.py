@@ -33,12 +33,14 @@ from accounts.models import User
 from accounts.selectors import staff_setup_required
 from accounts.services import staff as staff_services
 from console import sudo
+from console.confirm import confirm_first
 from console.decorators import recent_otp_required
-from console.errors import form_add
+from console.errors import flash, form_add
 from console.flows import staff_sign_in as flow
 from console.http import StaffRequest
 from console.middleware import staff_public
 from console.staff_session import is_verified
+from core import time_zones
 from core.emails import EMAIL_MAX_LENGTH
 from core.errors import Conflict, Invalid, ServiceError
 
@@ -246,8 +248,21 @@ def _security_context(request: StaffRequest, **extra: Any) -> dict[str, Any]:
         "device": otp.totp_device(user),
         "backup_left": otp.backup_codes_left(user),
         "password_form": extra.pop("password_form", None) or PasswordChangeForm(user=user),
+        "time_zones": sorted(time_zones.names()),
         **extra,
     }
+
+
+@require_POST
+def account_time_zone(request: StaffRequest) -> HttpResponse:
+    try:
+        staff_services.staff_time_zone_set(actor=request.user, time_zone=request.POST.get("time_zone", ""))
+    except ServiceError as exc:
+        flash(request, exc)
+    else:
+        zone = request.POST.get("time_zone") or "your browser's time zone"
+        messages.success(request, f"Times are now shown in {zone}.")
+    return HttpResponseRedirect(reverse("console:account-security") + "#time-zone-card")
 
 
 @never_cache
@@ -280,6 +295,7 @@ def account_password(request: StaffRequest) -> HttpResponse:
 
 
 @never_cache
+@confirm_first
 @recent_otp_required
 @require_POST
 def account_backup_codes(request: StaffRequest) -> HttpResponse:

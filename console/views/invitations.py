@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.app_users import selectors, services
+from console.confirm import confirm_first
 from console.decorators import tenant_view
 from console.errors import flash
 from console.http import ConsoleRequest
@@ -57,5 +58,6 @@ def invitation_resend(request: ConsoleRequest, user_id: uuid.UUID) -> HttpRespon
 
 @require_POST
 @tenant_view("revoke_invitation")
+@confirm_first
 def invitation_revoke(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse:
     return _run(request, user_id, services.app_user_invitation_revoke, "The invitation of {email} was revoked.")

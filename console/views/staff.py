@@ -16,6 +16,7 @@ from accounts.forms import StaffInviteForm, TenantRoleForm
 from accounts.models import User
 from accounts.selectors import assignable_tenants, staff_get, staff_list, staff_roles
 from accounts.services import staff as services
+from console.confirm import confirm_first
 from console.decorators import instance_admin_required, recent_otp_required
 from console.errors import flash, form_add
 from console.http import StaffRequest
@@ -101,6 +102,7 @@ def _run(request: StaffRequest, member: User, action: Callable[[], object], done
 
 
 @instance_admin_required
+@confirm_first
 @recent_otp_required
 @require_POST
 def staff_deactivate(request: StaffRequest, pk: uuid.UUID) -> HttpResponse:
@@ -120,6 +122,7 @@ def staff_reactivate(request: StaffRequest, pk: uuid.UUID) -> HttpResponse:
 
 
 @instance_admin_required
+@confirm_first
 @recent_otp_required
 @require_POST
 def staff_otp_reset(request: StaffRequest, pk: uuid.UUID) -> HttpResponse:
@@ -131,6 +134,7 @@ def staff_otp_reset(request: StaffRequest, pk: uuid.UUID) -> HttpResponse:
 
 
 @instance_admin_required
+@confirm_first
 @recent_otp_required
 @require_POST
 def staff_instance_admin(request: StaffRequest, pk: uuid.UUID) -> HttpResponse:
@@ -169,6 +173,7 @@ def staff_role_assign(request: StaffRequest, pk: uuid.UUID) -> HttpResponse:
 
 @instance_admin_required
 @require_POST
+@confirm_first
 def staff_role_remove(request: StaffRequest, pk: uuid.UUID, slug: str) -> HttpResponse:
     member = _member(pk)
     tenant = tenant_get(slug=slug)

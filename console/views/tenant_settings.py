@@ -18,7 +18,8 @@ from tenants.config import lifetime_bounds, tenant_settings
 from tenants.forms import EmailTemplateForm, TenantSettingsForm
 from tenants.models import Tenant
 
-KIND_LABELS = {"invite": "Invitation", "recovery": "Password recovery", "magic_link": "Magic link"}
+KIND_LABELS = {"invite": "Invitation", "recovery": "Password recovery", "magic_link": "Magic link",
+               "email_change": "Email change"}
 
 
 def _templates(tenant: Tenant) -> list[dict[str, object]]:

@@ -22,6 +22,7 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefre
 from accounts.app_users import figures, stats
 from batchjobs import selectors as job_selectors
 from batchjobs import services as job_services
+from console.confirm import confirm_first
 from console.decorators import instance_admin_required, recent_otp_required
 from console.errors import flash, form_add
 from console.http import StaffRequest
@@ -256,6 +257,7 @@ RECENT_OTP_VERBS = frozenset({"delete"})
 
 @instance_admin_required
 @require_POST
+@confirm_first
 def tenant_lifecycle(request: StaffRequest, slug: str, verb: str) -> HttpResponseBase:
     if verb not in LIFECYCLE:
         raise Http404("No such action.")

@@ -20,9 +20,11 @@ from django.http import Http404, HttpResponse, HttpResponseBase, StreamingHttpRe
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.app_users import batches, csv_io, job_actions, selectors, services
+from accounts.app_users import timeline as timeline_sel
 from accounts.app_users.forms import (
     BATCH_ACTIONS,
     BanForm,
@@ -37,17 +39,17 @@ from accounts.app_users.forms import (
     UserFilterForm,
 )
 from accounts.models import AppUser
-from audit.models import AuditEntry
 from batchjobs import services as job_services
+from console.confirm import confirm_first
 from console.decorators import audit_refusal, recent_otp_required, tenant_view
 from console.errors import flash, form_add
 from console.http import ConsoleRequest
 from console.views import jobs
 from core.access import MATRIX, role_can
+from core.emails import same_email
 from core.errors import NotFound, ServiceError
 from core.policy import policy
 from tenants.config import tenant_settings
-from tenants.models import Tenant
 
 
 def _perms(request: ConsoleRequest) -> dict[str, bool]:
@@ -218,17 +220,16 @@ def user_create(request: ConsoleRequest) -> HttpResponse:
 _EMPTY: tuple[Any, ...] = (None, "", {}, [], False)
 
 
-def _history(tenant: Tenant, user: AppUser) -> list[AuditEntry]:
-    """The user's audit entries, each with the changes worth showing (empty → empty is noise)."""
-    entries = selectors.app_user_history(tenant=tenant, user=user)
-    for entry in entries:
-        changes = entry.changes if isinstance(entry.changes, dict) else {}
-        entry.visible_changes = [
-            (field, pair[0], pair[1]) for field, pair in sorted(changes.items())
-            if isinstance(pair, list | tuple) and len(pair) == 2
-            and (pair[0] not in _EMPTY or pair[1] not in _EMPTY)
-        ]
-    return entries
+def _timeline(request: ConsoleRequest, user: AppUser) -> timeline_sel.TimelinePage:
+    """The timeline page the query asks for (``kind`` repeated, ``before`` an ISO time)."""
+    try:
+        before = parse_datetime(request.GET.get("before", "")[:40])
+    except ValueError:  # well formed, impossible (month 13): the first page
+        before = None
+    if before is not None and timezone.is_naive(before):
+        before = timezone.make_aware(before)
+    return timeline_sel.app_user_timeline(tenant=request.tenant, user=user,
+                                          kinds=request.GET.getlist("kind")[:10], before=before)
 
 
 @require_GET
@@ -236,15 +237,19 @@ def _history(tenant: Tenant, user: AppUser) -> list[AuditEntry]:
 def user_detail(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse:
     tenant = request.tenant
     user = _user_or_404(request, user_id)
+    timeline = _timeline(request, user)
+    if request.htmx and request.htmx.target == "user-timeline":
+        return render(request, "console/users/detail.html#user-timeline",
+                      {"tenant": tenant, "u": user, "timeline": timeline, "timeline_kinds": timeline_sel.KINDS})
     settings = tenant_settings(tenant)
     context = {
+        "timeline": timeline, "timeline_kinds": timeline_sel.KINDS,
         "tenant": tenant,
         "u": user,
         "perms": _perms(request),
         "sessions": selectors.app_user_sessions(tenant=tenant, user=user),
         "factors": selectors.app_user_factors(tenant=tenant, user=user),
         "tokens": selectors.app_user_pending_tokens(tenant=tenant, user=user),
-        "history": _history(tenant, user),
         "empty": _EMPTY,
         "profile_form": ProfileForm(
             initial={"email": user.email, "name": user.name, "role": user.role}, settings=settings
@@ -265,16 +270,28 @@ def user_detail(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse:
 
 @require_POST
 @tenant_view("edit_user")
-def user_edit(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse:
+def user_edit(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponseBase:
     form = ProfileForm(request.POST, settings=tenant_settings(request.tenant))
     if not form.is_valid():
         _form_error(request, form)
         return redirect(_detail_url(request, _user_or_404(request, user_id).pk))
-    data = form.cleaned_data
-    return _act(request, user_id, lambda u: services.app_user_update(
+    user = _user_or_404(request, user_id)
+    if not same_email(form.cleaned_data["email"], user.email):
+        # A new address is how an account is taken over (its links go there): step up first.
+        return recent_otp_required(_user_edit_save)(request, user, form.cleaned_data)
+    return _user_edit_save(request, user, form.cleaned_data)
+
+
+def _user_edit_save(request: ConsoleRequest, user: AppUser, data: dict[str, Any]) -> HttpResponse:
+    saved = "Profile saved."
+    if not same_email(data["email"], user.email):
+        new = data["email"].replace("{", "{{").replace("}", "}}")  # _act formats the message
+        saved = (f"Profile saved. The address changes to {new} when the link just mailed there is "
+                 "opened; {email} has been told.")
+    return _act(request, user.pk, lambda u: services.app_user_update(
         actor=request.user, tenant=request.tenant, user_id=u.pk, name=data["name"],
         email=data["email"], role=data["role"],
-    ), "Profile saved.")
+    ), saved)
 
 
 @require_POST
@@ -293,6 +310,7 @@ def user_metadata(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse:
 
 @require_POST
 @tenant_view("ban_user")
+@confirm_first
 @recent_otp_required
 def user_ban(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse:
     form = BanForm(request.POST)
@@ -333,6 +351,7 @@ def user_magic_link(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse
 
 @require_POST
 @tenant_view("sign_out_user")
+@confirm_first
 def user_sign_out(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse:
     session_id = request.POST.get("session_id") or None
     done = "The session was ended." if session_id else "{email} was signed out everywhere."
@@ -342,6 +361,7 @@ def user_sign_out(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse:
 
 @require_POST
 @tenant_view("remove_factor")
+@confirm_first
 @recent_otp_required
 def user_factor_remove(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse:
     factor_id = request.POST.get("factor_id") or None
@@ -366,6 +386,7 @@ def user_resend_invitation(request: ConsoleRequest, user_id: uuid.UUID) -> HttpR
 
 @require_POST
 @tenant_view("delete_user")
+@confirm_first
 @recent_otp_required
 def user_delete(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse:
     form = DeleteForm(request.POST)

@@ -145,7 +145,7 @@ def sign_in_password(*, tenant: Tenant, email: str, password: str, client: Clien
     alias = _alias(tenant)
     _refuse_forbidden(email)
     email = canonical_email(email)
-    user = AppUser.objects.using(alias).filter(email__iexact=email).first() if email else None
+    user = AppUser.objects.using(alias).filter(email=email).first() if email else None
     if limits.is_locked(tenant, email):
         record("app_user.sign_in_failed", tenant=tenant, user=user, data={"reason": "locked"},
                target_repr=email, action=audit.ACCESS)
@@ -236,7 +236,7 @@ def link_mail_prepare(message: OutboxMessage, purpose: str) -> Prepared | None:
     if tenant is None or purpose not in LINK_PURPOSES or not tenant.accepts_app_users:
         return None
     alias = tenant_db.using(tenant)
-    user = AppUser.objects.using(alias).filter(email__iexact=message.to, deleted_at__isnull=True).first()
+    user = AppUser.objects.using(alias).filter(email=canonical_email(message.to), deleted_at__isnull=True).first()
     if user is None or user.is_banned:
         return None
     conf = tenant_settings(tenant)

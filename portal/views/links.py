@@ -1,4 +1,5 @@
-"""The link pages: ask for a recovery or magic link, and open invitation, recovery and magic links.
+"""The link pages: ask for a recovery or magic link, and open invitation, recovery, magic and
+email-change links.
 
 Opening a link (GET, or HEAD as mail scanners send) never uses it: it answers like GET (the
 server sends no body). The form behind it (POST) does.
@@ -18,6 +19,7 @@ from portal.forms import EmailForm, SetPasswordForm
 from portal.gate import portal_url, portal_view
 from portal.http import PortalRequest
 from portal.services import auth as services
+from portal.services import email_change as email_changes
 from portal.views._helpers import client, signed_in_response
 
 LINK_METHODS = ["GET", "HEAD", "POST"]
@@ -108,3 +110,17 @@ def magic(request: PortalRequest, token: str) -> HttpResponse:
     except ServiceError as exc:
         return _invalid(request, exc.message)
     return render(request, "portal/magic.html", {"tenant": tenant, "app_user": user})
+
+
+@require_http_methods(LINK_METHODS)
+@portal_view(signed_in=False)
+def email_change(request: PortalRequest, token: str) -> HttpResponse:
+    tenant = request.portal_tenant
+    try:
+        pending = email_changes.email_change_peek(tenant=tenant, raw=token)
+        if request.method == "POST":
+            user = email_changes.email_change_confirm(tenant=tenant, raw=token)
+            return render(request, "portal/email_changed.html", {"tenant": tenant, "app_user": user})
+    except ServiceError as exc:
+        return _invalid(request, exc.message)
+    return render(request, "portal/email_change.html", {"tenant": tenant, "pending": pending})

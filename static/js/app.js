@@ -1,9 +1,30 @@
 // Small behaviours that CSP forbids inline: confirmations, copy buttons, select-all.
 (function () {
   "use strict";
+  // The confirmation dialog (templates/layouts/base.html). Confirmed, the form is sent without its
+  // confirm_step field, so the server acts; without JavaScript that field brings the confirmation page.
+  function openConfirm(el) {
+    var dialog = document.getElementById("confirm-dialog");
+    var form = el.form || el.closest("form");
+    if (!dialog || typeof dialog.showModal !== "function" || !form) { return false; }
+    dialog.querySelector("[data-confirm-text]").textContent = el.getAttribute("data-confirm");
+    var ok = dialog.querySelector("[data-confirm-ok]");
+    ok.textContent = el.getAttribute("data-confirm-button") || el.textContent.trim() || "Confirm";
+    dialog.returnValue = "";
+    dialog.addEventListener("close", function done() {
+      dialog.removeEventListener("close", done);
+      if (dialog.returnValue !== "ok") { return; }
+      var step = form.querySelector("input[name=confirm_step]");
+      if (step) { step.remove(); }
+      el.setAttribute("data-confirmed", "1");
+      if (form.requestSubmit) { form.requestSubmit(el.type === "submit" ? el : undefined); } else { el.click(); }
+    });
+    dialog.showModal();
+    return true;
+  }
   document.addEventListener("click", function (event) {
     var el = event.target.closest("[data-confirm]");
-    if (el && !window.confirm(el.getAttribute("data-confirm"))) {
+    if (el && el.getAttribute("data-confirmed") !== "1" && openConfirm(el)) {
       event.preventDefault();
       event.stopImmediatePropagation();
     }
@@ -32,4 +53,29 @@ document.addEventListener("change", function (event) {
 document.addEventListener("DOMContentLoaded", function () {
   var form = document.querySelector("form[data-submit-now]");
   if (form) { form.submit(); }
+});
+// The browser's time zone, for the times the server renders (core.time_zones; a staff setting wins).
+(function () {
+  try {
+    var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (zone && document.cookie.indexOf("tz=" + encodeURIComponent(zone)) === -1) {
+      document.cookie = "tz=" + encodeURIComponent(zone) + "; path=/; max-age=31536000; SameSite=Lax";
+    }
+  } catch (e) { /* no Intl: times stay in UTC */ }
+})();
+// Form errors: the field with an error is marked (aria-invalid, described by its message) and the
+// first one gets the focus, so a keyboard or screen-reader user lands where the fix is needed.
+document.addEventListener("DOMContentLoaded", function () {
+  var first = null;
+  document.querySelectorAll(".field .errorlist, .field .error").forEach(function (list, index) {
+    var field = list.closest(".field");
+    var input = field && field.querySelector("input:not([type=hidden]), select, textarea");
+    if (!input) { return; }
+    if (!list.id) { list.id = "field-error-" + index; }
+    field.classList.add("field-invalid");
+    input.setAttribute("aria-invalid", "true");
+    input.setAttribute("aria-describedby", ((input.getAttribute("aria-describedby") || "") + " " + list.id).trim());
+    if (!first) { first = input; }
+  });
+  if (first && !document.querySelector("form[data-submit-now]")) { first.focus(); }
 });

@@ -171,7 +171,7 @@ def test_the_migration_hashes_existing_plain_codes(staff_factory):
     user = staff_factory("legacy@console.test")
     device = StaticDevice.objects.create(user=user, name=otp.BACKUP_DEVICE_NAME, confirmed=True)
     StaticToken.objects.create(device=device, token="abcd2345")
-    migration = importlib.import_module("accounts.migrations.0006_backup_codes_hashed")
+    migration = importlib.import_module("accounts.migrations.0008_backup_codes_hashed")
 
     class Editor:
         pass

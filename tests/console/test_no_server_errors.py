@@ -47,6 +47,7 @@ from django.utils import timezone
 from accounts.models import ActionToken, AppUser
 from accounts.selectors import assignable_tenants
 from accounts.tokens import token_issue
+from core.api_paths import is_api_path
 from tenants import db as tenant_db
 from tenants import emails
 from tenants.config import tenant_settings
@@ -328,6 +329,8 @@ class Route:
 def _routes() -> list[Route]:
     routes = []
     for route, pattern in _walk(get_resolver().url_patterns):
+        if is_api_path("/" + route) or route.startswith("api/v1") or "/auth/v1" in route:
+            continue  # the API (keys, JSON) has its own battery: tests/api
         found = _forms_in(pattern.callback)
         names = set(GENERIC_FIELDS)
         for form_cls in found:

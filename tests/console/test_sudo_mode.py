@@ -100,11 +100,12 @@ def test_sudo_journey_in_a_browser(live_server, browser_page, make_tenant, staff
     client = login_verified(Client(), admin, otp_age_seconds=3600)
     context.add_cookies([{"name": "adminpanel_session", "value": client.cookies["adminpanel_session"].value,
                           "url": live_server.url}])
-    page.on("dialog", lambda dialog: dialog.accept())
     page.goto(f"{live_server.url}/t/acme/users/{ann.pk}/")
     page.select_option("#ban-duration", "30d")
     page.fill("#ban-reason", "spam wave of 1 December")
     page.click("#ban-submit")
+    assert "Ban ann@acme.test" in page.locator("#confirm-dialog").inner_text()
+    page.click("#confirm-dialog [data-confirm-ok]")
     page.wait_for_url("**/account/reverify/**")
     assert "Ban ann@acme.test" in page.locator("#sudo-action").inner_text()
     assert "30 days" in page.locator("#sudo-action").inner_text()

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -232,9 +233,12 @@ app_user_create(actor=admin, tenant=Tenant.objects.get(slug={TENANT!r}), email={
 """)
 
 
-@pytest.fixture(scope="session")
-def instance(tmp_path_factory) -> Iterator[Instance]:
-    root = tmp_path_factory.mktemp("deployed")
+@contextmanager
+def running_instance(root: Path, *, via: tuple[str, int] | None = None,
+                     extra_env: dict[str, str] | None = None) -> Iterator[Instance]:
+    """Build and run an instance in ``root``. ``via``: in the PostgreSQL pass, the (host, port)
+    the instance reaches PostgreSQL through (a pooler); its databases are made and dropped on
+    the server itself."""
     (root / "logs").mkdir()
     (root / "mail").mkdir()
     tag = secrets.token_hex(4)
@@ -253,6 +257,10 @@ def instance(tmp_path_factory) -> Iterator[Instance]:
         "EMAIL_FILE_PATH": str(root / "mail"),
         "OUTBOX_DELIVERY": "worker",
         "DEPLOYED_TOTP_KEY": secrets.token_hex(20),
+        # The webhook receiver of tests/deployed/test_webhooks.py listens on 127.0.0.1, which
+        # production refuses by default; an operator sets this for such a setup too.
+        "WEBHOOKS_ALLOW_PRIVATE": "1",
+        **(extra_env or {}),
     })
     server = _postgres_server()
     database = "sqlite"
@@ -260,7 +268,8 @@ def instance(tmp_path_factory) -> Iterator[Instance]:
         from psycopg import sql
 
         database = f"apt_deployed_{tag}"
-        env["DATABASE_URL"] = _pg_url(server, database)
+        reach = {**server, "HOST": via[0], "PORT": via[1]} if via else server
+        env["DATABASE_URL"] = _pg_url(reach, database)
         env["TENANT_DB_PREFIX"] = f"apt_dep_{tag}_"
         with _pg_connect(server) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
@@ -289,6 +298,12 @@ def instance(tmp_path_factory) -> Iterator[Instance]:
             _drop_postgres(server, database, env["TENANT_DB_PREFIX"])
         if "CACHE_KEY_PREFIX" in env:
             _drop_redis_keys(env["REDIS_URL"], env["CACHE_KEY_PREFIX"])
+
+
+@pytest.fixture(scope="session")
+def instance(tmp_path_factory) -> Iterator[Instance]:
+    with running_instance(tmp_path_factory.mktemp("deployed")) as inst:
+        yield inst
 
 
 def _drop_postgres(server: dict, database: str, prefix: str) -> None:

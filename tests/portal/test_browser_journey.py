@@ -61,7 +61,6 @@ def staff_page(browser, base: str, staff):
     context.add_cookies([{"name": "adminpanel_session",
                           "value": client.cookies["adminpanel_session"].value, "url": base}])
     page = context.new_page()
-    page.on("dialog", lambda dialog: dialog.accept())  # data-confirm buttons
     return page
 
 
@@ -144,6 +143,8 @@ def test_every_admin_action_reaches_the_end_user(live_server, browser, make_tena
 
     # 5. The admin bans the user.
     console.click("button:has-text('Ban user')")
+    console.click("#confirm-dialog [data-confirm-ok]")  # the confirmation dialog names the user
+    console.wait_for_selector(".callout-danger, .flash-stack")
     console.wait_for_load_state()
     user.refresh_from_db()
     assert user.is_banned

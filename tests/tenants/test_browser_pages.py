@@ -166,8 +166,8 @@ def test_tenants_pages_with_creation_progress_failure_and_retry(live_server, bro
     page.click("#tenant-edit-form button[type=submit]")
     page.wait_for_selector("#tenant-edit-form .errorlist")
     page.goto(base + "/tenants/globex/")
-    page.once("dialog", lambda d: d.accept())
     page.click("form[action$='/delete/'] button")
+    page.click("#confirm-dialog [data-confirm-ok]")  # the confirmation dialog
     page.wait_for_selector("#tenant-purge-form")
     page.fill("#tenant-purge-form input[name=confirm_slug]", "glob")
     page.click("#tenant-purge-form button[type=submit]")
@@ -175,8 +175,8 @@ def test_tenants_pages_with_creation_progress_failure_and_retry(live_server, bro
     shot(page, "07-tenant-deleted-purge-refused")
 
     page.goto(base + "/tenants/")
-    page.once("dialog", lambda d: d.accept())
     page.click("button:has-text('Migrate all')")
+    page.click("#confirm-dialog [data-confirm-ok]")
     page.wait_for_selector("#job-progress")  # a job on the runner; worked here, as a worker would
     engine.run(Job.objects.get(kind=Job.Kind.MIGRATE).pk, worker_id="test")
     page.wait_for_selector("#job-progress[data-job-state=done]")  # htmx polls, then reloads once

@@ -1,4 +1,4 @@
-"""``manage.py tenants <create|list|migrate|suspend|resume|delete|restore|purge>``.
+"""``manage.py tenants <create|list|migrate|suspend|resume|delete|restore|purge|capacity>``.
 
 Every subcommand is idempotent: running it again after a crash finishes the job.
 """
@@ -32,6 +32,8 @@ class Command(BaseCommand):
         mig = sub.add_parser("migrate", help="Migrate one tenant's database, or all.")
         mig.add_argument("slug", nargs="?")
         mig.add_argument("--all", action="store_true")
+        mig.add_argument("--recheck", action="store_true",
+                         help="With --all: ask every database, even those recorded as current.")
         for name, text in [
             ("suspend", "Suspend a tenant (its app users are refused)."),
             ("resume", "Resume a suspended tenant."),
@@ -40,6 +42,8 @@ class Command(BaseCommand):
             ("retry", "Finish the creation of a failed tenant."),
         ]:
             sub.add_parser(name, help=text).add_argument("slug")
+        cap = sub.add_parser("capacity", help="Planned connections per database server vs its max_connections.")
+        cap.add_argument("--json", action="store_true", help="Machine-readable output.")
         purge = sub.add_parser("purge", help="Drop a deleted tenant's database (irreversible).")
         purge.add_argument("slug")
         purge.add_argument("--yes", action="store_true", help="Do not ask for the slug.")
@@ -103,7 +107,7 @@ class Command(BaseCommand):
         for row in table:
             self.stdout.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
 
-    def do_migrate(self, *, slug: str | None, all: bool, **_: Any) -> None:  # noqa: A002
+    def do_migrate(self, *, slug: str | None, all: bool, recheck: bool = False, **_: Any) -> None:  # noqa: A002
         if bool(slug) == bool(all):
             raise CommandError("Give one tenant slug, or --all.")
         if slug:
@@ -114,7 +118,7 @@ class Command(BaseCommand):
             except ServiceError as exc:
                 outcomes = [services.MigrateOutcome(tenant, error=exc.message)]
         else:
-            outcomes = services.tenant_migrate_all(actor=None)
+            outcomes = services.tenant_migrate_all(actor=None, recheck=recheck)
         failures = 0
         for outcome in outcomes:
             if outcome.result is None:
@@ -126,6 +130,37 @@ class Command(BaseCommand):
             self.stdout.write(f"{outcome.tenant.slug}: {changed} ({_fmt(result['to'])})")
         if failures:
             raise CommandError(f"{failures} of {len(outcomes)} tenant(s) failed to migrate.")
+
+    def do_capacity(self, *, json: bool = False, **_: Any) -> None:
+        import json as jsonlib
+
+        from tenants import capacity
+
+        data = capacity.describe()
+        if json:
+            self.stdout.write(jsonlib.dumps(data, indent=2))
+        else:
+            t = data["threads"]
+            self.stdout.write(
+                f"Threads: {t['web']} web (APP_SERVERS x WEB_WORKERS x WEB_THREADS) + {t['jobs']} job "
+                f"worker(s) + {t['mail']} mail worker(s) = {t['total']}; each holds 1 control and up to "
+                f"{data['tenant_connections_per_thread']} tenant connection(s)."
+                + (f" Pooler: {data['pooler']} mode." if data["pooler"] else ""))
+            if not data["servers"]:
+                self.stdout.write("SQLite: no database server to plan.")
+            for s in data["servers"]:
+                if s["error"]:
+                    line = f"{s['server']}: planned {s['planned']}, server did not answer: {s['error']}"
+                elif data["pooler"]:
+                    line = (f"{s['server']}: planned {s['planned']} client connections (the pooler's "
+                            f"max_client_conn must allow them); PostgreSQL max_connections {s['max_connections']}")
+                else:
+                    verdict = "fits" if s["fits"] else "DOES NOT FIT"
+                    line = (f"{s['server']}: planned {s['planned']} of {s['available']} available "
+                            f"(max_connections {s['max_connections']} - {s['reserved']} reserved): {verdict}")
+                self.stdout.write(line)
+        if any(s["fits"] is False for s in data["servers"]):
+            raise CommandError("The planned connections exceed a server's max_connections.")
 
     def _simple(self, verb: str, slug: str) -> None:
         tenant = getattr(services, f"tenant_{verb}")(actor=None, tenant=self._tenant(slug))

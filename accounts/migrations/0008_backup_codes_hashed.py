@@ -23,7 +23,7 @@ def hash_existing(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0005_job_targets"),
+        ("accounts", "0007_staff_time_zone"),
         ("otp_static", "0003_add_timestamps"),
     ]
 

@@ -1,0 +1,69 @@
+"""The request path of the users page (issue 16): session, staff user, OTP device, tenant and
+role looked up with the fewest queries, one tenant database per request, and the same queries
+however many tenants the worker visited before."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connections
+from django.db.backends.signals import connection_created
+from django.test.utils import CaptureQueriesContext
+
+from tenants import db as tenant_db
+
+pytestmark = pytest.mark.django_db
+
+
+def _tables(queries) -> list[str]:
+    """The table each query reads first (``SELECT "table"."column" ...``)."""
+    return [q["sql"].split('"', 2)[1] if q["sql"].startswith('SELECT "') else q["sql"][:30] for q in queries]
+
+
+def _users_page(client, slug="acme"):
+    with CaptureQueriesContext(connections["default"]) as control:
+        response = client.get(f"/t/{slug}/users/")
+    assert response.status_code == 200
+    return control
+
+
+def test_the_users_page_needs_one_query_each_for_session_user_device_and_tenant_with_role(
+        make_tenant, staff_factory, as_staff, client):
+    acme = make_tenant("acme")
+    as_staff(staff_factory(tenants={acme: "support"}))
+    _users_page(client)  # warm: the first request of a worker sets things up
+    alias = tenant_db.using(acme)
+    with CaptureQueriesContext(connections[alias]) as tenant:
+        control = _users_page(client)
+    tables = _tables(control.captured_queries)
+    # The tenant and the member's role come in one query (a subquery), not two.
+    assert tables[:4] == ["django_session", "accounts_user", "otp_totp_totpdevice", "tenants_tenant"]
+    assert "tenants_tenantadmin" not in tables
+    assert len(control.captured_queries) <= 5, tables  # + the jobs indicator of the list
+    assert len(tenant.captured_queries) <= 3  # the rows, the capped count (PostgreSQL: + the estimate)
+
+
+def test_a_request_touches_one_tenant_database_and_stays_flat_after_many_tenants(
+        make_tenant, staff_factory, as_staff, client, settings):
+    settings.TENANT_ALIASES_MAX = 8
+    settings.TENANT_CONNECTIONS_PER_THREAD = 2
+    tenants = [make_tenant(f"v{i}") for i in range(5)]
+    as_staff(staff_factory(superuser=True))
+    _users_page(client, "v0")  # warm
+    before = len(_users_page(client, "v0").captured_queries)
+    seen: list[str] = []
+
+    def on_connect(sender, connection, **kwargs):
+        if tenant_db.is_tenant_alias(connection.alias):
+            seen.append(connection.alias)
+
+    connection_created.connect(on_connect, weak=False)
+    try:
+        for t in tenants[1:] * 3:  # more aliases than the registry keeps
+            seen.clear()
+            _users_page(client, t.slug)
+            assert set(seen) <= {f"tenant:{t.slug}"}  # never another tenant's database
+    finally:
+        connection_created.disconnect(on_connect)
+    assert tenant_db.registered_aliases() <= 8
+    after = _users_page(client, "v0").captured_queries
+    assert len(after) == before, _tables(after)
