@@ -54,7 +54,8 @@ def clean_url(value: str) -> str:
         raise Invalid(f"Enter the endpoint's URL (at most {URL_MAX} characters, no spaces).",
                       code="url_invalid", field="url")
     parts = urlsplit(url)
-    https_only = bool(getattr(settings, "PRODUCTION", False))
+    # HTTPS in production, unless private targets are allowed (a local receiver, tests).
+    https_only = bool(getattr(settings, "PRODUCTION", False)) and not sender.allow_private()
     schemes = {"https"} if https_only else {"https", "http"}
     if parts.scheme not in schemes or not parts.hostname:
         raise Invalid("The URL must start with https://" + ("" if https_only else " (or http://)")

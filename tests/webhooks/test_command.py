@@ -82,3 +82,14 @@ def test_instance_endpoints_get_tenant_events(make_tenant, receiver, private_ok)
     delivery.run_until_idle(endpoint.pk)
     assert [r.json["type"] for r in receiver.received] == ["tenant.created", "tenant.provisioned"]
     assert all(r.json["data"]["tenant"] == "initech" for r in receiver.received)
+
+
+def test_production_wants_https_unless_private_targets_are_allowed(acme, settings):
+    settings.PRODUCTION = True
+    settings.WEBHOOKS_ALLOW_PRIVATE = False
+    with pytest.raises(CommandError, match="must start with https://"):
+        run("add", "acme", "--url", "http://hooks.example.com/in")
+    run("add", "acme", "--url", "https://hooks.example.com/in")
+    settings.WEBHOOKS_ALLOW_PRIVATE = True
+    run("add", "acme", "--url", "http://127.0.0.1:9000/in")
+    assert Endpoint.objects.count() == 2
