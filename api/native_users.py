@@ -113,6 +113,17 @@ def users_export(request: HttpRequest, slug: str, q: str | None = None, status: 
     return response
 
 
+@router.get(f"{U}/by-email", response={200: Envelope, **ERRORS}, tags=["users"],
+            operation_id="native_user_by_email")
+def user_by_email(request: HttpRequest, slug: str, email: str) -> HttpResponse:
+    """Lookup by address (GoTrue's admin API has none): the canonical form, exact match."""
+    tenant, _actor = _gate(request, slug, "view_users")
+    user = selectors.app_user_by_email(tenant=tenant, email=email[:320])
+    if user is None:
+        raise ApiError(404, "user_not_found", "No user with this email address in this tenant.")
+    return ok(app_user_native(user))
+
+
 @router.get(ONE, response={200: Envelope, **ERRORS}, tags=["users"], operation_id="native_user_get")
 def user_get(request: HttpRequest, slug: str, user_id: str, expand: str | None = None) -> HttpResponse:
     """One user; ``expand=sessions,factors,links`` adds what hangs off it."""

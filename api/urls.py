@@ -16,7 +16,14 @@ from ninja.errors import HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.parser import Parser
 
-from api import gotrue, native, native_instance, native_users, native_webhooks  # noqa: F401 - they add their routes
+from api import (  # noqa: F401 - they add their routes
+    gotrue,
+    native,
+    native_instance,
+    native_manage,
+    native_users,
+    native_webhooks,
+)
 from api.http import UNEXPECTED, ApiError, error_response, gotrue_error, native_error
 from api.reference import reference_page
 from core.api_paths import api_surface
