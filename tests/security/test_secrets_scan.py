@@ -22,7 +22,6 @@ from django.core import mail
 from django.core.cache import cache
 from django.test import Client
 
-from accounts import otp
 from accounts.models import AppFactor, AppUser
 from audit.models import AuditEntry
 from core.redaction import TokenMaskFilter
