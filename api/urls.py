@@ -20,6 +20,7 @@ from api import (  # noqa: F401 - they add their routes
     gotrue,
     native,
     native_instance,
+    native_jobs,
     native_manage,
     native_users,
     native_webhooks,
