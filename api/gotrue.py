@@ -450,7 +450,7 @@ _SESSION_CODES = {
 }
 
 
-@router.post(f"{BASE}/logout", response={204: None, **ERRORS}, operation_id="gotrue_logout")
+@router.post(f"{BASE}/logout", response={204: None, **ERRORS}, operation_id="gotrue_logout", auth=None)
 def logout(request: HttpRequest, slug: str, scope: str | None = None) -> HttpResponse:
     """``signOut(jwt, scope)``: the bearer is the user's portal session (not a key)."""
     auth = request.headers.get("Authorization", "")
