@@ -37,10 +37,10 @@ def configure(database: str) -> None:
         url = os.environ.get("BENCH_DATABASE_URL", PG_CONTROL_URL)
         os.environ["DATABASE_URL"] = url
         _ensure_pg_database(url)
-        os.environ["TENANT_DB_PREFIX"] = "bench_t_"
+        os.environ["TENANT_DB_PREFIX"] = os.environ.get("BENCH_TENANT_DB_PREFIX", "bench_t_")
     else:
         os.environ.pop("DATABASE_URL", None)
-        os.environ["TENANT_DB_PREFIX"] = "bench_t_"
+        os.environ["TENANT_DB_PREFIX"] = os.environ.get("BENCH_TENANT_DB_PREFIX", "bench_t_")
 
 
 def _ensure_pg_database(url: str) -> None:
