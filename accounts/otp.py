@@ -20,6 +20,7 @@ import segno
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from django.utils.safestring import SafeString, mark_safe
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
@@ -133,8 +134,27 @@ def totp_device_create(user: User, secret: PendingSecret, *, accepted_t: int) ->
     return device
 
 
+BACKUP_HASH_SALT = "accounts.otp.backup-code"
+
+
+def hash_backup_code(code: str, *, secret: str | None = None) -> str:
+    """What a ``StaticToken`` holds of a backup code: an HMAC keyed by ``SECRET_KEY`` (16 hex
+    characters, what the column holds), never the code. A database copy without the key
+    tells nothing, and even with it each of the 2^40 codes costs an HMAC to try."""
+    return salted_hmac(BACKUP_HASH_SALT, normalize_code(code), secret=secret,
+                       algorithm="sha256").hexdigest()[:16]
+
+
+def backup_code_hashes(code: str) -> list[str]:
+    """The code's hash under ``SECRET_KEY`` and each of ``SECRET_KEY_FALLBACKS`` (a rotated key
+    does not void the codes people printed)."""
+    secrets_ = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", ())]
+    return [hash_backup_code(code, secret=s) for s in secrets_]
+
+
 def backup_codes_generate(user: User) -> list[str]:
-    """Ten new single-use codes (the old ones stop working); returned once, to be shown once."""
+    """Ten new single-use codes (the old ones stop working); returned once, to be shown once,
+    and stored only hashed (``hash_backup_code``)."""
     count = policy().staff_backup_codes
     with transaction.atomic():
         device, _ = StaticDevice.objects.get_or_create(
@@ -145,7 +165,7 @@ def backup_codes_generate(user: User) -> list[str]:
         codes: set[str] = set()
         while len(codes) < count:
             codes.add(StaticToken.random_token())
-        StaticToken.objects.bulk_create(StaticToken(device=device, token=c) for c in codes)
+        StaticToken.objects.bulk_create(StaticToken(device=device, token=hash_backup_code(c)) for c in codes)
     return sorted(codes)
 
 
@@ -189,21 +209,37 @@ def verify(user: User, raw_code: object, *, allow_backup: bool = True) -> Verifi
                 .filter(user=user, confirmed=True).order_by("-id").first()
             )
             if device is not None:
-                allowed, info = device.verify_is_allowed()
-                if not allowed and info and info.get("locked_until"):
-                    wait = (info["locked_until"] - timezone.now()).total_seconds()
-                    return Verification(None, "totp", throttled_seconds=max(1, math.ceil(wait)))
+                wait = _throttle_wait(device)
+                if wait:
+                    return Verification(None, "totp", throttled_seconds=wait)
                 if device.verify_token(code):
                     return Verification(device, "totp")
         return Verification(None, "totp")
     if allow_backup and BACKUP_RE.match(code):
         with transaction.atomic():
-            device = (
+            static = (
                 StaticDevice.objects.select_for_update()
                 .filter(user=user, name=BACKUP_DEVICE_NAME).first()
             )
-            if device is not None and device.verify_token(code):
-                return Verification(device, "backup_code", device.token_set.count())
-        return Verification(None, "backup_code")
+            if static is None:
+                return Verification(None, "backup_code")
+            wait = _throttle_wait(static)
+            if wait:
+                return Verification(None, "backup_code", throttled_seconds=wait)
+            match = static.token_set.filter(token__in=backup_code_hashes(code)).first()
+            if match is None:
+                static.throttle_increment()
+                return Verification(None, "backup_code")
+            match.delete()
+            static.throttle_reset()
+            return Verification(static, "backup_code", static.token_set.count())
     return Verification(None, "")
+
+
+def _throttle_wait(device: TOTPDevice | StaticDevice) -> int:
+    """Seconds until django-otp's throttle lets the device check a code again (0: now)."""
+    allowed, info = device.verify_is_allowed()
+    if allowed or not info or not info.get("locked_until"):
+        return 0
+    return max(1, math.ceil((info["locked_until"] - timezone.now()).total_seconds()))
 

@@ -187,17 +187,53 @@ def audit_page(qs: QuerySet[AuditEntry], *, cursor: str = "", size: int = PAGE_S
     )
 
 
-def _short(value: Any) -> str:
+def _parsed(text: str) -> Any:
+    """A stored text that is really a dict or list (Python repr or JSON) or an ISO time, as that
+    value; anything else as it is."""
+    stripped = text.strip()
+    if stripped[:1] in "{[" and len(stripped) <= 5000:
+        import ast
+        import json
+
+        for parse in (json.loads, ast.literal_eval):
+            try:
+                value = parse(stripped)
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                continue
+            if isinstance(value, dict | list):
+                return value
+    if 16 <= len(stripped) <= 40 and stripped[4:5] == "-" and stripped[10:11] in ("T", " "):
+        from django.utils.dateparse import parse_datetime
+
+        try:
+            moment = parse_datetime(stripped)
+        except ValueError:
+            moment = None
+        if moment is not None:
+            return moment
+    return text
+
+
+def _short(value: Any, depth: int = 0) -> str:
+    """A value as a person reads it: "tier: 2, plan: pro", "Dec 1, 10:44", never ``{'tier': 2}``."""
+    from datetime import datetime
+
+    from core.templatetags.when import absolute
+
+    if isinstance(value, str) and depth == 0:
+        value = _parsed(value)
     if value is None:
         return "∅"
     if value == "":
         return '""'  # an empty text is a value too: show it, not a blank
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, dict | list):
-        import json
-
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)[:500]
+    if isinstance(value, datetime):
+        return absolute(value)
+    if isinstance(value, dict):
+        return (", ".join(f"{k}: {_short(v, depth + 1)}" for k, v in value.items()) or "(empty)")[:500]
+    if isinstance(value, list | tuple):
+        return (", ".join(_short(v, depth + 1) for v in value) or "(none)")[:500]
     return str(value)[:500]
 
 

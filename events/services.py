@@ -99,6 +99,7 @@ _LINKS = {
 _FACTS: dict[str, tuple[str, ...]] = {
     "user.created": ("invited", "confirmed"),
     "user.invited": ("expires_at",),
+    "user.email_change_requested": ("new_email", "expires_at"),
     "user.banned": ("indefinitely", "sessions_ended", "until", "reason"),
     "user.deleted": ("hard",),
     "user.signed_in": ("method", "session"),

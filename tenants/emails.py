@@ -20,7 +20,7 @@ DEFAULTS: dict[str, dict[str, str]] = {
     "invite": {
         "subject": "You are invited to {{ tenant_name }}",
         "body": (
-            "Hello{{ name }},\n\n"
+            "Hello {{ name }},\n\n"
             "You have been invited to {{ tenant_name }}. Choose a password to accept the "
             "invitation:\n\n{{ link }}\n\n"
             "This link works once and expires in {{ expires_in }}.\n"
@@ -31,7 +31,7 @@ DEFAULTS: dict[str, dict[str, str]] = {
     "recovery": {
         "subject": "Reset your {{ tenant_name }} password",
         "body": (
-            "Hello{{ name }},\n\n"
+            "Hello {{ name }},\n\n"
             "Somebody asked to reset the password of {{ email }} at {{ tenant_name }}. "
             "Choose a new one here:\n\n{{ link }}\n\n"
             "This link works once and expires in {{ expires_in }}. If it was not you, ignore "
@@ -41,7 +41,7 @@ DEFAULTS: dict[str, dict[str, str]] = {
     "magic_link": {
         "subject": "Your sign-in link for {{ tenant_name }}",
         "body": (
-            "Hello{{ name }},\n\n"
+            "Hello {{ name }},\n\n"
             "Sign in to {{ tenant_name }} with this link:\n\n{{ link }}\n\n"
             "It works once and expires in {{ expires_in }}. If you did not ask for it, ignore "
             "this message.\n\n{{ sender_name }}\n"
@@ -50,7 +50,7 @@ DEFAULTS: dict[str, dict[str, str]] = {
     "email_change": {
         "subject": "Confirm your new {{ tenant_name }} address",
         "body": (
-            "Hello{{ name }},\n\n"
+            "Hello {{ name }},\n\n"
             "An administrator of {{ tenant_name }} changed the email address of your account to "
             "{{ email }}. Open this link to confirm it; until then the old address stays:\n\n"
             "{{ link }}\n\n"
@@ -65,7 +65,7 @@ NOTICES: dict[str, dict[str, str]] = {
     "email_change_notice": {
         "subject": "The email address of your {{ tenant_name }} account is being changed",
         "body": (
-            "Hello{{ name }},\n\n"
+            "Hello {{ name }},\n\n"
             "An administrator of {{ tenant_name }} asked to change the email address of your "
             "account from {{ email }} to {{ new_email }}. The change takes effect when the new "
             "address confirms it, and then this address no longer signs in or receives links.\n\n"
@@ -93,7 +93,29 @@ def template_for(tenant: Tenant, kind: str) -> dict[str, str]:
 
 
 def fill(text: str, values: dict[str, str]) -> str:
-    return _PLACEHOLDER_RE.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+    """Substitute the placeholders. A value ending in "." swallows the template's own "." after it
+    ("invited to Acme Inc." not "Acme Inc.."); a placeholder glued to a word ("Hello{{ name }}",
+    the old default) gets its space."""
+
+    def value(m: re.Match[str]) -> str:
+        found = values.get(m.group(1))
+        if found is None:
+            return m.group(0)
+        if found and m.start() > 0 and (text[m.start() - 1].isalnum()):
+            found = " " + found
+        return found
+
+    out = []
+    last = 0
+    for m in _PLACEHOLDER_RE.finditer(text):
+        out.append(text[last:m.start()])
+        filled = value(m)
+        out.append(filled)
+        last = m.end()
+        if filled.endswith(".") and text[last:last + 1] == ".":
+            last += 1
+    out.append(text[last:])
+    return "".join(out)
 
 
 def humanize_duration(minutes: int) -> str:
@@ -114,7 +136,7 @@ def render_email(
     values = {
         "tenant_name": tenant.name,
         "email": email,
-        "name": f" {name}" if name else "",
+        "name": name or "there",
         "link": link,
         "expires_in": humanize_duration(expires_minutes),
         "sender_name": sender_name or f"The {tenant.name} team",
@@ -127,7 +149,7 @@ def render_notice(
     tenant: Tenant, kind: str, *, email: str, name: str, sender_name: str = "", **extra: str,
 ) -> RenderedEmail:
     tpl = NOTICES[kind]
-    values = {"tenant_name": tenant.name, "email": email, "name": f" {name}" if name else "",
+    values = {"tenant_name": tenant.name, "email": email, "name": name or "there",
               "sender_name": sender_name or f"The {tenant.name} team", **extra}
     subject = " ".join(fill(tpl["subject"], values).split())[:300]
     return RenderedEmail(subject=subject, body=fill(tpl["body"], values))

@@ -142,6 +142,45 @@ class TenantAdmin(models.Model):
         return {"tenant": self.tenant.slug}
 
 
+class TenantAdminInvite(models.Model):
+    """A role in a tenant offered to a staff member, who accepts (or declines) it on the console's
+    home page. A tenant admin adding staff never attaches anyone and, since new and existing
+    addresses both get one of these, never learns which staff emails exist (issue 11, finding 6).
+    At most one pending offer per member and tenant; it expires after ``policy().invitation_hours``.
+    """
+
+    Role = TenantRole
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="admin_invites")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tenant_invites")
+    role = models.CharField(max_length=20, choices=Role.choices)
+    name = models.CharField(max_length=150, blank=True)  # what the inviter typed; shown to them
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)  # declined, withdrawn or replaced
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "user"], name="tenantadmininvite_one_pending",
+                condition=models.Q(accepted_at__isnull=True, revoked_at__isnull=True),
+            ),
+        ]
+        indexes = [models.Index(fields=["user", "-created_at"], name="tenantadmininvite_user")]
+
+    def __str__(self) -> str:
+        return f"{self.role} of {self.tenant_id} offered to {self.user_id}"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.accepted_at is None and self.revoked_at is None and self.expires_at > timezone.now()
+
+
 class TenantFigures(models.Model):
     """A tenant's user figures, kept in the control database so that the instance pages (home,
     ``/tenants/``) never open a tenant database: written by ``accounts.app_users.figures``

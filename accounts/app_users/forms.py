@@ -13,6 +13,8 @@ from django.utils import timezone
 from accounts.app_users import job_actions, selectors
 from accounts.app_users.selectors import UserFilters
 from accounts.app_users.services import BAN_DURATIONS
+from core.emails import EMAIL_MAX_LENGTH
+from core.text import NAME_MAX_LENGTH, REASON_MAX_LENGTH
 from tenants.config import TenantSettings
 
 STATUS_CHOICES = [("", "Any status")] + [(s, s.capitalize()) for s in selectors.STATUSES]
@@ -91,8 +93,8 @@ class JSONTextarea(forms.CharField):
 
 
 class _UserFields(forms.Form):
-    email = forms.CharField(max_length=320, widget=forms.EmailInput(attrs={"autocomplete": "off"}))
-    name = forms.CharField(required=False, max_length=1000)
+    email = forms.CharField(max_length=EMAIL_MAX_LENGTH, widget=forms.EmailInput(attrs={"autocomplete": "off"}))
+    name = forms.CharField(required=False, max_length=NAME_MAX_LENGTH)
     role = forms.ChoiceField()
 
     def __init__(self, *args: Any, settings: TenantSettings, **kwargs: Any) -> None:
@@ -134,7 +136,7 @@ class MetadataForm(forms.Form):
 class BanForm(forms.Form):
     duration = forms.ChoiceField(choices=BAN_CHOICES, initial="24h")
     until = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
-    reason = forms.CharField(required=False, max_length=2000)
+    reason = forms.CharField(required=False, max_length=REASON_MAX_LENGTH)
 
     def clean(self) -> dict[str, Any]:
         super().clean()
@@ -181,7 +183,7 @@ class BatchForm(forms.Form):
     # ban options
     duration = forms.ChoiceField(choices=BAN_CHOICES, required=False)
     until = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
-    reason = forms.CharField(required=False, max_length=2000)
+    reason = forms.CharField(required=False, max_length=REASON_MAX_LENGTH)
     # recovery option
     sign_out = forms.BooleanField(required=False)
     # change_role option (checked against the tenant's roles by the service)

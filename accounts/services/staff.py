@@ -17,7 +17,6 @@ import hashlib
 import logging
 import secrets
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -179,14 +178,15 @@ def _issue_invitation(*, actor: User | None, user: User, tenant: Tenant | None =
 
 def staff_invite(
     *, actor: User | None, email: str, name: str = "", is_superuser: bool = False,
-    tenant: Tenant | None = None, role: str | None = None,
+    tenant: Tenant | None = None, role: str | None = None, assign: bool = True,
 ) -> User:
     """Create a staff member who sets their password through an emailed link (single use,
     expires after ``policy().invitation_hours``), optionally with a role in one tenant.
 
     One transaction: the member, their role in the tenant, the invitation and its mail exist
     together or not at all. Instance admins invite anyone; a tenant admin invites into their
-    own tenant only, never an instance admin.
+    own tenant only, never an instance admin. ``assign=False``: the role is only offered
+    (``tenant_invites.tenant_admin_add``), the member accepts it after signing in.
     """
     if tenant is None:
         _require_instance_admin(actor)
@@ -210,9 +210,12 @@ def staff_invite(
                 user = User.objects.create_user(email, None, name=name, is_superuser=is_superuser)
         except IntegrityError:
             raise Conflict(EXISTS, code="exists", field="email") from None
+        # An offered role (assign=False) is the tenant's story, told by tenant_admin.invite; the
+        # new account is the instance's: the tenant's trail must not tell new from existing staff.
         _record_user("staff.invite", actor=actor, user=user, before={}, action=audit.CREATE,
-                     tenant=tenant, data={"role": tenant_role} if tenant is not None else None)
-        if tenant is not None and tenant_role is not None:
+                     tenant=tenant if assign else None,
+                     data={"role": tenant_role} if tenant is not None else None)
+        if tenant is not None and tenant_role is not None and assign:
             _assign(actor=actor, tenant=tenant, user=user, role=tenant_role)
         _issue_invitation(actor=actor, user=user, tenant=tenant)
     return user
@@ -410,13 +413,18 @@ def _check_assignable(tenant: Tenant) -> None:
 
 
 def tenant_admin_assign(*, actor: User | None, tenant: Tenant, user: User, role: str) -> TenantAdmin:
-    """Give a staff member a role in a tenant (or change the role they have there)."""
+    """Give a staff member a role in a tenant (or change the role they have there). Attaching
+    somebody directly is for instance admins: a tenant admin offers the role instead
+    (``tenant_invites.tenant_admin_add``), and the member accepts it."""
     _require_tenant_manager(actor, tenant)
     role = clean_role(role)
     _check_assignable(tenant)
     existing = TenantAdmin.objects.filter(tenant=tenant, user=user).first()
     if existing is not None:
         return tenant_admin_change_role(actor=actor, tenant=tenant, user=user, role=role)
+    if not is_instance_admin(actor):
+        raise Refused("Invite this staff member from the tenant's staff page: they get the role "
+                      "when they accept it.", code="invite_instead")
     try:
         with transaction.atomic():
             # The row, locked: a deactivation that just happened is seen (whatever the caller holds).
@@ -426,31 +434,6 @@ def tenant_admin_assign(*, actor: User | None, tenant: Tenant, user: User, role:
             return _assign(actor=actor, tenant=tenant, user=user, role=role)
     except IntegrityError:
         return tenant_admin_change_role(actor=actor, tenant=tenant, user=user, role=role)
-
-
-@dataclass(frozen=True)
-class AddResult:
-    assignment: TenantAdmin
-    invited: bool
-
-
-def tenant_admin_add(
-    *, actor: User | None, tenant: Tenant, email: str, role: str, name: str = ""
-) -> AddResult:
-    """From a tenant's staff page: assign the staff member with this email, or invite them."""
-    _require_tenant_manager(actor, tenant)
-    email = clean_email(email)
-    role = clean_role(role)
-    _check_assignable(tenant)
-    user = User.objects.filter(email=email).first()
-    if user is None:
-        user = staff_invite(actor=actor, email=email, name=name, tenant=tenant, role=role)
-        return AddResult(TenantAdmin.objects.get(tenant=tenant, user=user), invited=True)
-    if TenantAdmin.objects.filter(tenant=tenant, user=user).exists():
-        raise Conflict(f"{user.email} already has a role in this tenant; change it below.",
-                       code="exists", field="email")
-    return AddResult(tenant_admin_assign(actor=actor, tenant=tenant, user=user, role=role),
-                     invited=False)
 
 
 def tenant_admin_change_role(

@@ -57,7 +57,11 @@ def user_rows(rows, *, slug: str, selectable: bool, now: datetime) -> SafeString
                 f'<td class="col-check"><input type="checkbox" name="ids" value="{pk}" '
                 f'form="batch-form" data-row-check aria-label="Select {email}"></td>'
             )
-        cells.append(f'<td class="cell-email"><a class="cell-primary" href="{base}{pk}/">{email}</a></td>')
+        if u.deleted_at:  # the address is a placeholder now: say what the row is
+            cells.append(f'<td class="cell-email"><a class="cell-primary" href="{base}{pk}/">Deleted user</a>'
+                         f'<div class="cell-sub mono" title="{email}">{pk[:8]}…</div></td>')
+        else:
+            cells.append(f'<td class="cell-email"><a class="cell-primary" href="{base}{pk}/">{email}</a></td>')
         cells.append(f'<td class="truncate">{escape(u.name) if u.name else "—"}</td>')
         role = escape(u.role)
         cells.append(f'<td><span class="role role-{role}">{role}</span></td>')
@@ -67,10 +71,10 @@ def user_rows(rows, *, slug: str, selectable: bool, now: datetime) -> SafeString
             if u.mfa_enabled else '<td><span class="faint">—</span></td>'
         )
         if u.last_sign_in_at:
-            cells.append(f'<td class="nowrap">{ago(u.last_sign_in_at)}</td>')
+            cells.append(f'<td class="nowrap">{ago(u.last_sign_in_at, now)}</td>')
         else:
             cells.append('<td class="nowrap"><span class="faint">Never</span></td>')
-        cells.append(f'<td class="nowrap">{when_date(u.created_at)}</td>')
+        cells.append(f'<td class="nowrap">{when_date(u.created_at, now)}</td>')
         css = ' class="is-deleted"' if u.deleted_at else ""
         out.append(f"<tr{css}>{''.join(cells)}</tr>")
     return mark_safe("\n".join(out))  # noqa: S308 - every dynamic part is escaped above

@@ -7,6 +7,7 @@ from django.views.decorators.http import require_GET
 from accounts import otp
 from accounts.app_users.stats import overview_for
 from accounts.selectors import recent_activity, tenant_memberships_page
+from accounts.services import tenant_invites
 from console.http import StaffRequest
 
 HOME_PAGE_SIZE = 24
@@ -34,4 +35,5 @@ def home(request: StaffRequest) -> HttpResponse:
                                  roles={m.tenant.slug: m.role for m in page.rows}),
         "activity": recent_activity(actor=request.user),
         "backup_left": otp.backup_codes_left(request.user),
+        "tenant_invites": tenant_invites.tenant_invites_for(user=request.user),
     })

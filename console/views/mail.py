@@ -9,10 +9,12 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET
 
 from console.decorators import instance_admin_required
 from console.http import StaffRequest
+from outbox.models import OutboxMessage
 from outbox.selectors import PAGE_SIZE, outbox_get, outbox_list
 from outbox.services import keeps_links, redact_links
 
@@ -33,10 +35,33 @@ def _before(raw: str) -> datetime | None:
 @require_GET
 def mail_list(request: StaffRequest) -> HttpResponse:
     before = _before(request.GET.get("before", ""))
-    messages_ = outbox_list(before=before)
+    filters, ignored = _filters(request)
+    messages_ = outbox_list(before=before, q=filters["q"], status=filters["status"], kind=filters["kind"],
+                            tenant_slug=filters["tenant_slug"])
     older = messages_[-1].created_at.isoformat() if len(messages_) == PAGE_SIZE else None
-    return render(request, "console/mail/list.html",
-                  {"outbox": messages_, "older": older, "paged": before is not None})
+    query = urlencode({k: v for k, v in filters.items() if v})
+    return render(request, "console/mail/list.html", {
+        "outbox": messages_, "older": older, "paged": before is not None, "filters": filters,
+        "ignored": ignored, "query": query, "statuses": OutboxMessage.Status.choices, "kinds": KINDS,
+    })
+
+
+KINDS = ("invite", "recovery", "magic_link", "email_change", "staff_invite")
+
+
+def _filters(request: StaffRequest) -> tuple[dict[str, str], list[str]]:
+    """Search and filters from the query string; a value that cannot be one is named, not used."""
+    get = request.GET
+    filters = {"q": get.get("q", "").strip()[:200], "status": get.get("status", ""), "kind": get.get("kind", ""),
+               "tenant_slug": get.get("tenant", "").strip()[:63]}
+    ignored = []
+    if filters["status"] and filters["status"] not in OutboxMessage.Status.values:
+        ignored.append("status")
+        filters["status"] = ""
+    if filters["kind"] and filters["kind"] not in KINDS:
+        ignored.append("kind")
+        filters["kind"] = ""
+    return filters, ignored
 
 
 @instance_admin_required

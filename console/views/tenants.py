@@ -13,6 +13,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -250,12 +251,22 @@ def tenant_edit(request: StaffRequest, slug: str) -> HttpResponse:
                   _detail_context(tenant, edit_form=form, purge_form=PurgeForm()), status=400)
 
 
+# Soft delete closes the tenant to its users and staff at once: a recent OTP, like purge.
+RECENT_OTP_VERBS = frozenset({"delete"})
+
+
 @instance_admin_required
 @require_POST
 @confirm_first
-def tenant_lifecycle(request: StaffRequest, slug: str, verb: str) -> HttpResponse:
+def tenant_lifecycle(request: StaffRequest, slug: str, verb: str) -> HttpResponseBase:
     if verb not in LIFECYCLE:
         raise Http404("No such action.")
+    if verb in RECENT_OTP_VERBS:
+        return _lifecycle_after_recent_otp(request, slug=slug, verb=verb)
+    return _lifecycle(request, slug=slug, verb=verb)
+
+
+def _lifecycle(request: StaffRequest, *, slug: str, verb: str) -> HttpResponse:
     tenant = _tenant(slug)
     service, done = LIFECYCLE[verb]
     try:
@@ -265,6 +276,9 @@ def tenant_lifecycle(request: StaffRequest, slug: str, verb: str) -> HttpRespons
     else:
         messages.success(request, f"Tenant {tenant.slug} {done}.")
     return HttpResponseRedirect(_detail_url(tenant))
+
+
+_lifecycle_after_recent_otp = recent_otp_required(_lifecycle)
 
 
 @instance_admin_required

@@ -70,22 +70,22 @@ def when(value: datetime | None) -> SafeString | str:
 
 
 @register.filter(is_safe=True)
-def when_date(value: datetime | date | None) -> SafeString | str:
+def when_date(value: datetime | date | None, now: datetime | None = None) -> SafeString | str:
     if not isinstance(value, date):
         return ""
     title = _title(value) if isinstance(value, datetime) else value.isoformat()
     return format_html('<time datetime="{}" title="{}" class="when">{}</time>', value.isoformat(), title,
-                       absolute(value, with_time=False))
+                       absolute(value, with_time=False, now=now))
 
 
 @register.filter(is_safe=True)
-def ago(value: datetime | None) -> SafeString | str:
+def ago(value: datetime | None, now: datetime | None = None) -> SafeString | str:
     if not isinstance(value, datetime):
         return ""
     if value.year >= 9999:
         return NO_END
     return format_html('<time datetime="{}" title="{}" class="when">{}</time>', value.isoformat(),
-                       f"{absolute(value)} · {_title(value)}", relative(value))
+                       f"{absolute(value, now=now)} · {_title(value)}", relative(value, now=now))
 
 
 @register.filter

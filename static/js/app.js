@@ -63,3 +63,19 @@ document.addEventListener("DOMContentLoaded", function () {
     }
   } catch (e) { /* no Intl: times stay in UTC */ }
 })();
+// Form errors: the field with an error is marked (aria-invalid, described by its message) and the
+// first one gets the focus, so a keyboard or screen-reader user lands where the fix is needed.
+document.addEventListener("DOMContentLoaded", function () {
+  var first = null;
+  document.querySelectorAll(".field .errorlist, .field .error").forEach(function (list, index) {
+    var field = list.closest(".field");
+    var input = field && field.querySelector("input:not([type=hidden]), select, textarea");
+    if (!input) { return; }
+    if (!list.id) { list.id = "field-error-" + index; }
+    field.classList.add("field-invalid");
+    input.setAttribute("aria-invalid", "true");
+    input.setAttribute("aria-describedby", ((input.getAttribute("aria-describedby") || "") + " " + list.id).trim());
+    if (!first) { first = input; }
+  });
+  if (first && !document.querySelector("form[data-submit-now]")) { first.focus(); }
+});

@@ -116,3 +116,17 @@ def test_the_console_asks_for_a_recent_otp_for_a_new_email_only(acme, admin, ann
     assert "changes to new{x}@example.test when the link" in page and "ann@example.test has been told" in page
     assert "Email change to <strong>new{x}@example.test</strong>" in page  # the pending link
     assert reload(acme, ann).email == "ann@example.test"
+
+
+def test_the_confirmation_mail_is_a_tenant_template(acme, admin, ann, staff_factory):
+    root = login_verified(Client(), staff_factory("root@console.test", superuser=True))
+    page = root.get("/t/acme/settings/emails/email_change/")
+    assert page.status_code == 200 and b"Confirm your new" in page.content
+    saved = root.post("/t/acme/settings/emails/email_change/", {
+        "subject": "New address for {{ tenant_name }}", "body": "Open {{ link }} to use {{ email }}."})
+    assert saved.status_code == 302
+    acme.refresh_from_db()
+    svc.app_user_update(actor=admin, tenant=acme, user_id=ann.pk, email="ann.new@example.test")
+    mail = OutboxMessage.objects.get(to="ann.new@example.test", kind="email_change")
+    assert mail.subject == "New address for Acme" and mail.body.startswith("Open http")
+    assert mail.body.endswith("/ to use ann.new@example.test.")

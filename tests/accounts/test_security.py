@@ -64,8 +64,10 @@ def test_regenerate_backup_codes_replaces_the_old_ones(client, member):
     response = client.post("/account/security/backup-codes/")
     assert response.status_code == 200
     shown = {c.replace("-", "") for c in re.findall(r"<li>([a-z2-7]{4}-[a-z2-7]{4})</li>", response.content.decode())}
-    assert len(shown) == 10 and not (shown & old)
-    assert set(otp.backup_device(member).token_set.values_list("token", flat=True)) == shown
+    assert len(shown) == 10 and not ({otp.hash_backup_code(c) for c in shown} & old)
+    # Stored only hashed (issue 11, finding 8): the rows hold no code that was shown.
+    stored = set(otp.backup_device(member).token_set.values_list("token", flat=True))
+    assert stored == {otp.hash_backup_code(c) for c in shown} and not (stored & shown)
     assert client.get("/account/security/backup-codes/").status_code == 405
 
 
@@ -137,3 +139,46 @@ def test_wrong_current_passwords_count_toward_the_lockout_and_are_audited(client
     assert member.check_password(STAFF_PASSWORD)
     assert AuditEntry.objects.filter(event="staff.login_failed", additional_data__reason="locked",
                                      additional_data__via="password_change").count() == 1
+
+
+def test_backup_codes_are_stored_hashed_and_still_sign_in(client, staff_factory, settings):
+    """Issue 11, finding 8: staff backup codes were plain ``StaticToken`` rows."""
+    from django_otp.plugins.otp_static.models import StaticToken
+
+    user = staff_factory("coder@console.test")
+    _, codes = enrol(user)
+    stored = set(StaticToken.objects.filter(device__user=user).values_list("token", flat=True))
+    assert len(stored) == 10 and not (stored & set(codes))
+    assert all(len(t) == 16 and set(t) <= set("0123456789abcdef") for t in stored)
+    sign_in_password(client, user.email)
+    response = client.post("/login/verify/?method=backup", {"code": codes[0].upper()})
+    assert response.status_code == 302 and response["Location"] == "/"
+    assert otp.backup_codes_left(user) == 9
+    # A rotated SECRET_KEY (the old one kept as a fallback) does not void the printed codes.
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "a-new-secret-key-" + "x" * 40
+    assert otp.verify(user, codes[1]).ok
+    assert not otp.verify(user, codes[1]).ok  # single use
+
+
+def test_the_migration_hashes_existing_plain_codes(staff_factory):
+    import importlib
+
+    from django.apps import apps
+    from django.db import connection
+    from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+
+    user = staff_factory("legacy@console.test")
+    device = StaticDevice.objects.create(user=user, name=otp.BACKUP_DEVICE_NAME, confirmed=True)
+    StaticToken.objects.create(device=device, token="abcd2345")
+    migration = importlib.import_module("accounts.migrations.0008_backup_codes_hashed")
+
+    class Editor:
+        pass
+
+    editor = Editor()
+    editor.connection = connection  # type: ignore[attr-defined]
+    migration.hash_existing(apps, editor)
+    migration.hash_existing(apps, editor)  # twice: nothing changes the second time
+    assert list(device.token_set.values_list("token", flat=True)) == [otp.hash_backup_code("abcd2345")]
+    assert otp.verify(user, "abcd-2345").ok

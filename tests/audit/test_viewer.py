@@ -64,7 +64,7 @@ def test_instance_viewer_shows_every_tenant_and_the_console(client, world, as_st
         assert world[key].pk in ids, key
     # The diff of each entry: old and new values.
     assert "<del>Ann</del> → <ins>Annie</ins>" in html
-    assert "<del>∅</del> → <ins>2030-01-01T00:00:00+00:00</ins>" in html
+    assert "<del>∅</del> → <ins>Jan 1, 2030, 00:00</ins>" in html
     assert "impersonated by bob@console.test" in html
 
 
@@ -228,3 +228,13 @@ def test_deleted_tenant_trail_stays_readable_for_instance_admins(client, world, 
     Tenant.objects.filter(pk=world["globex"].pk).update(status=Tenant.Status.DELETED)
     as_staff(world["root"])
     assert world["other"].pk in rows(client.get("/audit/", {"tenant": "globex"}).content.decode())
+
+
+def test_values_read_as_values_not_python_text():
+    from audit.selectors import _short
+
+    assert _short("{'tier': 2, 'plan': 'pro'}") == "tier: 2, plan: pro"
+    assert _short('{"tags": ["a", "b"]}') == "tags: a, b"
+    assert _short("[1, 2]") == "1, 2"
+    assert _short("{not a dict") == "{not a dict"
+    assert _short("2025-03-04T09:05:00+00:00") == "Mar 4, 2025, 09:05"

@@ -62,3 +62,26 @@ def test_django_admin_only_for_verified_instance_admins(staff_factory):
     assert c.get("/admin/audit/auditentry/add/").status_code == 403
     assert c.get("/admin/otp_totp/totpdevice/").status_code == 404
     assert c.get(f"/admin/accounts/user/{root.pk}/delete/").status_code == 403
+
+
+@pytest.mark.django_db
+def test_mail_search_and_filters(staff_factory, as_staff, acme):
+    from outbox.models import OutboxMessage
+
+    root = as_staff(staff_factory("root@console.test", superuser=True))
+    for i, (to, kind, status) in enumerate([("ann@acme.test", "invite", "sent"), ("bob@acme.test", "recovery", "queued"),
+                                            ("carol@other.test", "magic_link", "failed")]):
+        OutboxMessage.objects.create(key=f"k{i}", kind=kind, tenant=acme, to=to, subject=f"Subject {to}",
+                                     body="b", status=status)
+
+    def rows(query: str) -> str:
+        return root.get("/mail/?" + query).content.decode()
+
+    assert "ann@acme.test" in rows("q=ann") and "bob@acme.test" not in rows("q=ann")
+    page = rows("status=queued")
+    assert "bob@acme.test" in page and "ann@acme.test" not in page
+    page = rows("kind=magic_link&tenant=acme")
+    assert "carol@other.test" in page and "bob@acme.test" not in page
+    ignored = rows("status=bogus")
+    assert "Some filters were ignored: status" in ignored and "ann@acme.test" in ignored
+    assert "No mail matches these filters." in rows("q=nobody-at-all")

@@ -8,7 +8,7 @@ from accounts.services import staff as services
 from audit.models import AuditEntry
 from core.errors import Refused
 from outbox.models import OutboxMessage
-from tenants.models import TenantAdmin
+from tenants.models import TenantAdmin, TenantAdminInvite
 from tests.conftest import login_verified
 
 pytestmark = pytest.mark.django_db
@@ -29,22 +29,26 @@ def test_tenant_admin_manages_the_staff_of_their_tenant(staff_factory, acme):
     c = _client(boss)
     page = c.get("/t/acme/admins/")
     assert page.status_code == 200 and b"boss@console.test" in page.content
-    # Assign an existing staff member by email.
+    # An existing staff member is invited; the role is theirs once they accept (test_tenant_invites.py).
     assert c.post("/t/acme/admins/add/", {"email": "Helper@console.test", "role": "support"}).status_code == 302
+    assert not TenantAdmin.objects.filter(tenant=acme, user=helper).exists()
+    _client(helper).post(f"/invites/{TenantAdminInvite.objects.get(user=helper).pk}/accept/")
     assert TenantAdmin.objects.get(tenant=acme, user=helper).role == "support"
-    # Invite a new one.
+    # Invite a new one: to the console, and to the tenant.
     assert c.post("/t/acme/admins/add/", {"email": "fresh@console.test", "role": "viewer"}).status_code == 302
     fresh = User.objects.get(email="fresh@console.test")
-    assert not fresh.is_superuser and TenantAdmin.objects.get(tenant=acme, user=fresh).role == "viewer"
-    assert OutboxMessage.objects.get(to="fresh@console.test").tenant == acme
+    assert not fresh.is_superuser and not TenantAdmin.objects.filter(tenant=acme, user=fresh).exists()
+    assert TenantAdminInvite.objects.get(user=fresh).role == "viewer"
+    assert OutboxMessage.objects.get(to="fresh@console.test", kind="staff_invite").tenant == acme
+    TenantAdmin.objects.create(tenant=acme, user=fresh, role="viewer")  # as if accepted
     # Change a role, remove.
     c.post(f"/t/acme/admins/{helper.pk}/role/", {"role": "admin"})
     assert TenantAdmin.objects.get(tenant=acme, user=helper).role == "admin"
     c.post(f"/t/acme/admins/{fresh.pk}/remove/")
     assert not TenantAdmin.objects.filter(tenant=acme, user=fresh).exists()
     events = set(AuditEntry.objects.filter(tenant=acme).values_list("event", flat=True))
-    assert {"tenant_admin.assign", "tenant_admin.role_change", "tenant_admin.remove",
-            "staff.invite"} <= events
+    assert {"tenant_admin.invite", "tenant_admin.invite_accepted", "tenant_admin.role_change",
+            "tenant_admin.remove"} <= events
     # Bad input changes nothing.
     response = c.post("/t/acme/admins/add/", {"email": "x" * 300, "role": "viewer"})
     assert response.status_code == 400

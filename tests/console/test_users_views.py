@@ -87,7 +87,7 @@ def test_filters_by_status_role_mfa_and_date_ranges(acme, staff):
     assert got("status=banned") == ["banned@example.test"]
     assert got("status=invited") == ["invited@example.test"]
     assert got("status=unconfirmed") == ["unconfirmed@example.test"]
-    assert got("status=deleted") == ["deleted@example.test"]
+    assert got("status=deleted") == ["Deleted user"]  # a soft-deleted row says so, not its placeholder address
     assert "expired-ban@example.test" in got("status=active")
     assert got("role=admin") == ["root@example.test"]
     assert got("mfa=yes") == ["root@example.test"]
@@ -411,3 +411,21 @@ def test_detail_offers_impersonation_to_admins_only(acme, staff):
     start = f'action="/t/acme/impersonations/start/{ann.pk}/"'
     assert start in staff("admin").get(f"/t/acme/users/{ann.pk}/").content.decode()
     assert start not in staff("support").get(f"/t/acme/users/{ann.pk}/").content.decode()
+
+
+def test_an_admin_started_recovery_asks_whether_to_end_the_sessions(acme, staff):
+    """Issue 11, finding 8: ending every session is an explicit choice, ticked by default."""
+    support = staff("support")
+    ann = make_user(acme, "ann@example.test")
+    page = support.get(f"/t/acme/users/{ann.pk}/").content.decode()
+    box = re.search(r'<input type="checkbox" name="sign_out"[^>]*>', page)
+    assert box is not None and "checked" in box.group(0)
+    make_session(acme, ann)
+    kept = support.post(f"/t/acme/users/{ann.pk}/recovery/", {})  # the box unticked
+    assert kept.status_code == 302 and live_sessions(acme, ann) == 1
+    entry = AuditEntry.objects.filter(event="app_user.recovery_sent", object_pk=str(ann.pk)).latest("id")
+    assert entry.additional_data["signed_out"] is False and entry.additional_data["sessions_ended"] == 0
+    ended = support.post(f"/t/acme/users/{ann.pk}/recovery/", {"sign_out": "1"})
+    assert ended.status_code == 302 and live_sessions(acme, ann) == 0
+    entry = AuditEntry.objects.filter(event="app_user.recovery_sent", object_pk=str(ann.pk)).latest("id")
+    assert entry.additional_data["signed_out"] is True and entry.additional_data["sessions_ended"] == 1

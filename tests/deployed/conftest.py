@@ -257,6 +257,9 @@ def running_instance(root: Path, *, via: tuple[str, int] | None = None,
         "EMAIL_FILE_PATH": str(root / "mail"),
         "OUTBOX_DELIVERY": "worker",
         "DEPLOYED_TOTP_KEY": secrets.token_hex(20),
+        # The webhook receiver of tests/deployed/test_webhooks.py listens on 127.0.0.1, which
+        # production refuses by default; an operator sets this for such a setup too.
+        "WEBHOOKS_ALLOW_PRIVATE": "1",
         **(extra_env or {}),
     })
     server = _postgres_server()

@@ -229,6 +229,27 @@ def test_suspend_resume_delete_restore(client, admin, make_tenant):
     assert client.post("/tenants/acme/explode/").status_code == 404
 
 
+def test_soft_delete_needs_a_recent_otp_like_purge(client, admin, make_tenant, as_staff):
+    """Issue 11, finding 8: a soft delete closes the tenant at once; it asks for a fresh code."""
+    acme = make_tenant("acme")
+    as_staff(admin, otp_age_seconds=3600)
+    stale = client.post("/tenants/acme/delete/", HTTP_REFERER="http://testserver/tenants/acme/")
+    assert stale.status_code == 302 and stale["Location"].startswith("/account/reverify/")
+    assert "pending=" in stale["Location"]
+    acme.refresh_from_db()
+    assert acme.status == Tenant.Status.ACTIVE
+    page = client.get(stale["Location"]).content.decode()
+    assert "Delete the tenant acme" in page
+    # Suspend (reversible, keeps everything) still needs no fresh code.
+    assert client.post("/tenants/acme/suspend/").status_code == 302
+    acme.refresh_from_db()
+    assert acme.status == Tenant.Status.SUSPENDED
+    as_staff(admin)
+    assert client.post("/tenants/acme/delete/").status_code == 302
+    acme.refresh_from_db()
+    assert acme.status == Tenant.Status.DELETED
+
+
 def test_purge_needs_the_slug_typed_and_a_recent_otp(client, admin, make_tenant, as_staff):
     acme = make_tenant("acme")
     services.tenant_delete(actor=admin, tenant=acme)

@@ -196,3 +196,20 @@ def test_the_feed_pages_by_cursor_and_stays_in_its_tenant(acme, globex, tadmin, 
     assert event_feed(tenant=acme, after=page[1].pk, limit=1)[0] == [page[2]]
     with pytest.raises(ValueError):
         event_feed(tenant=acme, after=Event.objects.get(tenant=globex, type="user.banned").uid)
+
+
+def test_an_email_change_is_requested_then_made_each_with_its_event(client, acme, tadmin):
+    import re
+
+    ann = make_user(acme, "ann@example.test")
+    users.app_user_update(actor=tadmin, tenant=acme, user_id=ann.pk, email="ann.new@example.test")
+    p = _one("user.email_change_requested")["data"]
+    assert p["user"] == {"id": str(ann.pk), "email": "ann@example.test"} and p["new_email"] == "ann.new@example.test"
+    assert "action_token" not in p and not _events("user.updated")
+    body = OutboxMessage.objects.get(to="ann.new@example.test", kind="email_change").body
+    path = re.search(r"https?://\S+/email-change/\S+/", body).group(0).split("8000", 1)[-1]
+    assert path.rstrip("/").rsplit("/", 1)[-1] not in json.dumps(_one("user.email_change_requested"))
+    assert client.post(path).status_code == 200
+    changed = _one("user.updated")["data"]
+    assert changed["changes"]["email"] == {"old": "ann@example.test", "new": "ann.new@example.test"}
+    assert changed["actor"] == {"type": "user", "id": str(ann.pk)}

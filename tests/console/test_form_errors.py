@@ -1,0 +1,49 @@
+"""Form errors name the real limits (150 for a name, 500 for a reason, 254 for an address) and sit
+on their field."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.accounts.app_user_data import make_user, reload
+
+pytestmark = pytest.mark.django_db
+
+
+def test_invite_announces_the_name_limit_of_150_on_the_field(staff, acme):
+    response = staff("admin").post("/t/acme/users/invite/", {"email": "ann@acme.test", "name": "x" * 151,
+                                                             "role": "user"})
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "at most 150 characters" in body and "1000" not in body and "1,000" not in body
+    assert 'maxlength="150"' in body and 'maxlength="254"' in body
+
+
+def test_the_ban_reason_limit_is_the_one_the_input_allows(staff, acme):
+    ann = make_user(acme, "ann@acme.test")
+    client = staff("admin")
+    page = client.get(f"/t/acme/users/{ann.pk}/").content.decode()
+    assert 'id="ban-reason" name="reason" maxlength="500"' in page
+    response = client.post(f"/t/acme/users/{ann.pk}/ban/", {"duration": "24h", "reason": "r" * 501}, follow=True)
+    body = response.content.decode()
+    assert "at most 500 characters" in body and "2000" not in body
+    assert reload(acme, ann).banned_until is None
+
+
+def test_mail_placeholders_bring_no_stray_space_or_double_period(acme):
+    from tenants.emails import fill, render_email
+
+    acme.name = "Acme Inc."
+    mail = render_email(acme, "invite", email="jane@acme.test", name="Jane Doe", link="https://x.test/l",
+                        expires_minutes=60)
+    assert mail.body.startswith("Hello Jane Doe,\n") and "Acme Inc.." not in mail.body
+    assert "invited to Acme Inc. Choose" in mail.body
+    anonymous = render_email(acme, "invite", email="j@acme.test", name="", link="l", expires_minutes=60)
+    assert anonymous.body.startswith("Hello there,\n")
+    assert fill("Hello{{ name }},", {"name": "Jane"}) == "Hello Jane,"  # an override written for the old default
+    assert fill("{{ name }}.", {"name": "J."}) == "J."
+
+
+def test_the_template_page_previews_as_you_type(staff, acme):
+    body = staff("admin").get("/t/acme/settings/emails/invite/").content.decode()
+    assert 'hx-trigger="input changed delay:400ms"' in body
