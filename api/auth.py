@@ -16,6 +16,7 @@ from typing import Any
 
 from django.core.cache import cache
 from django.http import HttpRequest
+from ninja.security import APIKeyHeader, HttpBearer
 
 from api.http import ApiError
 from audit import services as audit
@@ -116,6 +117,11 @@ def authenticate(request: HttpRequest, *, tenant: Tenant | None = None, secret: 
     token's member must hold a role there (checked by the caller's permission). Binds the
     credential's facts to the request so every audit entry names it.
     """
+    cached: Caller | None = getattr(request, "api_caller", None)
+    if cached is not None and secret is None:  # already authenticated (and counted) for this request
+        if isinstance(cached.credential, ApiKey) and not keys_allowed:
+            raise ApiError(401, "bad_jwt", "This endpoint takes a personal token (acpat_...), not a service key")
+        return cached
     _failure_check(request)
     if secret is None:
         secret = presented_secret(request)
@@ -132,7 +138,47 @@ def authenticate(request: HttpRequest, *, tenant: Tenant | None = None, secret: 
     else:
         caller = Caller(credential=cred, actor=cred.user, tenant=tenant)
     request_context.bind_credential({"via": "api", "credential_prefix": cred.prefix, "credential_id": str(cred.pk)})
+    request.api_caller = caller  # type: ignore[attr-defined]
     rate_limit(request, caller)
     if isinstance(cred, StaffToken) and cred.read_only and request.method not in ("GET", "HEAD", "OPTIONS"):
         raise ApiError(403, "read_only_token", "This personal token is read only.")
     return caller
+
+
+# --- django-ninja's authentication step (runs before any parameter is read) ---------------------
+
+
+def _ninja_authenticate(request: HttpRequest) -> Caller:
+    """The credential of the request: for the GoTrue surface it must be the URL tenant's."""
+    match = getattr(request, "resolver_match", None)
+    slug = (match.kwargs.get("slug") if match else None) or ""
+    if request.path_info.startswith("/t/"):
+        from tenants.selectors import tenant_get
+
+        return authenticate(request, tenant=tenant_get(slug=slug), require_tenant=True)
+    return authenticate(request)
+
+
+class ServiceKeyHeader(APIKeyHeader):
+    """``apikey: acsk_...`` (supabase-js sends it with the same value as the bearer)."""
+
+    param_name = "apikey"
+
+    def __call__(self, request: HttpRequest) -> Caller:
+        return _ninja_authenticate(request)
+
+    def authenticate(self, request: HttpRequest, key: str | None) -> Any:  # pragma: no cover - __call__ instead
+        return None
+
+
+class BearerCredential(HttpBearer):
+    """``Authorization: Bearer acsk_...|acpat_...``."""
+
+    def __call__(self, request: HttpRequest) -> Caller:
+        return _ninja_authenticate(request)
+
+    def authenticate(self, request: HttpRequest, token: str) -> Any:  # pragma: no cover - __call__ instead
+        return None
+
+
+API_AUTH = [ServiceKeyHeader(), BearerCredential()]

@@ -408,6 +408,10 @@ def invite(request: HttpRequest, slug: str, body: InviteBody | None = None,
     if existing is not None and existing.status == "invited":
         services.app_user_invitation_resend(actor=caller.actor, tenant=tenant, user_id=existing.pk)
         return json_response(full_user(tenant, existing.pk))
+    if existing is not None and existing.email_confirmed_at is None and existing.deleted_at is None:
+        # Created without a confirmation and never invited: GoTrue invites any unconfirmed user.
+        services.app_user_invite_existing(actor=caller.actor, tenant=tenant, user_id=existing.pk)
+        return json_response(full_user(tenant, existing.pk))
     if existing is not None:
         raise ApiError(422, "email_exists", "A user with this email address has already been registered")
     user = services.app_user_invite(actor=caller.actor, tenant=tenant, email=body.email,
@@ -450,7 +454,7 @@ _SESSION_CODES = {
 }
 
 
-@router.post(f"{BASE}/logout", response={204: None, **ERRORS}, operation_id="gotrue_logout")
+@router.post(f"{BASE}/logout", response={204: None, **ERRORS}, operation_id="gotrue_logout", auth=None)
 def logout(request: HttpRequest, slug: str, scope: str | None = None) -> HttpResponse:
     """``signOut(jwt, scope)``: the bearer is the user's portal session (not a key)."""
     auth = request.headers.get("Authorization", "")

@@ -19,7 +19,11 @@ from api.http import ApiError
 from api.native import BASE, ERRORS, Meta, app_user_native, caller_for, ok, router, tenant_for
 from api.serializers import ts
 from audit import selectors as audit_selectors
+from batchjobs import selectors as job_selectors
+from batchjobs import services as job_services
+from batchjobs.models import Job
 from core.access import is_instance_admin
+from core.policy import policy
 from credentials import services as credentials
 from credentials.models import ApiKey
 
@@ -111,6 +115,17 @@ def users_export(request: HttpRequest, slug: str, q: str | None = None, status: 
     response = StreamingHttpResponse(export_csv(tenant=tenant, filters=filters), content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="{tenant.slug}-users.csv"'
     return response
+
+
+@router.get(f"{U}/by-email", response={200: Envelope, **ERRORS}, tags=["users"],
+            operation_id="native_user_by_email")
+def user_by_email(request: HttpRequest, slug: str, email: str) -> HttpResponse:
+    """Lookup by address (GoTrue's admin API has none): the canonical form, exact match."""
+    tenant, _actor = _gate(request, slug, "view_users")
+    user = selectors.app_user_by_email(tenant=tenant, email=email[:320])
+    if user is None:
+        raise ApiError(404, "user_not_found", "No user with this email address in this tenant.")
+    return ok(app_user_native(user))
 
 
 @router.get(ONE, response={200: Envelope, **ERRORS}, tags=["users"], operation_id="native_user_get")
@@ -396,10 +411,32 @@ def users_batch(request: HttpRequest, slug: str, body: Batch) -> HttpResponse:
         count = batches.selection_count(tenant=tenant, selection=selection)
         if count != body.expected_count:
             raise ApiError(409, "selection_changed", f"The selection now has {count} users, not {body.expected_count}")
+    if getattr(actor, "pk", None) is not None and batches.selection_count(
+            tenant=tenant, selection=selection) > policy().job_inline_max:
+        # Large: a batch job (frozen snapshot, chunks on the job workers); 202 with the job. A
+        # service key has no staff user to run a job as: its batches stay in the request.
+        job = job_services.batch_start(actor=actor, tenant=tenant, action=body.action, selection=selection, options={
+            "duration": body.duration or "24h", "until": body.until if body.duration == "until" else None,
+            "reason": body.reason, "sign_out": body.sign_out,
+        })
+        return ok(job_json(job), status=202, headers={"Location": f"{BASE}/tenants/{tenant.slug}/jobs/{job.pk}"})
     until = services.ban_until_for(body.duration or "24h", until=body.until) if body.action == "ban" else None
     result = batches.app_users_batch(actor=actor, tenant=tenant, action=body.action, selection=selection,
                                      until=until, reason=body.reason, sign_out=body.sign_out)
     return ok({**result.as_dict(), "total": result.total})
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    """A batch job as the API shows it (``GET .../jobs/<id>`` follows it to the end)."""
+    progress = job_selectors.job_progress(job)
+    return {
+        "id": str(job.pk), "kind": job.kind, "action": job.action, "state": job.state,
+        "total": job.total, "preview_skipped": job.preview_skipped, "skip_reasons": job.skip_reasons,
+        "processed": job.processed, "skipped": job.skipped, "errors": job.errors,
+        "percent": progress.percent, "rate": round(progress.rate, 1) if progress.rate else None,
+        "seconds_left": progress.seconds_left, "created_at": ts(job.created_at), "started_at": ts(job.started_at),
+        "scheduled_for": ts(job.scheduled_for), "finished_at": ts(job.finished_at), "actor": job.actor_email,
+    }
 
 
 # --- Audit and API keys ------------------------------------------------------------------------

@@ -16,7 +16,16 @@ from ninja.errors import HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.parser import Parser
 
-from api import gotrue, native, native_instance, native_users, native_webhooks  # noqa: F401 - they add their routes
+from api import (  # noqa: F401 - they add their routes
+    gotrue,
+    native,
+    native_instance,
+    native_jobs,
+    native_manage,
+    native_users,
+    native_webhooks,
+)
+from api.auth import API_AUTH
 from api.http import UNEXPECTED, ApiError, error_response, gotrue_error, native_error
 from api.reference import reference_page
 from core.api_paths import api_surface
@@ -56,6 +65,7 @@ api = NinjaAPI(
     docs_url=None,
     parser=LenientJson(),
     urls_namespace="api",
+    auth=API_AUTH,  # the credential is checked before any parameter or body is read
 )
 api.add_router("", gotrue.router)
 api.add_router("", native.router)
@@ -129,6 +139,7 @@ def not_found(request: HttpRequest, **kwargs: Any) -> HttpResponse:
         except Resolver404:
             match = None
         if match is not None and match.func is not not_found:
+            request.resolver_match = match
             return match.func(request, *match.args, **match.kwargs)
     return error_response(request, ApiError(404, "not_found", "Not found"))
 

@@ -37,10 +37,10 @@ def configure(database: str) -> None:
         url = os.environ.get("BENCH_DATABASE_URL", PG_CONTROL_URL)
         os.environ["DATABASE_URL"] = url
         _ensure_pg_database(url)
-        os.environ["TENANT_DB_PREFIX"] = "bench_t_"
+        os.environ["TENANT_DB_PREFIX"] = os.environ.get("BENCH_TENANT_DB_PREFIX", "bench_t_")
     else:
         os.environ.pop("DATABASE_URL", None)
-        os.environ["TENANT_DB_PREFIX"] = "bench_t_"
+        os.environ["TENANT_DB_PREFIX"] = os.environ.get("BENCH_TENANT_DB_PREFIX", "bench_t_")
 
 
 def _ensure_pg_database(url: str) -> None:
@@ -84,6 +84,12 @@ class Bench:
         print(f"{name:<34} {ours:>10.2f} {baseline:>12.2f} {ratio:>8.1f}x  {unit}{'  ' + note if note else ''}",
               flush=True)
 
+    def figure(self, name: str, value: float, unit: str, note: str = "") -> None:
+        """A figure without a baseline (memory, a duration)."""
+        self.figures.append({"name": name, "ours": round(value, 2), "baseline": None, "ratio": None,
+                             "unit": unit, "note": note})
+        print(f"{name:<34} {value:>10.2f} {'':>12} {'':>8}  {unit}{'  ' + note if note else ''}", flush=True)
+
 
 def staff_session():
     """A superuser with a confirmed TOTP device and a verified session; returns the cookie."""
@@ -120,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--rps-seconds", type=float, default=8.0)
-    parser.add_argument("--skip", default="", help="comma list: list,api,batch,growth,rps,webhooks")
+    parser.add_argument("--job-workers", type=int, default=2, help="jobs_worker processes for the ban job")
+    parser.add_argument("--job-sample", type=int, default=2_000, help="users of the save() loop it is compared to")
+    parser.add_argument("--skip", default="", help="comma list: list,api,batch,growth,rps,webhooks,jobs")
     args = parser.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
 
@@ -165,6 +173,11 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.webhooks import webhook_figures
 
         webhook_figures(bench, big, user, min(args.batch, args.users // 2), args.repeat)
+    if "jobs" not in skip:
+        from benchmarks import job_bench
+
+        job_bench.job_figures(bench, big, user, workers=args.job_workers, sample=args.job_sample,
+                              log_dir=BENCH_DIR / "workers")
 
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     out = {"database": args.database, "users": args.users, "repeat": args.repeat,

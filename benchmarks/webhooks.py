@@ -51,19 +51,10 @@ def _receiver() -> tuple[subprocess.Popen, int]:
     return proc, int(proc.stdout.readline())
 
 
-def _median(fn, repeat: int) -> float:
-    fn()  # warm-up
-    samples = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - started) * 1000)
-    return statistics.median(samples)
-
-
 def webhook_figures(bench, tenant, actor, size: int, repeat: int) -> None:
     alias = tenant_db.using(tenant)
     run_started = timezone.now()
+    Endpoint.objects.filter(tenant=tenant).delete()  # left by an interrupted run: they would fan out too
     proc, port = _receiver()
     try:
         with override_settings(WEBHOOKS_ALLOW_PRIVATE=True):
@@ -91,11 +82,18 @@ def _single(bench, tenant, actor, alias: str, repeat: int) -> None:
         users.app_user_ban(actor=actor, tenant=tenant, user_id=pk, until=until, reason="bench")
         users.app_user_unban(actor=actor, tenant=tenant, user_id=pk)
 
-    with override_settings(EVENTS_ENABLED=False):
-        off = _median(change, repeat * 3)
-    on = _median(change, repeat * 3)
-    bench.add("single change + events (ban+unban)", on, off, note=f"events add {on - off:+.1f} ms, "
-              f"{on / off:.2f}x of events off (one endpoint subscribed)")
+    # Interleaved, so that the load of a shared machine falls on both sides alike.
+    change()
+    samples: dict[bool, list[float]] = {True: [], False: []}
+    for i in range(repeat * 6):
+        on = i % 2 == 0
+        with override_settings(EVENTS_ENABLED=on):
+            started = time.perf_counter()
+            change()
+            samples[on].append((time.perf_counter() - started) * 1000)
+    on_ms, off = statistics.median(samples[True]), statistics.median(samples[False])
+    bench.add("single change + events (ban+unban)", on_ms, off, note=f"events add {on_ms - off:+.1f} ms, "
+              f"{on_ms / off:.2f}x of events off (one endpoint subscribed)")
 
 
 def _batch(bench, tenant, actor, alias: str, size: int) -> None:
@@ -114,9 +112,11 @@ def _batch(bench, tenant, actor, alias: str, size: int) -> None:
         AppUser.objects.using(alias).filter(id__in=ids).update(banned_until=None, ban_reason="")
         return took
 
-    with override_settings(EVENTS_ENABLED=False):
-        off = ban()
-    on = ban()
+    runs: dict[bool, list[float]] = {True: [], False: []}
+    for on_ in (False, True, False, True):  # interleaved; the best of two each
+        with override_settings(EVENTS_ENABLED=on_):
+            runs[on_].append(ban())
+    on, off = min(runs[True]), min(runs[False])
     bench.add(f"batch ban {len(ids):,} + events", on, off,
               note=f"events add {on - off:+,.0f} ms, {on / off:.2f}x of events off; {len(ids):,} events "
                    f"and {len(ids):,} deliveries written in bulk")

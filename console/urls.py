@@ -171,3 +171,19 @@ urlpatterns += [
     path(_W + "deliveries/<int:delivery_id>/replay/", webhooks.delivery_replay,
          name="webhooks-delivery-replay"),
 ]
+# The instance's endpoints (tenant events of every tenant), instance admins only.
+_IW = "webhooks/<uuid:endpoint_id>/"
+urlpatterns += [
+    path("webhooks/", webhooks.instance_webhook_list, name="instance-webhooks-list"),
+    path("webhooks/new/", webhooks.instance_webhook_create, name="instance-webhooks-create"),
+    path(_IW, webhooks.instance_webhook_detail, name="instance-webhooks-detail"),
+    path(_IW + "edit/", webhooks.instance_webhook_edit, name="instance-webhooks-edit"),
+    path(_IW + "delete/", webhooks.instance_webhook_delete, name="instance-webhooks-delete"),
+    path(_IW + "secret/", webhooks.instance_webhook_secret, name="instance-webhooks-secret"),
+    path(_IW + "test/", webhooks.instance_webhook_test, name="instance-webhooks-test"),
+    path(_IW + "replay/", webhooks.instance_webhook_replay, name="instance-webhooks-replay"),
+    path(_IW + "deliveries/<int:delivery_id>/", webhooks.instance_delivery_detail,
+         name="instance-webhooks-delivery"),
+    path(_IW + "deliveries/<int:delivery_id>/replay/", webhooks.instance_delivery_replay,
+         name="instance-webhooks-delivery-replay"),
+]

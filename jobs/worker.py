@@ -61,12 +61,15 @@ def register(worker_id: str, queues: list[str]) -> WorkerBeat:
 
 
 def beat(worker_id: str) -> None:
+    """A worker beats; one another worker took for lost (silent too long while busy) is alive again."""
     WorkerBeat.objects.filter(worker_id=worker_id).update(beat_at=timezone.now())
+    WorkerBeat.objects.filter(worker_id=worker_id, end="lost").update(stopped_at=None, end="")
 
 
 def dead_workers(*, now: Any = None) -> list[str]:
-    """Workers that are not stopped and not alive: silent for ``MISSED_BEATS`` beats, or on
-    this machine with their process gone."""
+    """Workers that are not stopped and not alive: on this machine, those whose process is gone
+    (the pid is the truth: a worker busy on a loaded machine, or waiting for SQLite's write lock,
+    may miss beats and is still alive); elsewhere, those silent for ``MISSED_BEATS`` beats."""
     now = now or timezone.now()
     stale = now - timedelta(seconds=heartbeat_seconds() * MISSED_BEATS)
     here = process.host_key()
@@ -74,7 +77,10 @@ def dead_workers(*, now: Any = None) -> list[str]:
     for worker_id, key, pid, started, beat_at in WorkerBeat.objects.filter(stopped_at__isnull=True).values_list(
         "worker_id", "host_key", "pid", "proc_start", "beat_at"
     ):
-        if beat_at < stale or (key == here and pid != os.getpid() and not process.is_alive(pid, started)):
+        if key == here:
+            if pid != os.getpid() and not process.is_alive(pid, started):
+                dead.append(worker_id)
+        elif beat_at < stale:
             dead.append(worker_id)
     return dead
 
@@ -94,20 +100,35 @@ def reap(*, now: Any = None) -> dict[str, int]:
             )
             if marked:
                 WorkerBeat.objects.filter(worker_id__in=marked).update(stopped_at=timezone.now(), end="lost")
-                for task in DBTaskResult.objects.select_for_update().filter(status="RUNNING"):
-                    if task.worker_ids and task.worker_ids[-1] in marked:
-                        task.status = "READY"
-                        task.save(update_fields=["status"])
-                        requeued += 1
         dead = marked
-        if dead:
-            log.warning("Workers lost: %s; %d task(s) queued again.", ", ".join(dead), requeued)
+    requeued += _requeue_tasks_of_gone_workers()
+    if dead:
+        log.warning("Workers lost: %s; %d task(s) queued again.", ", ".join(dead), requeued)
     released = recovery.release_chunks(worker_ids=dead) if dead else 0
     resumed = recovery.resume_orphans()
     expired = recovery.expire_previews()
     woken = webhook_delivery.resume_stalled()  # endpoints with due deliveries and no run queued
     return {"dead": len(dead), "requeued": requeued, "released": released, "resumed": resumed,
             "expired": expired, "webhooks_woken": woken}
+
+
+def _requeue_tasks_of_gone_workers() -> int:
+    """RUNNING tasks whose worker is known and no longer alive (lost now or earlier: a worker
+    taken for lost may have gone on taking tasks, then died for real) are queued again."""
+    with transaction.atomic(using=DEFAULT_DB_ALIAS):
+        running = list(DBTaskResult.objects.select_for_update(skip_locked=True).filter(status="RUNNING"))
+        if not running:
+            return 0
+        last = {task.worker_ids[-1] for task in running if task.worker_ids}
+        gone = set(WorkerBeat.objects.filter(worker_id__in=last, stopped_at__isnull=False)
+                   .values_list("worker_id", flat=True))
+        requeued = 0
+        for task in running:
+            if task.worker_ids and task.worker_ids[-1] in gone:
+                task.status = "READY"
+                task.save(update_fields=["status"])
+                requeued += 1
+    return requeued
 
 
 def schedule_figures_sweep() -> bool:

@@ -50,5 +50,6 @@ def on_events(events: list[Event]) -> None:
         Delivery.objects.using(DEFAULT_DB_ALIAS).bulk_create(
             [Delivery(endpoint_id=endpoint_id, event_id=event.pk, subject=event.subject, next_attempt_at=now)
              for endpoint_id, event in pairs], batch_size=1000, ignore_conflicts=True)
-    for endpoint_id in {endpoint_id for endpoint_id, _ in pairs}:
+    queued = {e.pk for e in endpoints if e.wake_at is not None and e.wake_at <= now}  # a run is due already
+    for endpoint_id in {endpoint_id for endpoint_id, _ in pairs} - queued:
         wake(endpoint_id, at=now)

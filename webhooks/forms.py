@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
-from events.services import TENANT_SCOPE_TYPES
+from events.services import types_for
 
 
 class EndpointForm(forms.Form):
@@ -12,10 +14,15 @@ class EndpointForm(forms.Form):
     description = forms.CharField(label="Description", max_length=200, required=False)
     event_types = forms.MultipleChoiceField(
         label="Event types", required=False, widget=forms.CheckboxSelectMultiple,
-        choices=[(t, t) for t in TENANT_SCOPE_TYPES],
         help_text="None chosen: every type.",
     )
     enabled = forms.BooleanField(label="Enabled", required=False, initial=True)
+
+    def __init__(self, *args: Any, scope: str = "tenant", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["event_types"]
+        assert isinstance(field, forms.MultipleChoiceField)  # noqa: S101 - declared above
+        field.choices = [(t, t) for t in types_for(scope)]
 
 
 class ReplayForm(forms.Form):

@@ -447,6 +447,27 @@ def app_user_invite(
 
 
 @audited_refusals
+def app_user_invite_existing(*, actor, tenant: Tenant, user_id: Any) -> ActionToken:
+    """Invite a user who exists but never confirmed an address and was never invited (created
+    without a confirmation): GoTrue's invite re-invites any unconfirmed user. Mails the link."""
+    alias = tenant_db.using(tenant)
+    with atomic_both(alias):
+        user = _target(alias, tenant, actor, user_id, "invite_user")
+        if user.email_confirmed_at is not None:
+            raise Conflict(EMAIL_TAKEN, code="email_taken", field="email")
+        before = audit.snapshot(user, AUDIT_FIELDS)
+        user.invited_at, user.invited_by = timezone.now(), getattr(actor, "pk", None)
+        user.updated_at = user.invited_at
+        user.save(using=alias, update_fields=["invited_at", "invited_by", "updated_at"])
+        token = _send_link(actor=actor, tenant=tenant, user=user, purpose=ActionToken.Purpose.INVITE)
+        audit.record(
+            event="app_user.invite", actor=actor, tenant=tenant, target=user, before=before,
+            after=audit.snapshot(user, AUDIT_FIELDS), data={"expires_at": token.expires_at, "existing": True},
+        )
+    return token
+
+
+@audited_refusals
 def app_user_invitation_resend(*, actor, tenant: Tenant, user_id: Any) -> ActionToken:
     """A new invitation link (the earlier ones stop working)."""
     alias = tenant_db.using(tenant)

@@ -413,13 +413,18 @@ def _check_assignable(tenant: Tenant) -> None:
 
 
 def tenant_admin_assign(*, actor: User | None, tenant: Tenant, user: User, role: str) -> TenantAdmin:
-    """Give a staff member a role in a tenant (or change the role they have there)."""
+    """Give a staff member a role in a tenant (or change the role they have there). Attaching
+    somebody directly is for instance admins: a tenant admin offers the role instead
+    (``tenant_invites.tenant_admin_add``), and the member accepts it."""
     _require_tenant_manager(actor, tenant)
     role = clean_role(role)
     _check_assignable(tenant)
     existing = TenantAdmin.objects.filter(tenant=tenant, user=user).first()
     if existing is not None:
         return tenant_admin_change_role(actor=actor, tenant=tenant, user=user, role=role)
+    if not is_instance_admin(actor):
+        raise Refused("Invite this staff member from the tenant's staff page: they get the role "
+                      "when they accept it.", code="invite_instead")
     try:
         with transaction.atomic():
             # The row, locked: a deactivation that just happened is seen (whatever the caller holds).

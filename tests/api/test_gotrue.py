@@ -207,3 +207,16 @@ def test_email_change_goes_through_the_pending_change(acme, gotrue):
     assert r.status_code == 200 and r.json()["email"] == "ada@example.com"  # not changed until confirmed
     token = ActionToken.objects.using(tenant_db.using(acme)).get(purpose=ActionToken.Purpose.EMAIL_CHANGE)
     assert token.new_email == "new@example.com"
+
+
+def test_invite_reinvites_an_unconfirmed_user_and_refuses_a_confirmed_one(acme, gotrue):
+    from outbox.models import OutboxMessage
+
+    plain = _user(acme, email="plain@example.com")  # created without confirmation, never invited
+    _user(acme, email="done@example.com", confirmed=True)
+    g = gotrue("support")
+    r = g("POST", "/invite", {"email": "plain@example.com"})
+    assert r.status_code == 200 and r.json()["id"] == str(plain.pk) and r.json()["invited_at"]
+    assert OutboxMessage.objects.filter(to="plain@example.com").count() == 1
+    refused = g("POST", "/invite", {"email": "done@example.com"})
+    assert refused.status_code == 422 and refused.json()["code"] == "email_exists"

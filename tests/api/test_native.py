@@ -221,3 +221,11 @@ def test_reference_page_in_the_console(client, as_staff, staff_factory):
     assert "cdn" not in html.lower() and "<script src=\"http" not in html
     document = client.get("/api/v1/openapi.json").json()
     assert document["openapi"].startswith("3.1") and len(document["paths"]) >= 40
+
+
+def test_lookup_by_email(client, acme, api_key, boss):
+    user = _user(acme, boss, email="Ada@Example.com")
+    key = api_key("viewer")
+    found = call(client, key, "GET", "/tenants/acme/users/by-email?email=ADA@example.com")
+    assert found.status_code == 200 and found.json()["data"]["id"] == str(user.pk)
+    assert call(client, key, "GET", "/tenants/acme/users/by-email?email=nobody@example.com").status_code == 404

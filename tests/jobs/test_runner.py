@@ -73,3 +73,34 @@ def test_a_zombie_or_a_reused_pid_is_not_the_worker():
     assert process.is_alive(me, process.proc_start(me))
     assert not process.is_alive(me, "1")  # same pid, another start time: a later process
     assert not process.is_alive(2**22 + 7, "")
+
+
+@pytest.mark.django_db
+def test_a_busy_worker_of_this_machine_is_not_dead_for_missing_beats(settings):
+    settings.JOBS_HEARTBEAT_SECONDS = 1
+    stale = timezone.now() - timedelta(minutes=5)  # busy, or waiting for SQLite's write lock
+    WorkerBeat.objects.create(worker_id="busy-here", host_key=process.host_key(), pid=os.getpid(),
+                              proc_start=process.proc_start(os.getpid()), beat_at=stale)
+    assert worker.dead_workers() == []
+
+
+@pytest.mark.django_db
+def test_a_worker_taken_for_lost_that_dies_later_still_has_its_tasks_queued_again():
+    # Taken for lost earlier (it went on working), then it took a task and died for real.
+    WorkerBeat.objects.create(worker_id="late", host_key="other-machine", pid=1, beat_at=timezone.now(),
+                              stopped_at=timezone.now(), end="lost")
+    task = _running_task("late")
+    assert worker.reap()["requeued"] == 1
+    assert DBTaskResult.objects.get(pk=task.pk).status == "READY"
+
+
+@pytest.mark.django_db
+def test_a_worker_taken_for_lost_that_beats_again_is_alive():
+    WorkerBeat.objects.create(worker_id="back", host_key="other-machine", pid=1, beat_at=timezone.now(),
+                              stopped_at=timezone.now(), end="lost")
+    worker.beat("back")
+    row = WorkerBeat.objects.get(worker_id="back")
+    assert row.stopped_at is None and row.end == ""
+    task = _running_task("back")
+    assert worker.reap()["requeued"] == 0
+    assert DBTaskResult.objects.get(pk=task.pk).status == "RUNNING"

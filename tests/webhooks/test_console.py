@@ -110,3 +110,57 @@ def test_private_target_refused_in_the_form(as_staff, tadmin, acme, settings):
     response = as_staff(tadmin).post("/t/acme/webhooks/new/", {"url": "http://127.0.0.1:9000/x"})
     assert response.status_code == 400 and b"Private, loopback" in response.content
     assert not Endpoint.objects.exists()
+
+
+def test_the_list_and_the_log_take_a_fixed_number_of_queries(as_staff, tadmin, acme, receiver, private_ok):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = as_staff(tadmin)
+    endpoint, _ = hooks.endpoint_create(actor=tadmin, tenant=acme, url=receiver.url)
+
+    def count(url):
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(url).status_code == 200
+        return len(queries)
+
+    hooks.endpoint_send_test(actor=tadmin, tenant=acme, endpoint_id=endpoint.pk)
+    count("/t/acme/webhooks/")  # warm-up (session, content types)
+    few_list, few_log = count("/t/acme/webhooks/"), count(f"/t/acme/webhooks/{endpoint.pk}/")
+    for i in range(5):
+        hooks.endpoint_create(actor=tadmin, tenant=acme, url=f"{receiver.url}/{i}")
+        hooks.endpoint_send_test(actor=tadmin, tenant=acme, endpoint_id=endpoint.pk)
+    delivery.run_until_idle(endpoint.pk)
+    assert count("/t/acme/webhooks/") == few_list
+    assert count(f"/t/acme/webhooks/{endpoint.pk}/") == few_log
+
+
+def test_instance_endpoints_for_instance_admins_only_with_tenant_events(as_staff, staff_factory, acme, make_tenant,
+                                                                        receiver, private_ok):
+    from django.test import Client
+
+    from tests.conftest import login_verified
+
+    tenant_admin = login_verified(Client(), staff_factory(tenants={acme: "admin"}))
+    assert tenant_admin.get("/webhooks/").status_code == 404  # not an instance admin: no such page
+    assert tenant_admin.post("/webhooks/new/", {"url": receiver.url}).status_code == 404
+    root = staff_factory(superuser=True)
+    client = as_staff(root)
+    page = client.get("/webhooks/")
+    assert page.status_code == 200 and b"tenant.suspended" in page.content and b"user.banned" not in page.content
+    bad = client.post("/webhooks/new/", {"url": receiver.url, "event_types": ["user.banned"]})
+    assert bad.status_code == 400
+    made = client.post("/webhooks/new/", {"url": receiver.url, "event_types": ["tenant.created"], "enabled": "on"})
+    endpoint = Endpoint.objects.get(tenant__isnull=True)
+    assert made.status_code == 302 and made["Location"] == f"/webhooks/{endpoint.pk}/"
+    assert tenant_admin.get(f"/webhooks/{endpoint.pk}/").status_code == 404
+    assert client.get(f"/t/acme/webhooks/{endpoint.pk}/").status_code == 404  # not acme's
+    make_tenant("initech")
+    delivery.run_until_idle(endpoint.pk)
+    assert [r.json["type"] for r in receiver.received] == ["tenant.created"]
+    row = Delivery.objects.get(endpoint=endpoint)
+    detail = client.get(f"/webhooks/{endpoint.pk}/deliveries/{row.pk}/")
+    assert detail.status_code == 200 and b"initech" in detail.content
+    assert client.post(f"/webhooks/{endpoint.pk}/secret/").status_code == 200
+    assert client.post(f"/webhooks/{endpoint.pk}/delete/").status_code == 302
+    assert not Endpoint.objects.exists()
