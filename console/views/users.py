@@ -127,8 +127,11 @@ def user_list(request: ConsoleRequest) -> HttpResponse:
     form = UserFilterForm(request.GET, settings=settings)
     filters = form.filters()
     per_page = form.value("per_page") or selectors.DEFAULT_PER_PAGE
+    if request.GET.get("count") == "1":  # the exact capped total, asked for after the rows
+        return _user_total(request, filters)
     page = selectors.app_user_list(
-        tenant=request.tenant, filters=filters, per_page=per_page, cursor=form.value("cursor") or ""
+        tenant=request.tenant, filters=filters, per_page=per_page, cursor=form.value("cursor") or "",
+        defer_total=True,
     )
     params = filters.as_params()
     if per_page != selectors.DEFAULT_PER_PAGE:
@@ -146,6 +149,7 @@ def user_list(request: ConsoleRequest) -> HttpResponse:
         "prev_url": "?" + urlencode({**params, "cursor": page.prev_cursor}) if page.prev_cursor else "",
         "sort_links": _sort_links(filters, per_page),
         "perms": perms,
+        "count_url": "?" + urlencode({**filters.as_params(), "count": "1"}),
         "batch_actions": [(k, v) for k, v in BATCH_ACTIONS.items() if perms[job_actions.ACTIONS[k]]],
         "roles": settings.roles,
         **jobs.indicator_context(request.tenant),
@@ -154,6 +158,16 @@ def user_list(request: ConsoleRequest) -> HttpResponse:
     partial = request.htmx and request.htmx.target == "users-table"
     template = "console/users/list.html" + ("#users-table" if partial else "")
     return render(request, template, context)
+
+
+def _user_total(request: ConsoleRequest, filters: selectors.UserFilters) -> HttpResponse:
+    """The users page's total when its first count stopped early (``UserPage.total_deferred``):
+    the exact count up to the cap, as the fragment that replaces the provisional one."""
+    cap = policy().exact_count_cap
+    total = selectors.app_user_matching_count(tenant=request.tenant, filters=filters, cap=cap)
+    page = selectors.UserPage(rows=[], per_page=0, total=min(total, cap), total_exact=total <= cap,
+                              filters=filters)
+    return render(request, "console/users/list.html#users-total", {"page": page, "filters": filters})
 
 
 @require_GET
