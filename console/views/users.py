@@ -103,13 +103,13 @@ def _form_error(request: ConsoleRequest, form: forms.Form) -> None:
 
 def _sort_links(filters: selectors.UserFilters, per_page: int) -> dict[str, dict[str, str]]:
     links = {}
-    for key in ("created", "last_sign_in", "email"):
+    for key in ("created", "last_sign_in", "email", "name", "role"):
         current = filters.sort.lstrip("-") == key
         descending = filters.sort.startswith("-")
         if current:
             new = key if descending else f"-{key}"
         else:
-            new = key if key == "email" else f"-{key}"
+            new = key if key in ("email", "name", "role") else f"-{key}"
         params = {**filters.as_params(), "sort": new}
         if per_page != selectors.DEFAULT_PER_PAGE:
             params["per_page"] = str(per_page)
@@ -118,6 +118,18 @@ def _sort_links(filters: selectors.UserFilters, per_page: int) -> dict[str, dict
             "state": ("descending" if descending else "ascending") if current else "none",
         }
     return links
+
+
+def _page_start(request: ConsoleRequest, page: selectors.UserPage) -> int:
+    """The position of the page's first row, carried by the pager links (``at``); 1 without a
+    cursor. Display only: a keyset page does not know its offset, the links count for it."""
+    if not request.GET.get("cursor"):
+        return 1
+    try:
+        at = int(request.GET.get("at", "1")[:9])
+    except ValueError:
+        return 1
+    return at if 1 <= at <= max(page.total, 1) else 1
 
 
 @require_GET
@@ -137,6 +149,7 @@ def user_list(request: ConsoleRequest) -> HttpResponse:
     if per_page != selectors.DEFAULT_PER_PAGE:
         params["per_page"] = str(per_page)
     perms = _perms(request)
+    start = _page_start(request, page) if page.rows else 0
     context = {
         "tenant": request.tenant,
         "form": form,
@@ -145,8 +158,13 @@ def user_list(request: ConsoleRequest) -> HttpResponse:
         "per_page": per_page,
         "query": urlencode(params),
         "filter_params": sorted(filters.as_params().items()),
-        "next_url": "?" + urlencode({**params, "cursor": page.next_cursor}) if page.next_cursor else "",
-        "prev_url": "?" + urlencode({**params, "cursor": page.prev_cursor}) if page.prev_cursor else "",
+        "next_url": "?" + urlencode({**params, "cursor": page.next_cursor, "at": start + len(page.rows)})
+        if page.next_cursor else "",
+        "prev_url": "?" + urlencode({**params, "cursor": page.prev_cursor, "at": max(1, start - per_page)})
+        if page.prev_cursor else "",
+        "range_start": start, "range_end": start + len(page.rows) - 1 if page.rows else 0,
+        "ignored_filters": [form.fields[name].label or name.replace("_", " ") for name in form.errors
+                            if name not in ("cursor", "__all__")],
         "sort_links": _sort_links(filters, per_page),
         "perms": perms,
         "count_url": "?" + urlencode({**filters.as_params(), "count": "1"}),
