@@ -20,7 +20,6 @@ from django.http import Http404, HttpResponse, HttpResponseBase, StreamingHttpRe
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.app_users import batches, csv_io, job_actions, selectors, services
@@ -48,6 +47,7 @@ from console.views import jobs
 from core.access import MATRIX, role_can
 from core.emails import same_email
 from core.errors import NotFound, ServiceError
+from core.moments import query_moment
 from core.policy import policy
 from tenants.config import tenant_settings
 
@@ -254,12 +254,7 @@ _EMPTY: tuple[Any, ...] = (None, "", {}, [], False)
 
 def _timeline(request: ConsoleRequest, user: AppUser) -> timeline_sel.TimelinePage:
     """The timeline page the query asks for (``kind`` repeated, ``before`` an ISO time)."""
-    try:
-        before = parse_datetime(request.GET.get("before", "")[:40])
-    except ValueError:  # well formed, impossible (month 13): the first page
-        before = None
-    if before is not None and timezone.is_naive(before):
-        before = timezone.make_aware(before)
+    before = query_moment(request.GET.get("before"))  # malformed or off the calendar: the first page
     return timeline_sel.app_user_timeline(tenant=request.tenant, user=user,
                                           kinds=request.GET.getlist("kind")[:10], before=before)
 
