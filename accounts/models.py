@@ -163,6 +163,8 @@ class AppUser(TenantModel):
             models.Index(fields=["-created_at", "-id"], name="appuser_created_keyset"),
             models.Index(fields=["-last_sign_in_at", "-id"], name="appuser_signin_keyset"),
             models.Index(Lower("email"), "id", name="appuser_email_keyset"),
+            models.Index(Lower("name"), "id", name="appuser_name_keyset"),
+            models.Index("role", "id", name="appuser_role_keyset"),
             models.Index(fields=["role", "-created_at", "-id"], name="appuser_role_created"),
             models.Index(
                 fields=["banned_until"],

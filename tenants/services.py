@@ -405,7 +405,7 @@ def tenant_migrate_all(*, actor: Actor | None, recheck: bool = False) -> list[Mi
     outcomes: dict[Any, MigrateOutcome] = {}
     todo: dict[str, list[Tenant]] = {}
     for tenant in tenants:
-        if not recheck and tenant.is_usable and tenant.schema_version == latest:
+        if not recheck and tenant.status not in _CREATING and tenant.schema_version == latest:
             outcomes[tenant.pk] = MigrateOutcome(tenant, {"from": dict(latest), "to": dict(latest)})
         else:
             todo.setdefault(tenant.db_server, []).append(tenant)

@@ -31,7 +31,7 @@ from tenants import db as tenant_db
 from tenants.models import Tenant
 
 STATUSES = ("active", "invited", "unconfirmed", "banned", "deleted")
-SORTS = ("-created", "created", "-last_sign_in", "last_sign_in", "email", "-email")
+SORTS = ("-created", "created", "-last_sign_in", "last_sign_in", "email", "-email", "name", "-name", "role", "-role")
 PER_PAGE_CHOICES = (25, 50, 100)
 DEFAULT_PER_PAGE = 50
 MAX_QUERY_LENGTH = 200
@@ -41,7 +41,16 @@ _SORT_KEYS: dict[str, tuple[str, bool]] = {
     "created": ("created_at", False),
     "last_sign_in": ("last_sign_in_at", True),
     "email": ("email_l", False),
+    "name": ("name_l", False),  # LOWER(name), indexed with id (appuser_name_keyset)
+    "role": ("role", False),  # indexed with id (appuser_role_keyset)
 }
+_TEXT_KEYS = frozenset({"email_l", "name_l", "role"})
+_LOWERED = {"email_l": "email", "name_l": "name"}
+
+
+def _with_key(qs: QuerySet, key: str) -> QuerySet:
+    """Annotate the lower-cased column a text sort orders on (the indexed expression)."""
+    return qs.annotate(**{key: Lower(_LOWERED[key])}) if key in _LOWERED else qs
 
 
 @dataclass(frozen=True)
@@ -219,7 +228,7 @@ def decode_cursor(token: str, *, sort: str) -> Cursor | None:
         key, nullable = _SORT_KEYS[sort.lstrip("-")]
         if segment == 1 and not nullable:
             return None
-        if segment == 0 and (value is None or (key == "email_l") != isinstance(value, str)):
+        if segment == 0 and (value is None or (key in _TEXT_KEYS) != isinstance(value, str)):
             return None
         return Cursor(sort=sort, segment=segment, value=value, pk=str(pk), direction=direction)
     except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
@@ -388,7 +397,7 @@ def app_user_list(
     base = app_user_filter(tenant=tenant, filters=filters)
     keyset = _Keyset(filters.sort)
     listed = base.only(*LIST_FIELDS)  # the metadata JSON is not shown: do not fetch and parse it
-    listed = listed.annotate(email_l=Lower("email")) if keyset.key == "email_l" else listed
+    listed = _with_key(listed, keyset.key)
     position = decode_cursor(cursor, sort=filters.sort)
     page = UserPage(rows=[], per_page=per_page, filters=filters)
     table_rows = _estimated_rows(alias)
@@ -430,7 +439,7 @@ def app_user_iter(*, tenant: Tenant, filters: UserFilters, chunk: int = 1000):
     alias = tenant_db.using(tenant)
     base = app_user_filter(tenant=tenant, filters=filters)
     keyset = _Keyset(filters.sort if filters.sort in SORTS else "-created")
-    listed = base.annotate(email_l=Lower("email")) if keyset.key == "email_l" else base
+    listed = _with_key(base, keyset.key)
     plan = None
     table_rows = _estimated_rows(alias)
     if filters.is_filtered and table_rows is not None:
