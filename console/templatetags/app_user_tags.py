@@ -61,7 +61,9 @@ def user_rows(rows, *, slug: str, selectable: bool, now: datetime) -> SafeString
             cells.append(f'<td class="cell-email"><a class="cell-primary" href="{base}{pk}/">Deleted user</a>'
                          f'<div class="cell-sub mono" title="{email}">{pk[:8]}…</div></td>')
         else:
-            cells.append(f'<td class="cell-email"><a class="cell-primary" href="{base}{pk}/">{email}</a></td>')
+            cells.append(f'<td class="cell-email"><a class="cell-primary" href="{base}{pk}/">{email}</a>'
+                         f'<button type="button" class="link-btn copy-id" data-copy="{pk}" '
+                         f'aria-label="Copy the id of {email}">Copy id</button></td>')
         cells.append(f'<td class="truncate c-name">{escape(u.name) if u.name else "—"}</td>')
         role = escape(u.role)
         cells.append(f'<td class="c-role"><span class="role role-{role}">{role}</span></td>')
