@@ -38,6 +38,7 @@ from accounts.app_users.forms import (
     UserFilterForm,
 )
 from accounts.models import AppUser
+from accounts.services import staff as staff_services
 from batchjobs import services as job_services
 from console.confirm import confirm_first
 from console.decorators import audit_refusal, recent_otp_required, tenant_view
@@ -132,6 +133,16 @@ def _page_start(request: ConsoleRequest, page: selectors.UserPage) -> int:
     return at if 1 <= at <= max(page.total, 1) else 1
 
 
+@require_POST
+@tenant_view("view_users")
+def user_columns(request: ConsoleRequest) -> HttpResponse:
+    """Save the columns this staff member wants in the users list, then back to the list."""
+    staff_services.staff_user_columns_set(actor=request.user, shown=request.POST.getlist("show"))
+    back = request.POST.get("next", "")
+    list_url = _list_url(request)
+    return redirect(back if back.startswith(list_url) else list_url)
+
+
 @require_GET
 @tenant_view("view_users")
 def user_list(request: ConsoleRequest) -> HttpResponse:
@@ -166,6 +177,8 @@ def user_list(request: ConsoleRequest) -> HttpResponse:
         "ignored_filters": [form.fields[name].label or name.replace("_", " ") for name in form.errors
                             if name not in ("cursor", "__all__")],
         "sort_links": _sort_links(filters, per_page),
+        "column_choices": list(staff_services.USER_COLUMNS.items()),
+        "hidden_columns": [c for c in request.user.hidden_user_columns.split(",") if c in staff_services.USER_COLUMNS],
         "perms": perms,
         "count_url": "?" + urlencode({**filters.as_params(), "count": "1"}),
         "batch_actions": [(k, v) for k, v in BATCH_ACTIONS.items() if perms[job_actions.ACTIONS[k]]],
