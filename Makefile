@@ -9,7 +9,7 @@ PORT ?= 8000
 # (workers, commands) point there too (config/settings.py DEVELOPMENT_BASE_URL).
 export HOST PORT
 
-.PHONY: install migrate run test test-sqlite test-postgres lint bench bench-small clean
+.PHONY: install migrate run test test-sqlite test-postgres lint bench bench-small bench-tenants clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,12 @@ test-postgres: install
 # Default: 1,000,000 users on PostgreSQL (127.0.0.1:5432; BENCH_DATABASE_URL to change).
 bench: install
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
+
+# The instance at many tenants (README "Scale"): creates TENANTS tenants on PostgreSQL, measures
+# at 10 and at TENANTS, drops them. `make bench-tenants TENANTS=1000 BENCH_ARGS="--keep"`.
+TENANTS ?= 1000
+bench-tenants: install
+	$(PY) -m benchmarks.tenants --tenants $(TENANTS) $(BENCH_ARGS)
 
 bench-small: install
 	$(PY) -m benchmarks.run --users 100000 --database sqlite $(BENCH_ARGS)

@@ -58,6 +58,7 @@ class User(AbstractBaseUser, PermissionsMixin):
     name = models.CharField(max_length=150, blank=True)
     is_active = models.BooleanField(default=True)
     time_zone = models.CharField(max_length=64, blank=True)  # IANA name; "" = the browser's
+    hidden_user_columns = models.CharField(max_length=200, blank=True)  # users list, comma-separated
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -163,6 +164,8 @@ class AppUser(TenantModel):
             models.Index(fields=["-created_at", "-id"], name="appuser_created_keyset"),
             models.Index(fields=["-last_sign_in_at", "-id"], name="appuser_signin_keyset"),
             models.Index(Lower("email"), "id", name="appuser_email_keyset"),
+            models.Index(Lower("name"), "id", name="appuser_name_keyset"),
+            models.Index("role", "id", name="appuser_role_keyset"),
             models.Index(fields=["role", "-created_at", "-id"], name="appuser_role_created"),
             models.Index(
                 fields=["banned_until"],

@@ -68,6 +68,11 @@ def list_figures(bench, tenant, session_key: str, repeat: int, *, suffix: str, r
         ("filter status=banned", {"status": "banned"}, {"status": "banned"}),
         ("deep page (middle)", _deep_cursor(tenant, deep_offset), {"p": str(deep_offset // 50 + 1)}),
     ]
+    if record:  # each page's time over its own SQL's (benchmarks/sql_ratio.py)
+        from benchmarks.sql_ratio import default_cases, sql_ratio_figures
+
+        sql_ratio_figures(bench, tenant, client, repeat,
+                          default_cases(tenant, _deep_cursor(tenant, deep_offset), email))
     results = {}
     for name, ours_params, admin_params in cases:
         ours_url = ours_base + ("?" + urlencode(ours_params) if ours_params else "")

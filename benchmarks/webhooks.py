@@ -54,6 +54,7 @@ def _receiver() -> tuple[subprocess.Popen, int]:
 def webhook_figures(bench, tenant, actor, size: int, repeat: int) -> None:
     alias = tenant_db.using(tenant)
     run_started = timezone.now()
+    Endpoint.objects.filter(tenant=tenant).delete()  # left by an interrupted run: they would fan out too
     proc, port = _receiver()
     try:
         with override_settings(WEBHOOKS_ALLOW_PRIVATE=True):

@@ -276,3 +276,27 @@ def deliveries_replay(
                     data={"since": since, "failed_only": failed_only, "deliveries": queued})
             wake(endpoint.pk, force=True)
     return total
+
+
+def events_prune(*, actor: Any, before: dt.datetime, batch: int = 5000) -> int:
+    """Delete the events written before ``before`` (with their deliveries and attempt logs),
+    except those with a delivery still pending. The audit trail keeps every change; this is
+    the outbox's retention. Returns how many events went."""
+    if timezone.is_naive(before):
+        raise Invalid("Give the time with its zone.", code="naive_time", field="before")
+    _authorize(actor, None)
+    pending = Delivery.objects.filter(state=Delivery.State.PENDING).values("event_id")
+    total = 0
+    while True:
+        with transaction.atomic(using=DEFAULT_DB_ALIAS):
+            ids = list(Event.objects.filter(created_at__lt=before).exclude(pk__in=pending)
+                       .order_by("id").values_list("pk", flat=True)[:batch])
+            if not ids:
+                break
+            Event.objects.filter(pk__in=ids).delete()
+            total += len(ids)
+    if total:
+        audit.record(event="events.prune", actor=actor, tenant=None, target_model=Event, target_pk="",
+                     target_repr=f"{total} events", action=audit.DELETE,
+                     data={"before": before, "events": total})
+    return total

@@ -26,6 +26,10 @@ SORT_CHOICES = [
     ("last_sign_in", "Last sign-in: oldest first"),
     ("email", "Email A→Z"),
     ("-email", "Email Z→A"),
+    ("name", "Name A→Z"),
+    ("-name", "Name Z→A"),
+    ("role", "Role A→Z"),
+    ("-role", "Role Z→A"),
 ]
 PER_PAGE_CHOICES = [(n, f"{n} per page") for n in selectors.PER_PAGE_CHOICES]
 BAN_CHOICES = [

@@ -305,7 +305,13 @@ def link_mail(*, tenant: Tenant, settings: TenantSettings, user_pk: Any, email: 
     )
 
 
+TENANT_SUSPENDED = ("This tenant is suspended: its portal is closed, so an invitation or a link could not be "
+                    "used. Resume the tenant first.")
+
+
 def _send_link(*, actor, tenant: Tenant, user: AppUser, purpose: str) -> ActionToken:
+    if tenant.status == Tenant.Status.SUSPENDED:  # the link would lead to a closed portal
+        raise Conflict(TENANT_SUSPENDED, code="tenant_suspended")
     token, raw = token_issue(tenant=tenant, user=user, purpose=purpose, created_by=actor)
     mail = link_mail(
         tenant=tenant, settings=tenant_settings(tenant), user_pk=user.pk, email=user.email,

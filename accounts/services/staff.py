@@ -348,6 +348,23 @@ def staff_time_zone_set(*, actor: User, time_zone: str) -> User:
     return user
 
 
+USER_COLUMNS = {"name": "Name", "role": "Role", "status": "Status", "mfa": "MFA", "signin": "Last sign-in",
+                "created": "Created"}
+
+
+def staff_user_columns_set(*, actor: User, shown: list[str]) -> User:
+    """Which optional columns of the users list this staff member sees (the email always shows)."""
+    hidden = ",".join(c for c in USER_COLUMNS if c not in set(shown))
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=actor.pk)
+        if user.hidden_user_columns == hidden:
+            return user
+        previous, user.hidden_user_columns = user.hidden_user_columns, hidden
+        _save_user(user, "hidden_user_columns")
+        _record_user("staff.user_columns", actor=actor, user=user, data={"from": previous, "to": hidden})
+    return user
+
+
 def staff_set_instance_admin(*, actor: User | None, user: User, value: bool) -> User:
     """Grant or revoke instance admin. Nobody revokes their own; the last one stays."""
     _require_instance_admin(actor)
@@ -413,13 +430,18 @@ def _check_assignable(tenant: Tenant) -> None:
 
 
 def tenant_admin_assign(*, actor: User | None, tenant: Tenant, user: User, role: str) -> TenantAdmin:
-    """Give a staff member a role in a tenant (or change the role they have there)."""
+    """Give a staff member a role in a tenant (or change the role they have there). Attaching
+    somebody directly is for instance admins: a tenant admin offers the role instead
+    (``tenant_invites.tenant_admin_add``), and the member accepts it."""
     _require_tenant_manager(actor, tenant)
     role = clean_role(role)
     _check_assignable(tenant)
     existing = TenantAdmin.objects.filter(tenant=tenant, user=user).first()
     if existing is not None:
         return tenant_admin_change_role(actor=actor, tenant=tenant, user=user, role=role)
+    if not is_instance_admin(actor):
+        raise Refused("Invite this staff member from the tenant's staff page: they get the role "
+                      "when they accept it.", code="invite_instead")
     try:
         with transaction.atomic():
             # The row, locked: a deactivation that just happened is seen (whatever the caller holds).

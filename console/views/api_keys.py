@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime, time, timedelta
 
 from django.contrib import messages
-from django.http import HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
@@ -21,7 +21,7 @@ from console.decorators import recent_otp_required, tenant_view
 from console.errors import flash
 from console.http import ConsoleRequest, StaffRequest
 from core.access import ROLES
-from core.errors import Invalid, ServiceError
+from core.errors import Invalid, NotFound, ServiceError
 from core.policy import policy
 from credentials import services
 
@@ -78,6 +78,8 @@ def api_key_create(request: ConsoleRequest) -> HttpResponse:
 def api_key_revoke(request: ConsoleRequest, key_id: uuid.UUID) -> HttpResponse:
     try:
         key = services.api_key_revoke(actor=request.user, tenant=request.tenant, ref=str(key_id))
+    except NotFound as exc:  # another tenant's key, or none: 404 like every foreign id
+        raise Http404(exc.message) from None
     except ServiceError as exc:
         flash(request, exc)
     else:
@@ -125,6 +127,8 @@ def staff_token_create(request: StaffRequest) -> HttpResponse:
 def staff_token_revoke(request: StaffRequest, token_id: uuid.UUID) -> HttpResponse:
     try:
         token = services.staff_token_revoke(actor=request.user, token_id=token_id)
+    except NotFound as exc:  # another member's token, or none: 404 like every foreign id
+        raise Http404(exc.message) from None
     except ServiceError as exc:
         flash(request, exc)
     else:

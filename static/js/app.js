@@ -79,3 +79,19 @@ document.addEventListener("DOMContentLoaded", function () {
   });
   if (first && !document.querySelector("form[data-submit-now]")) { first.focus(); }
 });
+// "/" focuses the page's search box (data-search-shortcut), as in GitHub, Studio and Clerk.
+document.addEventListener("keydown", function (event) {
+  if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) { return; }
+  var target = event.target;
+  if (target.closest("input, textarea, select, [contenteditable=true]")) { return; }
+  var box = document.querySelector("[data-search-shortcut]");
+  if (box) { event.preventDefault(); box.focus(); box.select(); }
+});
+// A row of the users table opens its user: a click anywhere on it but on its own controls.
+document.addEventListener("click", function (event) {
+  var row = event.target.closest("table.users tbody tr");
+  if (!row || event.target.closest("a, button, input, label, select, textarea")) { return; }
+  if (window.getSelection && String(window.getSelection())) { return; }  // selecting text is not a click
+  var link = row.querySelector("a.cell-primary");
+  if (link) { window.location.href = link.href; }
+});

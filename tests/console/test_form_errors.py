@@ -47,3 +47,28 @@ def test_mail_placeholders_bring_no_stray_space_or_double_period(acme):
 def test_the_template_page_previews_as_you_type(staff, acme):
     body = staff("admin").get("/t/acme/settings/emails/invite/").content.decode()
     assert 'hx-trigger="input changed delay:400ms"' in body
+
+
+def test_a_suspended_tenant_says_so_and_sends_no_invitation(staff, acme):
+    from accounts.app_users.services import TENANT_SUSPENDED
+    from accounts.models import AppUser
+    from tenants import db as tenant_db
+    from tenants.models import Tenant
+
+    client = staff("admin")
+    Tenant.objects.filter(pk=acme.pk).update(status=Tenant.Status.SUSPENDED)
+    page = client.get("/t/acme/users/").content.decode()
+    assert 'id="tenant-suspended"' in page and "is suspended" in page
+    response = client.post("/t/acme/users/invite/", {"email": "new@acme.test", "role": "user"})
+    assert response.status_code == 200 and TENANT_SUSPENDED.split(":")[0] in response.content.decode()
+    assert not AppUser.objects.using(tenant_db.using(acme)).filter(email="new@acme.test").exists()
+
+
+def test_impersonation_of_a_banned_user_says_why_it_is_off(staff, acme):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    ann = make_user(acme, "ann@acme.test", banned_until=timezone.now() + timedelta(days=1))
+    page = staff("admin").get(f"/t/acme/users/{ann.pk}/").content.decode()
+    assert "Not possible while this user is banned: unban them first" in page

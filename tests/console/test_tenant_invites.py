@@ -99,3 +99,15 @@ def test_admins_withdraw_their_tenants_invitations_only(staff_factory, acme, oth
     assert login_verified(Client(), member).post(f"/invites/{invite.pk}/accept/").status_code == 404
     assert not TenantAdmin.objects.filter(tenant=acme, user=member).exists()
     assert AuditEntry.objects.filter(event="tenant_admin.invite_withdrawn", actor=boss).count() == 1
+
+
+def test_a_tenant_admin_cannot_attach_anyone_through_the_service(staff_factory, acme, other):
+    from accounts.services import staff as services
+    from core.errors import Refused
+
+    boss = staff_factory("boss@console.test", tenants={acme: "admin"})
+    victim = staff_factory("victim@other.test", tenants={other: "admin"})
+    with pytest.raises(Refused) as refused:
+        services.tenant_admin_assign(actor=boss, tenant=acme, user=victim, role="viewer")
+    assert refused.value.code == "invite_instead"
+    assert not TenantAdmin.objects.filter(tenant=acme, user=victim).exists()

@@ -93,3 +93,27 @@ def test_production_wants_https_unless_private_targets_are_allowed(acme, setting
     settings.WEBHOOKS_ALLOW_PRIVATE = True
     run("add", "acme", "--url", "http://127.0.0.1:9000/in")
     assert Endpoint.objects.count() == 2
+
+
+def test_prune_deletes_old_events_but_keeps_those_still_pending(acme, tadmin, private_ok):
+    from events.models import Event
+
+    endpoint, _ = hooks_create(acme, tadmin)
+    ann = make_user(acme, "ann@example.test")
+    users.app_user_ban(actor=tadmin, tenant=acme, user_id=ann.pk, until=timezone.now() + dt.timedelta(hours=1))
+    users.app_user_unban(actor=tadmin, tenant=acme, user_id=ann.pk)
+    Delivery.objects.filter(event__type="user.banned").update(state="succeeded")
+    later = (timezone.now() + dt.timedelta(seconds=1)).isoformat()
+    out = run("prune", "--before", later)
+    assert Event.objects.filter(type="user.unbanned").exists()  # its delivery is still pending
+    assert not Event.objects.filter(type="user.banned").exists()
+    assert out.startswith(f"{out.split()[0]} events written before") and int(out.split()[0]) >= 1
+    assert AuditEntry.objects.filter(event="app_user.ban").exists()  # the trail keeps everything
+    with pytest.raises(CommandError, match="time zone"):
+        run("prune", "--before", "2026-01-01T00:00:00")
+
+
+def hooks_create(tenant, actor):
+    from webhooks import services as hooks
+
+    return hooks.endpoint_create(actor=actor, tenant=tenant, url="http://127.0.0.1:9/in")

@@ -286,3 +286,20 @@ def test_a_batch_fans_out_in_bulk_and_every_event_arrives_once(acme, tadmin, rec
     types = [r.json["type"] for r in receiver.received]
     assert types[0] == "batch.started" and types[-1] == "batch.finished" and types.count("user.banned") == 300
     receiver.received[150].verify(secret)
+
+
+def test_the_reaper_wakes_an_endpoint_whose_run_was_lost(acme, tadmin, receiver, private_ok):
+    from django_tasks_db.models import DBTaskResult
+
+    from jobs import worker
+
+    endpoint, _ = hooks.endpoint_create(actor=tadmin, tenant=acme, url=receiver.url)
+    hooks.endpoint_send_test(actor=tadmin, tenant=acme, endpoint_id=endpoint.pk)
+    DBTaskResult.objects.filter(task_path__startswith="webhooks.").delete()  # the queued run is lost
+    long_ago = timezone.now() - dt.timedelta(minutes=5)
+    Endpoint.objects.filter(pk=endpoint.pk).update(wake_at=long_ago)
+    Delivery.objects.update(next_attempt_at=long_ago)
+    assert worker.reap()["webhooks_woken"] == 1
+    task = DBTaskResult.objects.get(task_path="webhooks.tasks.deliver_endpoint")
+    assert task.status == "READY" and task.args_kwargs["args"] == [str(endpoint.pk)]
+    assert worker.reap()["webhooks_woken"] == 0  # queued now: once

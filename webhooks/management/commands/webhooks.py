@@ -1,4 +1,4 @@
-"""``manage.py webhooks <add|list|replay|remove>``: a tenant's webhook endpoints, for operators.
+"""``manage.py webhooks <add|list|replay|remove|prune>``: a tenant's webhook endpoints, for operators.
 
 ``add`` prints the new endpoint's secret (``whsec_...``) alone on its last line, so a script can
 take it with ``tail -n 1``. ``--instance`` instead of a slug: the instance endpoints (tenant
@@ -37,13 +37,15 @@ class Command(BaseCommand):
         replay.add_argument("--instance", action="store_true")
         replay.add_argument("--since", required=True, help="ISO time, e.g. 2026-12-01T10:00:00Z.")
         replay.add_argument("--failed-only", action="store_true", help="Only those whose last attempt failed.")
+        prune = sub.add_parser("prune", help="Delete events (and their delivery logs) written before a time.")
+        prune.add_argument("--before", required=True, help="ISO time, e.g. 2026-11-01T00:00:00Z.")
         remove = sub.add_parser("remove", help="Remove an endpoint and its delivery log.")
         remove.add_argument("slug", nargs="?")
         remove.add_argument("id")
         remove.add_argument("--instance", action="store_true")
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
-        tenant = self._tenant(options.get("slug"), options.get("instance", False))
+        tenant = None if action == "prune" else self._tenant(options.get("slug"), options.get("instance", False))
         try:
             getattr(self, f"do_{action}")(tenant=tenant, **options)
         except ServiceError as exc:
@@ -81,13 +83,23 @@ class Command(BaseCommand):
                 f"delivered {e.delivered}, pending {e.pending}, failed {e.failed}"  # type: ignore[attr-defined]
             )
 
-    def do_replay(self, *, tenant: Tenant | None, since: str, failed_only: bool, **_: Any) -> None:
+    @staticmethod
+    def _when(value: str, option: str) -> dt.datetime:
         try:
-            when = dt.datetime.fromisoformat(since.replace("Z", "+00:00"))
+            when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError as exc:
-            raise CommandError(f"--since is not an ISO time: {since!r}") from exc
+            raise CommandError(f"{option} is not an ISO time: {value!r}") from exc
         if when.tzinfo is None:
-            raise CommandError("--since needs a time zone (e.g. 2026-12-01T10:00:00Z).")
+            raise CommandError(f"{option} needs a time zone (e.g. 2026-12-01T10:00:00Z).")
+        return when
+
+    def do_prune(self, *, before: str, **_: Any) -> None:
+        when = self._when(before, "--before")
+        count = services.events_prune(actor=None, before=when)
+        self.stdout.write(f"{count} events written before {when.isoformat()} deleted (pending deliveries kept).")
+
+    def do_replay(self, *, tenant: Tenant | None, since: str, failed_only: bool, **_: Any) -> None:
+        when = self._when(since, "--since")
         count = services.deliveries_replay(actor=None, tenant=tenant, since=when, failed_only=failed_only)
         what = "failed deliveries" if failed_only else "deliveries"
         self.stdout.write(f"{count} {what} since {when.isoformat()} queued again.")
