@@ -3,38 +3,24 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET
 
 from console.decorators import instance_admin_required
 from console.http import StaffRequest
+from core.moments import query_moment
 from outbox.models import OutboxMessage
 from outbox.selectors import PAGE_SIZE, outbox_get, outbox_list
 from outbox.services import keeps_links, redact_links
 
 
-def _before(raw: str) -> datetime | None:
-    """The paging cursor; a malformed one (or one off the calendar in UTC) shows the first page."""
-    try:
-        value = parse_datetime(raw[:40]) if raw else None
-        if value is not None and timezone.is_naive(value):
-            value = timezone.make_aware(value, UTC)
-        # The database compares in UTC: 9999-12-31T23:59-12:00 is past year 9999 there.
-        return value.astimezone(UTC) if value is not None else None
-    except (ValueError, OverflowError):
-        return None
-
-
 @instance_admin_required
 @require_GET
 def mail_list(request: StaffRequest) -> HttpResponse:
-    before = _before(request.GET.get("before", ""))
+    before = query_moment(request.GET.get("before", ""))
     filters, ignored = _filters(request)
     messages_ = outbox_list(before=before, q=filters["q"], status=filters["status"], kind=filters["kind"],
                             tenant_slug=filters["tenant_slug"])

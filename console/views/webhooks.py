@@ -15,12 +15,13 @@ from typing import Any
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from console.decorators import View, instance_admin_required, tenant_view
+from console.decorators import View, instance_admin_required, recent_otp_required, tenant_view
 from console.errors import flash, form_add
 from core.errors import ServiceError
 from tenants.models import Tenant
@@ -32,19 +33,22 @@ ACTION = "manage_webhooks"
 Page = Callable[..., HttpResponse]
 
 
-def scoped(view: Page) -> tuple[View, View]:
+def scoped(view: Page, *, step_up: bool = False) -> tuple[View, View]:
     """The tenant view (``tenant_view``: admins of the tenant) and the instance view
-    (instance admins) of one page written as ``view(request, tenant_or_none, ...)``."""
+    (instance admins) of one page written as ``view(request, tenant_or_none, ...)``. ``step_up``:
+    an OTP from the last 15 minutes first (what can send the tenant's events elsewhere, or show
+    the secret that signs them, is guarded like its API keys)."""
+    page: View = recent_otp_required(view) if step_up else view
 
     @tenant_view(ACTION)
     @functools.wraps(view)
-    def in_tenant(request: Any, *args: Any, **kwargs: Any) -> HttpResponse:
-        return view(request, request.tenant, *args, **kwargs)
+    def in_tenant(request: Any, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        return page(request, request.tenant, *args, **kwargs)
 
     @instance_admin_required
     @functools.wraps(view)
-    def in_instance(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        return view(request, None, *args, **kwargs)
+    def in_instance(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        return page(request, None, *args, **kwargs)
 
     return in_tenant, in_instance
 
@@ -223,11 +227,11 @@ def _delivery_replay(request: HttpRequest, tenant: Tenant | None, endpoint_id: u
 
 
 webhook_list, instance_webhook_list = scoped(_list)
-webhook_create, instance_webhook_create = scoped(_create)
+webhook_create, instance_webhook_create = scoped(_create, step_up=True)
 webhook_detail, instance_webhook_detail = scoped(_detail)
-webhook_edit, instance_webhook_edit = scoped(_edit)
-webhook_delete, instance_webhook_delete = scoped(_delete)
-webhook_secret, instance_webhook_secret = scoped(_secret)
+webhook_edit, instance_webhook_edit = scoped(_edit, step_up=True)
+webhook_delete, instance_webhook_delete = scoped(_delete, step_up=True)
+webhook_secret, instance_webhook_secret = scoped(_secret, step_up=True)
 webhook_test, instance_webhook_test = scoped(_test)
 webhook_replay, instance_webhook_replay = scoped(_replay)
 delivery_detail, instance_delivery_detail = scoped(_delivery)

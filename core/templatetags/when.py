@@ -25,7 +25,10 @@ NO_END = "no end date"
 
 
 def _local(value: datetime) -> datetime:
-    return timezone.localtime(value) if timezone.is_aware(value) else value
+    try:
+        return timezone.localtime(value) if timezone.is_aware(value) else value
+    except OverflowError:  # 9999-12-31T23:59-12:00 has no local time east of it: shown as stored
+        return value
 
 
 def absolute(value: datetime | date, *, with_time: bool = True, now: datetime | None = None) -> str:

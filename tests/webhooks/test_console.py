@@ -164,3 +164,15 @@ def test_instance_endpoints_for_instance_admins_only_with_tenant_events(as_staff
     assert client.post(f"/webhooks/{endpoint.pk}/secret/").status_code == 200
     assert client.post(f"/webhooks/{endpoint.pk}/delete/").status_code == 302
     assert not Endpoint.objects.exists()
+
+
+def test_creating_editing_removing_and_the_secret_need_a_recent_code(as_staff, tadmin, acme, endpoint):
+    client = as_staff(tadmin, otp_age_seconds=3600)
+    base = f"/t/acme/webhooks/{endpoint.pk}/"
+    for url in ("/t/acme/webhooks/new/", f"{base}edit/", f"{base}secret/", f"{base}delete/"):
+        response = client.post(url, {"url": "https://elsewhere.example.com/"})
+        assert response.status_code == 302 and response["Location"].startswith("/account/reverify/"), url
+    assert client.get(base).status_code == 200  # reading the log does not
+    endpoint.refresh_from_db()
+    assert Endpoint.objects.count() == 1 and endpoint.url.startswith("http://127.0.0.1")
+    assert not AuditEntry.objects.filter(event="webhook.secret_reveal").exists()
