@@ -58,6 +58,7 @@ class User(AbstractBaseUser, PermissionsMixin):
     name = models.CharField(max_length=150, blank=True)
     is_active = models.BooleanField(default=True)
     time_zone = models.CharField(max_length=64, blank=True)  # IANA name; "" = the browser's
+    hidden_user_columns = models.CharField(max_length=200, blank=True)  # users list, comma-separated
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 

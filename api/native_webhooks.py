@@ -16,6 +16,7 @@ from api.http import ApiError
 from api.native import BASE, ERRORS, caller_for, ok, router, tenant_for
 from api.native_users import Envelope, Strict
 from api.serializers import ts
+from core.access import is_instance_admin
 from events import selectors as event_selectors
 from tenants.models import Tenant
 from webhooks import selectors, services
@@ -23,7 +24,7 @@ from webhooks.models import Delivery, Endpoint
 
 FEED = f"{BASE}/tenants/{{slug}}/events"
 HOOKS = f"{BASE}/tenants/{{slug}}/webhooks"
-ONE = HOOKS + "/{endpoint_id}"
+IHOOKS = f"{BASE}/webhooks"  # the instance's endpoints: tenant.* events of every tenant
 
 
 def _endpoint(e: Endpoint) -> dict[str, Any]:
@@ -40,9 +41,19 @@ def _delivery(d: Delivery) -> dict[str, Any]:
             "created_at": ts(d.created_at), "finished_at": ts(d.finished_at)}
 
 
-def _admin(request: HttpRequest, slug: str) -> tuple[Any, Tenant]:
+def _admin(request: HttpRequest, slug: str | None) -> tuple[Any, Tenant | None]:
+    """A tenant admin's personal token for the tenant's endpoints, an instance admin's for the
+    instance's (``slug`` None)."""
     caller = caller_for(request, keys_allowed=False)
+    if slug is None:
+        if not is_instance_admin(caller.actor):
+            raise ApiError(403, "not_admin", "Instance admins only.")
+        return caller.actor, None
     return caller.actor, tenant_for(request, caller, slug, "manage_webhooks")
+
+
+def _base(tenant: Tenant | None) -> str:
+    return IHOOKS if tenant is None else f"{BASE}/tenants/{tenant.slug}/webhooks"
 
 
 def _uuid(value: str, what: str = "webhook endpoint") -> uuid.UUID:
@@ -90,32 +101,32 @@ class ReplayIn(Strict):
     failed_only: bool = True
 
 
-@router.get(HOOKS, response={200: Envelope, **ERRORS}, tags=["webhooks"], operation_id="native_webhooks")
-def endpoint_list(request: HttpRequest, slug: str) -> HttpResponse:
+# Each operation is written once (``_op(request, slug_or_None, ...)``) and routed twice below: under
+# the tenant's path and, for instance admins, under /api/v1/webhooks.
+R = {**ERRORS}
+
+
+def _list(request: HttpRequest, slug: str | None) -> HttpResponse:
     _actor, tenant = _admin(request, slug)
     return ok([{**_endpoint(e), "delivered": e.delivered, "pending": e.pending,  # type: ignore[attr-defined]
                 "failed": e.failed} for e in selectors.endpoint_list(tenant=tenant)])  # type: ignore[attr-defined]
 
 
-@router.post(HOOKS, response={201: Envelope, **ERRORS}, tags=["webhooks"], operation_id="native_webhook_create")
-def endpoint_create(request: HttpRequest, slug: str, body: EndpointIn) -> HttpResponse:
-    """Creates the endpoint; ``data.secret`` (``whsec_...``) is shown in this answer only."""
+def _create(request: HttpRequest, slug: str | None, body: EndpointIn) -> HttpResponse:
     actor, tenant = _admin(request, slug)
     endpoint, secret = services.endpoint_create(actor=actor, tenant=tenant, url=body.url,
                                                 event_types=body.event_types, description=body.description,
                                                 enabled=body.enabled)
     return ok({**_endpoint(endpoint), "secret": secret}, status=201,
-              headers={"Location": f"{BASE}/tenants/{tenant.slug}/webhooks/{endpoint.pk}"})
+              headers={"Location": f"{_base(tenant)}/{endpoint.pk}"})
 
 
-@router.get(ONE, response={200: Envelope, **ERRORS}, tags=["webhooks"], operation_id="native_webhook_get")
-def endpoint_get(request: HttpRequest, slug: str, endpoint_id: str) -> HttpResponse:
+def _get(request: HttpRequest, slug: str | None, endpoint_id: str) -> HttpResponse:
     actor, tenant = _admin(request, slug)
     return ok(_endpoint(services.endpoint_get(actor=actor, tenant=tenant, endpoint_id=_uuid(endpoint_id))))
 
 
-@router.patch(ONE, response={200: Envelope, **ERRORS}, tags=["webhooks"], operation_id="native_webhook_update")
-def endpoint_update(request: HttpRequest, slug: str, endpoint_id: str, body: EndpointPatch) -> HttpResponse:
+def _update(request: HttpRequest, slug: str | None, endpoint_id: str, body: EndpointPatch) -> HttpResponse:
     actor, tenant = _admin(request, slug)
     current = services.endpoint_get(actor=actor, tenant=tenant, endpoint_id=_uuid(endpoint_id))
     endpoint = services.endpoint_update(
@@ -128,35 +139,27 @@ def endpoint_update(request: HttpRequest, slug: str, endpoint_id: str, body: End
     return ok(_endpoint(endpoint))
 
 
-@router.delete(ONE, response={200: Envelope, **ERRORS}, tags=["webhooks"], operation_id="native_webhook_delete")
-def endpoint_delete(request: HttpRequest, slug: str, endpoint_id: str) -> HttpResponse:
+def _delete(request: HttpRequest, slug: str | None, endpoint_id: str) -> HttpResponse:
     actor, tenant = _admin(request, slug)
     services.endpoint_delete(actor=actor, tenant=tenant, endpoint_id=_uuid(endpoint_id))
     return ok({})
 
 
-@router.post(ONE + "/rotate-secret", response={200: Envelope, **ERRORS}, tags=["webhooks"],
-             operation_id="native_webhook_rotate")
-def endpoint_rotate(request: HttpRequest, slug: str, endpoint_id: str) -> HttpResponse:
-    """A new secret (in this answer only); the previous one keeps signing for 24 hours."""
+def _rotate(request: HttpRequest, slug: str | None, endpoint_id: str) -> HttpResponse:
     actor, tenant = _admin(request, slug)
     secret = services.endpoint_rotate_secret(actor=actor, tenant=tenant, endpoint_id=_uuid(endpoint_id))
     endpoint = services.endpoint_get(actor=actor, tenant=tenant, endpoint_id=_uuid(endpoint_id))
     return ok({**_endpoint(endpoint), "secret": secret})
 
 
-@router.post(ONE + "/test", response={202: Envelope, **ERRORS}, tags=["webhooks"], operation_id="native_webhook_test")
-def endpoint_test(request: HttpRequest, slug: str, endpoint_id: str) -> HttpResponse:
+def _test(request: HttpRequest, slug: str | None, endpoint_id: str) -> HttpResponse:
     actor, tenant = _admin(request, slug)
-    delivery = services.endpoint_send_test(actor=actor, tenant=tenant, endpoint_id=_uuid(endpoint_id))
-    return ok(_delivery(delivery), status=202)
+    return ok(_delivery(services.endpoint_send_test(actor=actor, tenant=tenant, endpoint_id=_uuid(endpoint_id))),
+              status=202)
 
 
-@router.get(ONE + "/deliveries", response={200: Envelope, **ERRORS}, tags=["webhooks"],
-            operation_id="native_webhook_deliveries")
-def delivery_list(request: HttpRequest, slug: str, endpoint_id: str, cursor: int | None = None,
-                  state: str = "") -> HttpResponse:
-    """The delivery log, newest first, ``selectors.PAGE`` at a time (``meta.next_cursor``)."""
+def _deliveries(request: HttpRequest, slug: str | None, endpoint_id: str, cursor: int | None,
+                state: str) -> HttpResponse:
     actor, tenant = _admin(request, slug)
     endpoint = services.endpoint_get(actor=actor, tenant=tenant, endpoint_id=_uuid(endpoint_id))
     rows = selectors.delivery_page(endpoint=endpoint, before=cursor, state=state)
@@ -164,10 +167,7 @@ def delivery_list(request: HttpRequest, slug: str, endpoint_id: str, cursor: int
     return ok([_delivery(d) for d in rows], extra_meta={"limit": selectors.PAGE, "next_cursor": more})
 
 
-@router.get(ONE + "/deliveries/{delivery_id}", response={200: Envelope, **ERRORS}, tags=["webhooks"],
-            operation_id="native_webhook_delivery")
-def delivery_get(request: HttpRequest, slug: str, endpoint_id: str, delivery_id: int) -> HttpResponse:
-    """One delivery with every attempt (status, duration, the first bytes of the answer)."""
+def _delivery_get(request: HttpRequest, slug: str | None, endpoint_id: str, delivery_id: int) -> HttpResponse:
     actor, tenant = _admin(request, slug)
     endpoint = services.endpoint_get(actor=actor, tenant=tenant, endpoint_id=_uuid(endpoint_id))
     delivery = selectors.delivery_find(endpoint=endpoint, delivery_id=delivery_id)
@@ -179,21 +179,146 @@ def delivery_get(request: HttpRequest, slug: str, endpoint_id: str, delivery_id:
     return ok({**_delivery(delivery), "payload": delivery.event.payload, "attempt_log": attempts})
 
 
-@router.post(ONE + "/deliveries/{delivery_id}/replay", response={202: Envelope, **ERRORS}, tags=["webhooks"],
-             operation_id="native_webhook_delivery_replay")
-def delivery_replay(request: HttpRequest, slug: str, endpoint_id: str, delivery_id: int) -> HttpResponse:
+def _delivery_replay(request: HttpRequest, slug: str | None, endpoint_id: str, delivery_id: int) -> HttpResponse:
     actor, tenant = _admin(request, slug)
     delivery = services.delivery_replay(actor=actor, tenant=tenant, endpoint_id=_uuid(endpoint_id),
                                         delivery_id=delivery_id)
     return ok(_delivery(delivery), status=202)
 
 
-@router.post(ONE + "/replay", response={202: Envelope, **ERRORS}, tags=["webhooks"],
-             operation_id="native_webhook_replay")
-def endpoint_replay(request: HttpRequest, slug: str, endpoint_id: str, body: ReplayIn) -> HttpResponse:
-    """Every event since ``since`` sent again under its id (only those whose last attempt failed,
-    unless ``failed_only`` is false)."""
+def _replay(request: HttpRequest, slug: str | None, endpoint_id: str, body: ReplayIn) -> HttpResponse:
     actor, tenant = _admin(request, slug)
     count = services.deliveries_replay(actor=actor, tenant=tenant, since=body.since, failed_only=body.failed_only,
                                        endpoint_id=_uuid(endpoint_id))
     return ok({"queued": count}, status=202)
+
+
+TAGS = ["webhooks"]
+ONE = HOOKS + "/{endpoint_id}"
+IONE = IHOOKS + "/{endpoint_id}"
+
+# The tenant's endpoints.
+@router.get(HOOKS, response={200: Envelope, **R}, tags=TAGS, operation_id="native_webhooks")
+def list_t(request: HttpRequest, slug: str) -> HttpResponse:
+    """The endpoints with their delivery counts (never a secret)."""
+    return _list(request, slug)
+
+
+@router.post(HOOKS, response={201: Envelope, **R}, tags=TAGS, operation_id="native_webhook_create")
+def create_t(request: HttpRequest, slug: str, body: EndpointIn) -> HttpResponse:
+    """Creates the endpoint; ``data.secret`` (``whsec_...``) is in this answer only."""
+    return _create(request, slug, body)
+
+
+@router.get(ONE, response={200: Envelope, **R}, tags=TAGS, operation_id="native_webhook_get")
+def get_t(request: HttpRequest, slug: str, endpoint_id: str) -> HttpResponse:
+    return _get(request, slug, endpoint_id)
+
+
+@router.patch(ONE, response={200: Envelope, **R}, tags=TAGS, operation_id="native_webhook_update")
+def update_t(request: HttpRequest, slug: str, endpoint_id: str, body: EndpointPatch) -> HttpResponse:
+    return _update(request, slug, endpoint_id, body)
+
+
+@router.delete(ONE, response={200: Envelope, **R}, tags=TAGS, operation_id="native_webhook_delete")
+def delete_t(request: HttpRequest, slug: str, endpoint_id: str) -> HttpResponse:
+    return _delete(request, slug, endpoint_id)
+
+
+@router.post(ONE + "/rotate-secret", response={200: Envelope, **R}, tags=TAGS, operation_id="native_webhook_rotate")
+def rotate_t(request: HttpRequest, slug: str, endpoint_id: str) -> HttpResponse:
+    """A new secret (in this answer only); the previous one keeps signing for 24 hours."""
+    return _rotate(request, slug, endpoint_id)
+
+
+@router.post(ONE + "/test", response={202: Envelope, **R}, tags=TAGS, operation_id="native_webhook_test")
+def test_t(request: HttpRequest, slug: str, endpoint_id: str) -> HttpResponse:
+    return _test(request, slug, endpoint_id)
+
+
+@router.get(ONE + "/deliveries", response={200: Envelope, **R}, tags=TAGS, operation_id="native_webhook_deliveries")
+def deliveries_t(request: HttpRequest, slug: str, endpoint_id: str, cursor: int | None = None,
+                 state: str = "") -> HttpResponse:
+    """The delivery log, newest first (``meta.next_cursor``)."""
+    return _deliveries(request, slug, endpoint_id, cursor, state)
+
+
+@router.get(ONE + "/deliveries/{delivery_id}", response={200: Envelope, **R}, tags=TAGS,
+            operation_id="native_webhook_delivery")
+def delivery_t(request: HttpRequest, slug: str, endpoint_id: str, delivery_id: int) -> HttpResponse:
+    """One delivery with every attempt (status, duration, the first bytes of the answer)."""
+    return _delivery_get(request, slug, endpoint_id, delivery_id)
+
+
+@router.post(ONE + "/deliveries/{delivery_id}/replay", response={202: Envelope, **R}, tags=TAGS,
+             operation_id="native_webhook_delivery_replay")
+def delivery_replay_t(request: HttpRequest, slug: str, endpoint_id: str, delivery_id: int) -> HttpResponse:
+    return _delivery_replay(request, slug, endpoint_id, delivery_id)
+
+
+@router.post(ONE + "/replay", response={202: Envelope, **R}, tags=TAGS, operation_id="native_webhook_replay")
+def replay_t(request: HttpRequest, slug: str, endpoint_id: str, body: ReplayIn) -> HttpResponse:
+    """Every event since ``since`` sent again under its id (only those whose last attempt
+    failed, unless ``failed_only`` is false)."""
+    return _replay(request, slug, endpoint_id, body)
+
+
+# The instance's endpoints (instance admins' personal tokens).
+@router.get(IHOOKS, response={200: Envelope, **R}, tags=TAGS, operation_id="native_instance_webhooks")
+def list_i(request: HttpRequest) -> HttpResponse:
+    return _list(request, None)
+
+
+@router.post(IHOOKS, response={201: Envelope, **R}, tags=TAGS, operation_id="native_instance_webhook_create")
+def create_i(request: HttpRequest, body: EndpointIn) -> HttpResponse:
+    return _create(request, None, body)
+
+
+@router.get(IONE, response={200: Envelope, **R}, tags=TAGS, operation_id="native_instance_webhook_get")
+def get_i(request: HttpRequest, endpoint_id: str) -> HttpResponse:
+    return _get(request, None, endpoint_id)
+
+
+@router.patch(IONE, response={200: Envelope, **R}, tags=TAGS, operation_id="native_instance_webhook_update")
+def update_i(request: HttpRequest, endpoint_id: str, body: EndpointPatch) -> HttpResponse:
+    return _update(request, None, endpoint_id, body)
+
+
+@router.delete(IONE, response={200: Envelope, **R}, tags=TAGS, operation_id="native_instance_webhook_delete")
+def delete_i(request: HttpRequest, endpoint_id: str) -> HttpResponse:
+    return _delete(request, None, endpoint_id)
+
+
+@router.post(IONE + "/rotate-secret", response={200: Envelope, **R}, tags=TAGS,
+             operation_id="native_instance_webhook_rotate")
+def rotate_i(request: HttpRequest, endpoint_id: str) -> HttpResponse:
+    return _rotate(request, None, endpoint_id)
+
+
+@router.post(IONE + "/test", response={202: Envelope, **R}, tags=TAGS, operation_id="native_instance_webhook_test")
+def test_i(request: HttpRequest, endpoint_id: str) -> HttpResponse:
+    return _test(request, None, endpoint_id)
+
+
+@router.get(IONE + "/deliveries", response={200: Envelope, **R}, tags=TAGS,
+            operation_id="native_instance_webhook_deliveries")
+def deliveries_i(request: HttpRequest, endpoint_id: str, cursor: int | None = None,
+                 state: str = "") -> HttpResponse:
+    return _deliveries(request, None, endpoint_id, cursor, state)
+
+
+@router.get(IONE + "/deliveries/{delivery_id}", response={200: Envelope, **R}, tags=TAGS,
+            operation_id="native_instance_webhook_delivery")
+def delivery_i(request: HttpRequest, endpoint_id: str, delivery_id: int) -> HttpResponse:
+    return _delivery_get(request, None, endpoint_id, delivery_id)
+
+
+@router.post(IONE + "/deliveries/{delivery_id}/replay", response={202: Envelope, **R}, tags=TAGS,
+             operation_id="native_instance_webhook_delivery_replay")
+def delivery_replay_i(request: HttpRequest, endpoint_id: str, delivery_id: int) -> HttpResponse:
+    return _delivery_replay(request, None, endpoint_id, delivery_id)
+
+
+@router.post(IONE + "/replay", response={202: Envelope, **R}, tags=TAGS, operation_id="native_instance_webhook_replay")
+def replay_i(request: HttpRequest, endpoint_id: str, body: ReplayIn) -> HttpResponse:
+    return _replay(request, None, endpoint_id, body)

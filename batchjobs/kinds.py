@@ -307,7 +307,8 @@ class MigrateKind:
             try:
                 if tenant is None:
                     raise ServiceError("This tenant no longer exists.", code="not_found")
-                outcome = tenant_migrate(actor=job.actor, tenant=tenant)
+                # Recorded as current: answered without opening its database (as the command does).
+                outcome = tenant_migrate(actor=job.actor, tenant=tenant, skip_current=True)
             except ServiceError as exc:
                 item.result, item.reason = ERROR, exc.message[:2000]
             else:

@@ -72,6 +72,7 @@ from console.views import invitations, users  # noqa: E402
 _U = "t/<slug:slug>/users/<uuid:user_id>/"
 urlpatterns += [
     path("t/<slug:slug>/users/", users.user_list, name="users-list"),
+    path("t/<slug:slug>/users/columns/", users.user_columns, name="users-columns"),
     path("t/<slug:slug>/users/export.csv", users.user_export, name="users-export"),
     path("t/<slug:slug>/users/import/", users.user_import, name="users-import"),
     path("t/<slug:slug>/users/new/", users.user_create, name="users-create"),

@@ -244,9 +244,14 @@ class UserPage:
     total: int = 0
     total_exact: bool = True  # False: "cap+" (more than the exact-count cap)
     filters: UserFilters = field(default_factory=UserFilters)
+    # ``defer_total``: many matches were found, ``total`` is a lower bound ("at least"), and the
+    # exact capped count is left for a request of its own after the rows (``app_user_matching_count``).
+    total_deferred: bool = False
 
     @property
     def total_label(self) -> str:
+        if self.total_deferred:
+            return f"{self.total:,}+"
         cap = policy().exact_count_cap
         return f"{self.total:,}" if self.total_exact else f"{cap:,}+"
 
@@ -367,14 +372,18 @@ def _capped_count(qs: QuerySet, *, filtered: bool, alias: str, table_rows: float
     return n, n <= cap
 
 
+def _plan_threshold(table_rows: float | None) -> int:
+    n = table_rows or 0
+    return max(2_000, int((51 * n) ** 0.5))
+
+
 def _page_plan(count: int, table_rows: float | None) -> str:
     """Bitmap-and-sort while the matches are few; ordered index walk once they are dense.
 
     Fetching and sorting ``c`` matches costs about ``c`` row reads; walking the sort's index
     until 51 matches turn up costs about ``51 * N / c``. They cross near ``sqrt(51 * N)``.
     """
-    n = table_rows or 0
-    return "bitmap" if count <= max(2_000, int((51 * n) ** 0.5)) else "ordered"
+    return "bitmap" if count <= _plan_threshold(table_rows) else "ordered"
 
 
 # What a row of the list shows (and what ``AppUser.status`` reads).
@@ -386,9 +395,14 @@ LIST_FIELDS = (
 
 def app_user_list(
     *, tenant: Tenant, filters: UserFilters, per_page: int = DEFAULT_PER_PAGE,
-    cursor: str = "", with_total: bool = True,
+    cursor: str = "", with_total: bool = True, defer_total: bool = False,
 ) -> UserPage:
-    """One keyset page of the users matching ``filters``, with previous/next cursors."""
+    """One keyset page of the users matching ``filters``, with previous/next cursors.
+
+    ``defer_total`` (the console's page): on PostgreSQL a search counts only as far as the
+    choice of plan needs (``_plan_threshold``, 2,000 to 7,000 rows, not the 10,001 of the exact
+    cap); when more match, ``total`` is that lower bound, ``total_deferred`` is set, and the
+    exact capped count comes after the rows, in a request of its own."""
     if per_page not in PER_PAGE_CHOICES:
         per_page = DEFAULT_PER_PAGE
     if filters.sort not in SORTS:
@@ -402,7 +416,17 @@ def app_user_list(
     page = UserPage(rows=[], per_page=per_page, filters=filters)
     table_rows = _estimated_rows(alias)
     plan = None
-    if filters.is_filtered and table_rows is not None:
+    probe = min(_plan_threshold(table_rows), policy().exact_count_cap)
+    if filters.is_filtered and table_rows is not None and defer_total:
+        # Count only as far as the plan needs: at most ``probe`` + 1 matches, on bitmap scans.
+        with _steer(alias, "bitmap"):
+            seen = base.order_by().values("pk")[: probe + 1].count()
+        plan = _page_plan(seen, table_rows)
+        if seen <= probe:
+            page.total, page.total_exact = seen, True
+        else:
+            page.total, page.total_exact, page.total_deferred = probe, False, True
+    elif filters.is_filtered and table_rows is not None:
         # Count first (cheap, on bitmap scans): the count tells how to read the page.
         page.total, page.total_exact = _capped_count(
             base, filtered=True, alias=alias, table_rows=table_rows

@@ -348,6 +348,23 @@ def staff_time_zone_set(*, actor: User, time_zone: str) -> User:
     return user
 
 
+USER_COLUMNS = {"name": "Name", "role": "Role", "status": "Status", "mfa": "MFA", "signin": "Last sign-in",
+                "created": "Created"}
+
+
+def staff_user_columns_set(*, actor: User, shown: list[str]) -> User:
+    """Which optional columns of the users list this staff member sees (the email always shows)."""
+    hidden = ",".join(c for c in USER_COLUMNS if c not in set(shown))
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=actor.pk)
+        if user.hidden_user_columns == hidden:
+            return user
+        previous, user.hidden_user_columns = user.hidden_user_columns, hidden
+        _save_user(user, "hidden_user_columns")
+        _record_user("staff.user_columns", actor=actor, user=user, data={"from": previous, "to": hidden})
+    return user
+
+
 def staff_set_instance_admin(*, actor: User | None, user: User, value: bool) -> User:
     """Grant or revoke instance admin. Nobody revokes their own; the last one stays."""
     _require_instance_admin(actor)

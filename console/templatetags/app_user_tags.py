@@ -61,20 +61,22 @@ def user_rows(rows, *, slug: str, selectable: bool, now: datetime) -> SafeString
             cells.append(f'<td class="cell-email"><a class="cell-primary" href="{base}{pk}/">Deleted user</a>'
                          f'<div class="cell-sub mono" title="{email}">{pk[:8]}…</div></td>')
         else:
-            cells.append(f'<td class="cell-email"><a class="cell-primary" href="{base}{pk}/">{email}</a></td>')
-        cells.append(f'<td class="truncate">{escape(u.name) if u.name else "—"}</td>')
+            cells.append(f'<td class="cell-email"><a class="cell-primary" href="{base}{pk}/">{email}</a>'
+                         f'<button type="button" class="link-btn copy-id" data-copy="{pk}" '
+                         f'aria-label="Copy the id of {email}">Copy id</button></td>')
+        cells.append(f'<td class="truncate c-name">{escape(u.name) if u.name else "—"}</td>')
         role = escape(u.role)
-        cells.append(f'<td><span class="role role-{role}">{role}</span></td>')
-        cells.append(f"<td>{_badge(u)}</td>")
+        cells.append(f'<td class="c-role"><span class="role role-{role}">{role}</span></td>')
+        cells.append(f'<td class="c-status">{_badge(u)}</td>')
         cells.append(
-            '<td class="nowrap"><span class="mfa-on" title="MFA enrolled">✓ On</span></td>'
-            if u.mfa_enabled else '<td><span class="faint">—</span></td>'
+            '<td class="nowrap c-mfa"><span class="mfa-on" title="MFA enrolled">✓ On</span></td>'
+            if u.mfa_enabled else '<td class="c-mfa"><span class="faint">—</span></td>'
         )
         if u.last_sign_in_at:
-            cells.append(f'<td class="nowrap">{ago(u.last_sign_in_at, now)}</td>')
+            cells.append(f'<td class="nowrap c-signin">{ago(u.last_sign_in_at, now)}</td>')
         else:
-            cells.append('<td class="nowrap"><span class="faint">Never</span></td>')
-        cells.append(f'<td class="nowrap">{when_date(u.created_at, now)}</td>')
+            cells.append('<td class="nowrap c-signin"><span class="faint">Never</span></td>')
+        cells.append(f'<td class="nowrap c-created">{when_date(u.created_at, now)}</td>')
         css = ' class="is-deleted"' if u.deleted_at else ""
         out.append(f"<tr{css}>{''.join(cells)}</tr>")
     return mark_safe("\n".join(out))  # noqa: S308 - every dynamic part is escaped above

@@ -127,6 +127,8 @@ def staff_token_create(request: StaffRequest) -> HttpResponse:
 def staff_token_revoke(request: StaffRequest, token_id: uuid.UUID) -> HttpResponse:
     try:
         token = services.staff_token_revoke(actor=request.user, token_id=token_id)
+    except NotFound as exc:  # another member's token, or none: 404 like every foreign id
+        raise Http404(exc.message) from None
     except ServiceError as exc:
         flash(request, exc)
     else:

@@ -38,6 +38,7 @@ from accounts.app_users.forms import (
     UserFilterForm,
 )
 from accounts.models import AppUser
+from accounts.services import staff as staff_services
 from batchjobs import services as job_services
 from console.confirm import confirm_first
 from console.decorators import audit_refusal, recent_otp_required, tenant_view
@@ -132,6 +133,16 @@ def _page_start(request: ConsoleRequest, page: selectors.UserPage) -> int:
     return at if 1 <= at <= max(page.total, 1) else 1
 
 
+@require_POST
+@tenant_view("view_users")
+def user_columns(request: ConsoleRequest) -> HttpResponse:
+    """Save the columns this staff member wants in the users list, then back to the list."""
+    staff_services.staff_user_columns_set(actor=request.user, shown=request.POST.getlist("show"))
+    back = request.POST.get("next", "")
+    list_url = _list_url(request)
+    return redirect(back if back.startswith(list_url) else list_url)
+
+
 @require_GET
 @tenant_view("view_users")
 def user_list(request: ConsoleRequest) -> HttpResponse:
@@ -139,8 +150,11 @@ def user_list(request: ConsoleRequest) -> HttpResponse:
     form = UserFilterForm(request.GET, settings=settings)
     filters = form.filters()
     per_page = form.value("per_page") or selectors.DEFAULT_PER_PAGE
+    if request.GET.get("count") == "1":  # the exact capped total, asked for after the rows
+        return _user_total(request, filters)
     page = selectors.app_user_list(
-        tenant=request.tenant, filters=filters, per_page=per_page, cursor=form.value("cursor") or ""
+        tenant=request.tenant, filters=filters, per_page=per_page, cursor=form.value("cursor") or "",
+        defer_total=True,
     )
     params = filters.as_params()
     if per_page != selectors.DEFAULT_PER_PAGE:
@@ -163,7 +177,10 @@ def user_list(request: ConsoleRequest) -> HttpResponse:
         "ignored_filters": [form.fields[name].label or name.replace("_", " ") for name in form.errors
                             if name not in ("cursor", "__all__")],
         "sort_links": _sort_links(filters, per_page),
+        "column_choices": list(staff_services.USER_COLUMNS.items()),
+        "hidden_columns": [c for c in request.user.hidden_user_columns.split(",") if c in staff_services.USER_COLUMNS],
         "perms": perms,
+        "count_url": "?" + urlencode({**filters.as_params(), "count": "1"}),
         "batch_actions": [(k, v) for k, v in BATCH_ACTIONS.items() if perms[job_actions.ACTIONS[k]]],
         "roles": settings.roles,
         **jobs.indicator_context(request.tenant),
@@ -172,6 +189,16 @@ def user_list(request: ConsoleRequest) -> HttpResponse:
     partial = request.htmx and request.htmx.target == "users-table"
     template = "console/users/list.html" + ("#users-table" if partial else "")
     return render(request, template, context)
+
+
+def _user_total(request: ConsoleRequest, filters: selectors.UserFilters) -> HttpResponse:
+    """The users page's total when its first count stopped early (``UserPage.total_deferred``):
+    the exact count up to the cap, as the fragment that replaces the provisional one."""
+    cap = policy().exact_count_cap
+    total = selectors.app_user_matching_count(tenant=request.tenant, filters=filters, cap=cap)
+    page = selectors.UserPage(rows=[], per_page=0, total=min(total, cap), total_exact=total <= cap,
+                              filters=filters)
+    return render(request, "console/users/list.html#users-total", {"page": page, "filters": filters})
 
 
 @require_GET

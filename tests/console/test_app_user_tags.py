@@ -45,3 +45,9 @@ def test_deleted_rows_say_so_instead_of_the_placeholder_address():
     html = str(user_rows([make(email="deleted-abc@deleted.invalid", deleted_at=NOW)], slug="acme",
                          selectable=False, now=NOW))
     assert ">Deleted user</a>" in html and 'title="deleted-abc@deleted.invalid"' in html
+
+
+def test_each_row_can_copy_its_id():
+    user = make()
+    html = str(user_rows([user], slug="acme", selectable=False, now=NOW))
+    assert f'data-copy="{user.pk}"' in html and "Copy id" in html

@@ -67,3 +67,29 @@ def test_a_request_touches_one_tenant_database_and_stays_flat_after_many_tenants
     assert tenant_db.registered_aliases() <= 8
     after = _users_page(client, "v0").captured_queries
     assert len(after) == before, _tables(after)
+
+
+@pytest.mark.postgres
+def test_a_common_term_counts_after_the_rows(make_tenant, staff_factory, as_staff, client):
+    from accounts.models import AppUser
+
+    acme = make_tenant("acme")
+    alias = tenant_db.using(acme)
+    AppUser.objects.using(alias).bulk_create(
+        [AppUser(email=f"john{i}@acme.test", name=f"John {i}") for i in range(2_100)]
+        + [AppUser(email=f"ann{i}@acme.test", name=f"Ann {i}") for i in range(30)])
+    with connections[alias].cursor() as cursor:
+        cursor.execute("ANALYZE accounts_appuser")
+    as_staff(staff_factory(tenants={acme: "viewer"}))
+    client.get("/t/acme/users/?q=john")
+    with CaptureQueriesContext(connections[alias]) as tenant:
+        page = client.get("/t/acme/users/?q=john").content.decode()
+    counts = [q["sql"] for q in tenant.captured_queries if "COUNT(*)" in q["sql"]]
+    assert len(counts) == 1 and "LIMIT 2001" in counts[0]  # as far as the plan needs, not 10,001
+    assert page.count('data-user-id=') == 50 or page.count("<tr") >= 50  # the rows are there
+    assert '<span id="users-total" hx-get="?q=john&amp;count=1" hx-trigger="load"' in page
+    assert "<strong>2,000+</strong> users match" in page
+    total = client.get("/t/acme/users/?q=john&count=1", HTTP_HX_REQUEST="true").content.decode()
+    assert total.startswith('<span id="users-total">') and "<strong>2,100</strong> users match" in total
+    few = client.get("/t/acme/users/?q=ann").content.decode()  # few matches: exact at once
+    assert "<strong>30</strong> users match" in few and "count=1" not in few

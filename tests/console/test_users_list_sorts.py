@@ -22,7 +22,7 @@ def _range(body: str) -> str:
 
 
 def _names(body: str) -> list[str]:
-    return re.findall(r'<td class="truncate">([^<]+)</td>', body)
+    return re.findall(r'<td class="truncate c-name">([^<]+)</td>', body)
 
 
 def test_sort_by_name_and_role_across_pages(staff, acme):
@@ -66,3 +66,21 @@ def test_the_name_and_role_sorts_walk_an_index(acme):
         cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s", [AppUser._meta.db_table])
         names = {row[0] for row in cursor.fetchall()}
     assert {"appuser_name_keyset", "appuser_role_keyset"} <= names
+
+
+def test_column_choice_is_kept_per_staff_member(staff, acme):
+    from accounts.models import User
+    from audit.models import AuditEntry
+
+    make_user(acme, "ann@acme.test", name="Ann")
+    mine, theirs = staff("admin"), staff("viewer")
+    response = mine.post("/t/acme/users/columns/", {"show": ["name", "status", "signin"],
+                                                    "next": "/t/acme/users/?q=ann"})
+    assert response.status_code == 302 and response["Location"] == "/t/acme/users/?q=ann"
+    assert User.objects.get(email="admin@console.test").hidden_user_columns == "role,mfa,created"
+    page = mine.get("/t/acme/users/").content.decode()
+    assert 'class="table users hide-role hide-mfa hide-created"' in page
+    assert 'class="table users"' in theirs.get("/t/acme/users/").content.decode()
+    assert AuditEntry.objects.filter(event="staff.user_columns").count() == 1
+    away = mine.post("/t/acme/users/columns/", {"show": ["name"], "next": "https://evil.example/"})
+    assert away["Location"] == "/t/acme/users/"

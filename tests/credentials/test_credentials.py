@@ -158,7 +158,7 @@ def test_console_personal_tokens(staff_factory, as_staff):
     assert token.read_only and token.user == ann
     other = staff_factory()
     other_token, _ = services.staff_token_create(actor=other, name="x")
-    assert client.post(f"/account/tokens/{other_token.pk}/revoke/").status_code == 302
+    assert client.post(f"/account/tokens/{other_token.pk}/revoke/").status_code == 404  # foreign id
     assert StaffToken.objects.get(pk=other_token.pk).revoked_at is None  # not mine: untouched
     client.post(f"/account/tokens/{token.pk}/revoke/")
     assert StaffToken.objects.get(pk=token.pk).revoked_at is not None

@@ -76,6 +76,14 @@ def _wait(what, *, timeout: float, about: str, instance) -> None:
         time.sleep(0.3)
 
 
+@pytest.fixture
+def instance(tmp_path):
+    """An instance of its own: its worker is killed, its outbox fills with 900 mails, and the
+    journeys sharing the session's instance must not see either."""
+    with deployed.running_instance(tmp_path) as inst:
+        yield inst
+
+
 def test_a_killed_job_worker_is_resumed_exactly_once(instance):
     regular = instance.procs["jobs"]
     regular.send_signal(signal.SIGTERM)  # the victim alone takes the job's tasks

@@ -171,6 +171,10 @@ def test_deployed_journeys(instance):
         served, served_without_id = served_ours()
     assert served == with_id
     assert not without_id - served_without_id, without_id - served_without_id
+    log = instance.log("web")
+    for _, _, path, _ in instance.responses:  # and no live token anywhere in the log
+        if path != redact_tokens(path):
+            assert path not in log, path
     served = instance.access_log()
     # After each restart the first request went to one of the new workers (by its request id).
     worker_of = {rid: pid for pid, *_, rid in served if rid != "-"}

@@ -139,3 +139,26 @@ def test_webhook_endpoints_role_matrix_keys_refused_other_tenants_404(client, ac
     assert unknown.status_code == 422
     endpoint = Endpoint.objects.get()
     assert endpoint.enabled and endpoint.url == "https://hooks.example.com/in"
+
+
+def test_instance_endpoints_through_the_api_for_instance_admins(client, acme, staff_factory, make_tenant,
+                                                                 receiver, private_ok):
+    root = token(staff_factory(superuser=True))
+    tenant_admin = token(staff_factory(tenants={acme: "admin"}))
+    assert call(client, tenant_admin, "GET", "/webhooks").status_code == 403
+    assert call(client, key(acme), "GET", "/webhooks").status_code == 401
+    bad = call(client, root, "POST", "/webhooks", {"url": receiver.url, "event_types": ["user.banned"]})
+    assert bad.status_code == 422
+    made = call(client, root, "POST", "/webhooks", {"url": receiver.url, "event_types": ["tenant.created"]})
+    assert made.status_code == 201, made.content
+    eid = made.json()["data"]["id"]
+    assert made["Location"] == f"/api/v1/webhooks/{eid}"
+    assert call(client, tenant_admin, "GET", f"/tenants/acme/webhooks/{eid}").status_code == 404  # not acme's
+    make_tenant("initech")
+    delivery.run_until_idle(Endpoint.objects.get(tenant__isnull=True).pk)
+    receiver.received[0].verify(made.json()["data"]["secret"])
+    log = call(client, root, "GET", f"/webhooks/{eid}/deliveries").json()["data"]
+    assert [d["event_type"] for d in log] == ["tenant.created"] and log[0]["state"] == "succeeded"
+    assert call(client, root, "PATCH", f"/webhooks/{eid}", {"enabled": False}).json()["data"]["enabled"] is False
+    assert call(client, root, "DELETE", f"/webhooks/{eid}").status_code == 200
+    assert not Endpoint.objects.exists()
