@@ -23,6 +23,7 @@
     var scope = root.querySelector("[data-scope]");
     var label = root.querySelector("[data-selected-count]");
     if (label) {
+      label.classList.remove("text-danger");  // "Select users first" lasts until the selection changes
       if (scope && scope.value === "all") {
         label.textContent = "Every matching user";
       } else {
@@ -30,7 +31,13 @@
       }
     }
     var bulk = root.querySelector("[data-bulk]");
-    if (bulk) { bulk.classList.toggle("has-selection", checked > 0 || (scope && scope.value === "all")); }
+    if (bulk) {
+      // The batch bar shows once something is selected (or every matching user is the scope);
+      // without JavaScript it is always there and the server asks for a selection.
+      var active = checked > 0 || Boolean(scope && scope.value === "all");
+      bulk.classList.toggle("has-selection", active);
+      bulk.classList.toggle("is-idle", !active);
+    }
   }
 
   document.addEventListener("change", function (event) {

@@ -44,6 +44,7 @@ def test_all_matching_ban_job_progress_csv_and_undo(live_server, browser_page, m
 
     # Every user matching the search, not only the page: options, then the frozen preview.
     page.goto(base + "/t/acme/users/?q=wave.test")
+    page.check("[data-select-page]")  # the batch bar shows once something is selected
     page.select_option("#batch-scope", "all")
     page.select_option("#batch-action", "ban")
     page.click("#batch-apply")

@@ -192,3 +192,38 @@ def test_users_console_journey(live_server, browser_page, make_tenant, staff_fac
     shot(page, "11-invitations")
 
     assert console_errors == [], console_errors
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_batch_bar_only_with_a_selection(live_server, browser_page, make_tenant, staff_factory):
+    context, page, console_errors = browser_page
+    acme = make_tenant("acme", name="Acme Corp")
+    make_users(acme, 5, prefix="member", domain="team.test")
+    root = staff_factory("root@console.test", superuser=True, name="Root")
+    cookie = login_verified(Client(), root).cookies["adminpanel_session"].value
+    context.add_cookies([{"name": "adminpanel_session", "value": cookie, "url": live_server.url}])
+    page.goto(live_server.url + "/t/acme/users/")
+    bar, label = page.locator("[data-bulk]"), page.locator("[data-selected-count]")
+    assert not bar.is_visible()  # nothing selected: no batch bar
+    box = page.locator("[data-row-check]").first
+    box.check()
+    assert bar.is_visible() and label.inner_text() == "1 selected"
+    page.select_option("#batch-action", "ban")
+    box.uncheck()
+    assert not bar.is_visible()
+
+    # A submit with nothing selected says so in red; the next change of selection resets it.
+    page.evaluate("document.getElementById('batch-form').requestSubmit()")
+    assert label.text_content() == "Select users first"
+    assert "text-danger" in (label.get_attribute("class") or "")
+    assert page.url.endswith("/t/acme/users/")  # no round trip
+    box.check()
+    assert label.inner_text() == "1 selected"
+    assert "text-danger" not in (label.get_attribute("class") or "")
+
+    # Every matching user as the scope keeps the bar even with no row ticked.
+    page.select_option("#batch-scope", "all")
+    box.uncheck()
+    assert bar.is_visible() and label.inner_text() == "Every matching user"
+    assert console_errors == [], console_errors
