@@ -145,7 +145,7 @@ class BanForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         super().clean()
         data = self.cleaned_data
-        if data.get("duration") == "until" and not data.get("until"):
+        if data.get("duration") == "until" and not data.get("until") and "until" not in self.errors:
             self.add_error("until", "Choose the date and time the ban ends.")
         until = data.get("until")
         if until is not None and timezone.is_naive(until):

@@ -47,7 +47,7 @@ from console.http import ConsoleRequest
 from console.views import jobs
 from core.access import MATRIX, role_can
 from core.emails import same_email
-from core.errors import NotFound, ServiceError
+from core.errors import Invalid, NotFound, ServiceError
 from core.moments import query_moment
 from core.policy import policy
 from tenants.config import tenant_settings
@@ -275,8 +275,12 @@ def _timeline(request: ConsoleRequest, user: AppUser) -> timeline_sel.TimelinePa
 @require_GET
 @tenant_view("view_users")
 def user_detail(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse:
+    return _detail_page(request, _user_or_404(request, user_id))
+
+
+def _detail_page(request: ConsoleRequest, user: AppUser, *, ban_form: BanForm | None = None) -> HttpResponse:
+    """The user page; with a bound ``ban_form`` its errors sit on the ban fields (status 400)."""
     tenant = request.tenant
-    user = _user_or_404(request, user_id)
     timeline = _timeline(request, user)
     if request.htmx and request.htmx.target == "user-timeline":
         return render(request, "console/users/detail.html#user-timeline",
@@ -298,11 +302,11 @@ def user_detail(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse:
             "user_metadata": json.dumps(user.user_metadata, indent=2, ensure_ascii=False),
             "app_metadata": json.dumps(user.app_metadata, indent=2, ensure_ascii=False),
         }),
-        "ban_form": BanForm(),
+        "ban_form": ban_form or BanForm(),
         "protected": user.role in settings.protected_roles,
         "now": timezone.now(),
     }
-    return render(request, "console/users/detail.html", context)
+    return render(request, "console/users/detail.html", context, status=400 if ban_form is not None else 200)
 
 
 # --- One-user actions --------------------------------------------------------------------------
@@ -353,17 +357,25 @@ def user_metadata(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse:
 @confirm_first
 @recent_otp_required
 def user_ban(request: ConsoleRequest, user_id: uuid.UUID) -> HttpResponse:
+    # Errors go on the ban form's fields, once each (no flash message): the page is answered again.
     form = BanForm(request.POST)
+    user = _user_or_404(request, user_id)
     if not form.is_valid():
-        _form_error(request, form)
-        return redirect(_detail_url(request, _user_or_404(request, user_id).pk))
-
-    def ban(u: AppUser) -> AppUser:
+        return _detail_page(request, user, ban_form=form)
+    try:
         until = services.ban_until_for(form.cleaned_data["duration"], until=form.cleaned_data["until"])
-        return services.app_user_ban(actor=request.user, tenant=request.tenant, user_id=u.pk,
-                                     until=until, reason=form.cleaned_data["reason"])
-
-    return _act(request, user_id, ban, "{email} is banned and signed out everywhere.")
+        services.app_user_ban(actor=request.user, tenant=request.tenant, user_id=user.pk,
+                              until=until, reason=form.cleaned_data["reason"])
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    except Invalid as exc:
+        form_add(form, exc)
+        return _detail_page(request, user, ban_form=form)
+    except ServiceError as exc:
+        flash(request, exc)
+        return redirect(_detail_url(request, user.pk))
+    messages.success(request, f"{user.email} is banned and signed out everywhere.")
+    return redirect(_detail_url(request, user.pk))
 
 
 @require_POST

@@ -30,6 +30,38 @@ def test_the_ban_reason_limit_is_the_one_the_input_allows(staff, acme):
     assert reload(acme, ann).banned_until is None
 
 
+def test_ban_form_errors_sit_on_their_field_once_and_not_as_messages(staff, acme):
+    import re
+
+    ann = make_user(acme, "ann@acme.test")
+    client = staff("admin")
+    url = f"/t/acme/users/{ann.pk}/ban/"
+    cases = [
+        ({"duration": "until", "until": "not a date", "reason": "kept"}, "until", "Enter a valid date/time."),
+        ({"duration": "until", "until": ""}, "until", "Choose the date and time the ban ends."),
+        ({"duration": "until", "until": "2001-01-01T00:00"}, "until", "The end of a ban must be in the future."),
+        ({"duration": "24h", "reason": "r" * 501}, "reason", "at most 500 characters"),
+        ({"duration": "forever-and-a-day"}, "duration", "Select a valid choice."),
+    ]
+    for data, field, text in cases:
+        response = client.post(url, data)
+        body = response.content.decode()
+        assert response.status_code == 400, data
+        errors = re.findall(r'<p class="error" id="ban-([a-z]+)-error">([^<]*)</p>', body)
+        assert len(errors) == 1 and errors[0][0] == field and text in errors[0][1], (data, errors)
+        assert body.count(text) == 1, data  # once: not also a flash message
+        assert f'id="ban-{field}"' in body and 'aria-invalid="true"' in body and "autofocus" in body
+        assert not list(response.context["messages"]), data
+        assert reload(acme, ann).banned_until is None
+    # What was typed comes back in the form.
+    body = client.post(url, {"duration": "until", "until": "not a date", "reason": "kept"}).content.decode()
+    assert 'name="reason" maxlength="500" value="kept"' in body
+    assert '<option value="until" selected>' in body
+    # A valid ban still goes through the usual way.
+    response = client.post(url, {"duration": "24h", "reason": "spam"})
+    assert response.status_code == 302 and reload(acme, ann).banned_until is not None
+
+
 def test_mail_placeholders_bring_no_stray_space_or_double_period(acme):
     from tenants.emails import fill, render_email
 
