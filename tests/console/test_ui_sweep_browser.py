@@ -58,6 +58,8 @@ def _pages(acme, ada, long_user, root):
     from batchjobs import services as jobs
     from tests.jobs.conftest import everyone
 
+    # The "job-done" page needs a finished job: this bans the 30 customer…@shop.test users for 7 days
+    # before the first page is visited (the users pages show them "Banned until"; _data bans only troll).
     done = jobs.batch_start(actor=root, tenant=acme, action="ban", selection=everyone(q="shop.test"),
                             options={"duration": "7d", "reason": LONG}, inline=True)
     preview = jobs.batch_preview(actor=root, tenant=acme, action="unban", selection=everyone())
