@@ -210,9 +210,13 @@ class AppUser(TenantModel):
 
     @property
     def status(self) -> str:
+        return self.status_at(timezone.now())
+
+    def status_at(self, now: datetime) -> str:
+        """The status at ``now`` (a ban runs out: the list's status sort reads it at one instant)."""
         if self.deleted_at is not None:
             return "deleted"
-        if self.is_banned:
+        if self.banned_until is not None and self.banned_until > now:
             return "banned"
         if self.email_confirmed_at is None:
             return "invited" if self.invited_at is not None and not self.password else "unconfirmed"

@@ -30,6 +30,8 @@ SORT_CHOICES = [
     ("-name", "Name Z→A"),
     ("role", "Role A→Z"),
     ("-role", "Role Z→A"),
+    ("status", "Status: active first"),
+    ("-status", "Status: deleted first"),
 ]
 PER_PAGE_CHOICES = [(n, f"{n} per page") for n in selectors.PER_PAGE_CHOICES]
 BAN_CHOICES = [

@@ -31,7 +31,8 @@ from tenants import db as tenant_db
 from tenants.models import Tenant
 
 STATUSES = ("active", "invited", "unconfirmed", "banned", "deleted")
-SORTS = ("-created", "created", "-last_sign_in", "last_sign_in", "email", "-email", "name", "-name", "role", "-role")
+SORTS = ("-created", "created", "-last_sign_in", "last_sign_in", "email", "-email", "name", "-name", "role", "-role",
+         "status", "-status")
 PER_PAGE_CHOICES = (25, 50, 100)
 DEFAULT_PER_PAGE = 50
 MAX_QUERY_LENGTH = 200
@@ -43,6 +44,9 @@ _SORT_KEYS: dict[str, tuple[str, bool]] = {
     "email": ("email_l", False),
     "name": ("name_l", False),  # LOWER(name), indexed with id (appuser_name_keyset)
     "role": ("role", False),  # indexed with id (appuser_role_keyset)
+    # Derived (a ban runs out with time): one segment per status, in STATUSES order, each read by
+    # id under its own condition (status_q, evaluated now), so a page never shows a stale status.
+    "status": ("status", False),
 }
 _TEXT_KEYS = frozenset({"email_l", "name_l", "role"})
 _LOWERED = {"email_l": "email", "name_l": "name"}
@@ -223,9 +227,15 @@ def decode_cursor(token: str, *, sort: str) -> Cursor | None:
         direction = data["d"]
         pk = _as_uuid(data["i"])
         value = _decode_value(data["v"])
-        if segment not in (0, 1) or direction not in ("n", "p") or pk is None:
+        if not isinstance(segment, int) or isinstance(segment, bool) or direction not in ("n", "p") or pk is None:
             return None
         key, nullable = _SORT_KEYS[sort.lstrip("-")]
+        if key == "status":
+            if not 0 <= segment < len(STATUSES) or value is not None:
+                return None
+            return Cursor(sort=sort, segment=segment, value=None, pk=str(pk), direction=direction)
+        if segment not in (0, 1):
+            return None
         if segment == 1 and not nullable:
             return None
         if segment == 0 and (value is None or (key in _TEXT_KEYS) != isinstance(value, str)):
@@ -265,9 +275,15 @@ class _Keyset:
         self.sort = sort
         self.desc = sort.startswith("-")
         self.key, nullable = _SORT_KEYS[sort.lstrip("-")]
-        self.segments = 2 if nullable else 1
+        self.by_status = self.key == "status"
+        self.segments = len(STATUSES) if self.by_status else 2 if nullable else 1
+        self.now = timezone.now()
+        # The status sort's segments in reading order ("-status": deleted first).
+        self.statuses = tuple(reversed(STATUSES)) if self.desc else STATUSES
 
     def segment_q(self, segment: int) -> Q:
+        if self.by_status:
+            return status_q(self.statuses[segment], now=self.now)
         if self.segments == 1:
             return Q()
         return Q(**{f"{self.key}__isnull": segment == 1})
@@ -275,7 +291,7 @@ class _Keyset:
     def order(self, qs: QuerySet, segment: int, backwards: bool) -> QuerySet:
         desc = self.desc != backwards
         by_id = F("id").desc() if desc else F("id").asc()
-        if segment == 1:
+        if segment == 1 or self.by_status:
             return qs.order_by(by_id)
         by_key = F(self.key).desc() if desc else F(self.key).asc()
         return qs.order_by(by_key, by_id)
@@ -288,13 +304,17 @@ class _Keyset:
         """
         desc = self.desc != backwards
         op, op_eq = ("lt", "lte") if desc else ("gt", "gte")
-        if cursor.segment == 1:
+        if cursor.segment == 1 or self.by_status:
             return Q(**{f"id__{op}": cursor.pk})
         return Q(**{f"{self.key}__{op_eq}": cursor.value}) & (
             Q(**{f"{self.key}__{op}": cursor.value}) | Q(**{f"id__{op}": cursor.pk})
         )
 
     def cursor_for(self, row: AppUser, direction: str) -> str:
+        if self.by_status:
+            segment = self.statuses.index(row.status_at(self.now))
+            return encode_cursor(Cursor(sort=self.sort, segment=segment, value=None, pk=str(row.pk),
+                                        direction=direction))
         value = getattr(row, self.key)  # a model field or the "email_l" annotation
         segment = 1 if value is None else 0
         return encode_cursor(

@@ -104,13 +104,13 @@ def _form_error(request: ConsoleRequest, form: forms.Form) -> None:
 
 def _sort_links(filters: selectors.UserFilters, per_page: int) -> dict[str, dict[str, str]]:
     links = {}
-    for key in ("created", "last_sign_in", "email", "name", "role"):
+    for key in ("created", "last_sign_in", "email", "name", "role", "status"):
         current = filters.sort.lstrip("-") == key
         descending = filters.sort.startswith("-")
         if current:
             new = key if descending else f"-{key}"
         else:
-            new = key if key in ("email", "name", "role") else f"-{key}"
+            new = key if key in ("email", "name", "role", "status") else f"-{key}"
         params = {**filters.as_params(), "sort": new}
         if per_page != selectors.DEFAULT_PER_PAGE:
             params["per_page"] = str(per_page)
