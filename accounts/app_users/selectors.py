@@ -406,10 +406,11 @@ def _page_plan(count: int, table_rows: float | None) -> str:
     return "bitmap" if count <= _plan_threshold(table_rows) else "ordered"
 
 
-# What a row of the list shows (and what ``AppUser.status`` reads).
+# What a row of the list shows (and what ``AppUser.status`` reads); the API's list rows too
+# (``updated_at``: a deferred field would cost one query per row).
 LIST_FIELDS = (
     "id", "email", "name", "role", "password", "email_confirmed_at", "invited_at", "banned_until",
-    "ban_reason", "last_sign_in_at", "mfa_enabled", "deleted_at", "created_at",
+    "ban_reason", "last_sign_in_at", "mfa_enabled", "deleted_at", "created_at", "updated_at",
 )
 
 
