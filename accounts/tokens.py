@@ -12,6 +12,7 @@ import hashlib
 import secrets
 from collections.abc import Iterable
 from datetime import timedelta
+from urllib.parse import urlencode
 
 from django.db import transaction
 from django.urls import reverse
@@ -49,8 +50,11 @@ def new_raw_token() -> str:
     return secrets.token_urlsafe(policy().token_bytes)
 
 
-def token_link(tenant: Tenant, purpose: str, raw: str) -> str:
-    return public_url(reverse(f"portal:{PATHS[purpose]}", args=[tenant.slug, raw]))
+def token_link(tenant: Tenant, purpose: str, raw: str, redirect_to: str = "") -> str:
+    """The portal page of the link; ``redirect_to`` (already checked against the tenant's
+    allow-list) rides along as ``?redirect_to=`` and the portal checks it again after use."""
+    link = public_url(reverse(f"portal:{PATHS[purpose]}", args=[tenant.slug, raw]))
+    return f"{link}?{urlencode({'redirect_to': redirect_to})}" if redirect_to else link
 
 
 def _lifetime(tenant: Tenant, purpose: str, lifetime: timedelta | None) -> timedelta:

@@ -156,7 +156,31 @@ def _ninja_authenticate(request: HttpRequest) -> Caller:
         from tenants.selectors import tenant_get
 
         return authenticate(request, tenant=tenant_get(slug=slug), require_tenant=True)
-    return authenticate(request)
+    caller = authenticate(request)
+    _media_check(request)
+    return caller
+
+
+_BODY_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def _media_check(request: HttpRequest) -> None:
+    """Native surface: a body is JSON (``application/json`` or a ``+json`` type) or, on the
+    user import, CSV; anything else is 415 before the body is read. GoTrue's surface reads JSON
+    whatever the type (its clients send what they send), so it is not checked there."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if request.method not in _BODY_METHODS or length <= 0:
+        return
+    media = (request.content_type or "").lower()
+    if media == "application/json" or media.endswith("+json"):
+        return
+    if media == "text/csv" and request.path_info.rstrip("/").endswith("/users/import"):
+        return
+    raise ApiError(415, "unsupported_media_type",
+                   f"Send the body as application/json (got {media[:60] or 'no Content-Type'}).")
 
 
 class ServiceKeyHeader(APIKeyHeader):

@@ -32,6 +32,7 @@ from core.errors import Conflict, Refused
 from portal.services.common import PortalActor
 from portal.services.sessions import session_end, session_validate
 from tenants.access import actor_role
+from tenants.config import tenant_settings
 from tenants.models import Tenant
 from tenants.selectors import tenant_get
 
@@ -160,6 +161,7 @@ class GenerateLinkBody(Schema):
     new_email: str | None = None
     data: dict[str, Any] | None = None
     redirect_to: str | None = None
+    redirectTo: str | None = None  # noqa: N815 - auth-js spreads its camelCase options here
 
 
 ERRORS: dict[int, Any] = {code: GoTrueError for code in (400, 401, 403, 404, 405, 409, 413, 422, 429, 500)}
@@ -404,18 +406,21 @@ def invite(request: HttpRequest, slug: str, body: InviteBody | None = None,
     body = body or InviteBody()
     if not body.email:
         raise ApiError(400, "validation_failed", "An email address is required")
+    goto = redirect_to or ""  # the services keep it only if the tenant's allow-list holds it
     existing = selectors.app_user_by_email(tenant=tenant, email=body.email)
     if existing is not None and existing.status == "invited":
-        services.app_user_invitation_resend(actor=caller.actor, tenant=tenant, user_id=existing.pk)
+        services.app_user_invitation_resend(actor=caller.actor, tenant=tenant, user_id=existing.pk,
+                                            redirect_to=goto)
         return json_response(full_user(tenant, existing.pk))
     if existing is not None and existing.email_confirmed_at is None and existing.deleted_at is None:
         # Created without a confirmation and never invited: GoTrue invites any unconfirmed user.
-        services.app_user_invite_existing(actor=caller.actor, tenant=tenant, user_id=existing.pk)
+        services.app_user_invite_existing(actor=caller.actor, tenant=tenant, user_id=existing.pk,
+                                          redirect_to=goto)
         return json_response(full_user(tenant, existing.pk))
     if existing is not None:
         raise ApiError(422, "email_exists", "A user with this email address has already been registered")
     user = services.app_user_invite(actor=caller.actor, tenant=tenant, email=body.email,
-                                    user_metadata=body.data)
+                                    user_metadata=body.data, redirect_to=goto)
     return json_response(full_user(tenant, user.pk))
 
 
@@ -436,12 +441,15 @@ def generate_link(request: HttpRequest, slug: str, body: GenerateLinkBody | None
         actor=caller.actor, tenant=tenant, kind=kind, email=body.email, password=body.password or "",
         data=body.data,
     )
+    # Query first (both clients put it there), then the body's, then auth-js's camelCase spread.
+    asked = redirect_to or body.redirect_to or body.redirectTo or ""
+    goto = tenant_settings(tenant).redirect_allowed(asked)  # not allowed: the site URL (GoTrue)
     data = full_user(tenant, user.pk)
     data.update({
-        "action_link": token_link(tenant, token.purpose, raw),
+        "action_link": token_link(tenant, token.purpose, raw, goto),
         "email_otp": "",
         "hashed_token": hash_token(raw),
-        "redirect_to": request_context.public_url(f"/p/{tenant.slug}/"),
+        "redirect_to": goto or request_context.public_url(f"/p/{tenant.slug}/"),
         "verification_type": "signup" if kind == "magiclink" and created else kind,
     })
     return json_response(data)

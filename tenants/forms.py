@@ -81,6 +81,12 @@ class TenantSettingsForm(forms.Form):
         required=False, max_length=200,
         help_text="Shown as the sender of invitation and link mails.",
     )
+    redirect_urls = forms.CharField(
+        required=False, max_length=30_000, label="Redirect URLs",
+        widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
+        help_text="Where an API-made link may send its user after use (redirect_to), one per line: an exact "
+                  "URL, or a prefix ending in /*, like https://app.example.com/*. Empty: links lead to the portal.",
+    )
 
     @classmethod
     def initial_from(cls, settings) -> dict:
@@ -95,6 +101,7 @@ class TenantSettingsForm(forms.Form):
             "magic_link_minutes": settings.magic_link_minutes,
             "allowed_email_domains": "\n".join(settings.allowed_email_domains),
             "sender_name": settings.sender_name,
+            "redirect_urls": "\n".join(settings.redirect_urls),
         }
 
 

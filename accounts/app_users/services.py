@@ -292,11 +292,11 @@ def end_sessions(alias: str, user_ids: Iterable, *, now: datetime | None = None)
 
 
 def link_mail(*, tenant: Tenant, settings: TenantSettings, user_pk: Any, email: str, name: str,
-              purpose: str, raw: str) -> Mail:
+              purpose: str, raw: str, redirect_to: str = "") -> Mail:
     """The message carrying a link (the raw token appears here and nowhere else)."""
     lifetime = settings.lifetime(purpose)
     rendered = render_email(
-        tenant, purpose, email=email, name=name, link=token_link(tenant, purpose, raw),
+        tenant, purpose, email=email, name=name, link=token_link(tenant, purpose, raw, redirect_to),
         expires_minutes=max(1, int(lifetime.total_seconds() // 60)), sender_name=settings.sender_name,
     )
     return Mail(
@@ -309,13 +309,15 @@ TENANT_SUSPENDED = ("This tenant is suspended: its portal is closed, so an invit
                     "used. Resume the tenant first.")
 
 
-def _send_link(*, actor, tenant: Tenant, user: AppUser, purpose: str) -> ActionToken:
+def _send_link(*, actor, tenant: Tenant, user: AppUser, purpose: str, redirect_to: str = "") -> ActionToken:
+    """Issue and mail a link; ``redirect_to`` is kept only if the tenant's allow-list holds it."""
     if tenant.status == Tenant.Status.SUSPENDED:  # the link would lead to a closed portal
         raise Conflict(TENANT_SUSPENDED, code="tenant_suspended")
     token, raw = token_issue(tenant=tenant, user=user, purpose=purpose, created_by=actor)
+    settings = tenant_settings(tenant)
     mail = link_mail(
-        tenant=tenant, settings=tenant_settings(tenant), user_pk=user.pk, email=user.email,
-        name=user.name, purpose=purpose, raw=raw,
+        tenant=tenant, settings=settings, user_pk=user.pk, email=user.email,
+        name=user.name, purpose=purpose, raw=raw, redirect_to=settings.redirect_allowed(redirect_to),
     )
     mail_enqueue(key=mail.key, to=mail.to, subject=mail.subject, body=mail.body, kind=mail.kind,
                  tenant=tenant)
@@ -424,8 +426,10 @@ def app_user_create(
 @audited_refusals
 def app_user_invite(
     *, actor, tenant: Tenant, email: str, name: str = "", role: str = "", user_metadata: Any = None,
+    redirect_to: str = "",
 ) -> AppUser:
-    """Create an invited user and mail the invitation link (accepted in the tenant portal)."""
+    """Create an invited user and mail the invitation link (accepted in the tenant portal; then
+    on to ``redirect_to`` when the tenant's redirect allow-list holds it)."""
     alias = tenant_db.using(tenant)
     email = clean_email(email, tenant=tenant)
     name, role = clean_name(name), clean_role(role, tenant=tenant)
@@ -444,7 +448,8 @@ def app_user_invite(
             updated_at=now, invited_at=now, invited_by=getattr(actor, "pk", None),
         )
         _save_new(alias, user)
-        token = _send_link(actor=actor, tenant=tenant, user=user, purpose=ActionToken.Purpose.INVITE)
+        token = _send_link(actor=actor, tenant=tenant, user=user, purpose=ActionToken.Purpose.INVITE,
+                           redirect_to=redirect_to)
         audit.record(
             event="app_user.invite", actor=actor, tenant=tenant, target=user, action=audit.CREATE,
             after=audit.snapshot(user, AUDIT_FIELDS), data={"expires_at": token.expires_at},
@@ -453,7 +458,7 @@ def app_user_invite(
 
 
 @audited_refusals
-def app_user_invite_existing(*, actor, tenant: Tenant, user_id: Any) -> ActionToken:
+def app_user_invite_existing(*, actor, tenant: Tenant, user_id: Any, redirect_to: str = "") -> ActionToken:
     """Invite a user who exists but never confirmed an address and was never invited (created
     without a confirmation): GoTrue's invite re-invites any unconfirmed user. Mails the link."""
     alias = tenant_db.using(tenant)
@@ -465,7 +470,8 @@ def app_user_invite_existing(*, actor, tenant: Tenant, user_id: Any) -> ActionTo
         user.invited_at, user.invited_by = timezone.now(), getattr(actor, "pk", None)
         user.updated_at = user.invited_at
         user.save(using=alias, update_fields=["invited_at", "invited_by", "updated_at"])
-        token = _send_link(actor=actor, tenant=tenant, user=user, purpose=ActionToken.Purpose.INVITE)
+        token = _send_link(actor=actor, tenant=tenant, user=user, purpose=ActionToken.Purpose.INVITE,
+                           redirect_to=redirect_to)
         audit.record(
             event="app_user.invite", actor=actor, tenant=tenant, target=user, before=before,
             after=audit.snapshot(user, AUDIT_FIELDS), data={"expires_at": token.expires_at, "existing": True},
@@ -474,7 +480,7 @@ def app_user_invite_existing(*, actor, tenant: Tenant, user_id: Any) -> ActionTo
 
 
 @audited_refusals
-def app_user_invitation_resend(*, actor, tenant: Tenant, user_id: Any) -> ActionToken:
+def app_user_invitation_resend(*, actor, tenant: Tenant, user_id: Any, redirect_to: str = "") -> ActionToken:
     """A new invitation link (the earlier ones stop working)."""
     alias = tenant_db.using(tenant)
     with atomic_both(alias):
@@ -482,7 +488,8 @@ def app_user_invitation_resend(*, actor, tenant: Tenant, user_id: Any) -> Action
         if user.status != "invited":
             raise Conflict("Only a pending invitation can be resent: this user is not waiting for one.",
                            code="not_invited")
-        token = _send_link(actor=actor, tenant=tenant, user=user, purpose=ActionToken.Purpose.INVITE)
+        token = _send_link(actor=actor, tenant=tenant, user=user, purpose=ActionToken.Purpose.INVITE,
+                           redirect_to=redirect_to)
         audit.record(
             event="app_user.invitation_resend", actor=actor, tenant=tenant, target=user,
             data={"expires_at": token.expires_at},

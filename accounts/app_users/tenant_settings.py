@@ -26,7 +26,15 @@ from core.text import has_forbidden_chars
 from tenants import db as tenant_db
 from tenants import emails
 from tenants.access import can
-from tenants.config import MAX_ROLES, ROLE_RE, TenantSettings, lifetime_bounds, tenant_settings
+from tenants.config import (
+    MAX_REDIRECT_URLS,
+    MAX_ROLES,
+    ROLE_RE,
+    TenantSettings,
+    lifetime_bounds,
+    redirect_pattern_error,
+    tenant_settings,
+)
 from tenants.models import Tenant
 
 MAX_DOMAINS = 100
@@ -134,6 +142,18 @@ def validate_settings(values: Mapping[str, Any], *, current: TenantSettings) -> 
         elif len(domains) > MAX_DOMAINS:
             err("allowed_email_domains", f"At most {MAX_DOMAINS} domains.")
         new["allowed_email_domains"] = list(dict.fromkeys(domains))
+
+    if "redirect_urls" in values:
+        raw_urls = values["redirect_urls"]  # one a line: a URL may hold a comma
+        urls = [str(u).strip() for u in (raw_urls.splitlines() if isinstance(raw_urls, str) else raw_urls or [])
+                if str(u).strip()]
+        bad = [f"{u[:80]!r} ({why})" for u in urls if (why := redirect_pattern_error(u))]
+        if bad:
+            err("redirect_urls", "Not an allowed redirect URL: " + ", ".join(bad[:5])
+                + ". Write one per line, like https://app.example.com/welcome or https://app.example.com/*.")
+        elif len(urls) > MAX_REDIRECT_URLS:
+            err("redirect_urls", f"At most {MAX_REDIRECT_URLS} redirect URLs.")
+        new["redirect_urls"] = list(dict.fromkeys(urls))
 
     if "sender_name" in values:
         sender = str(values["sender_name"] or "").strip()

@@ -229,3 +229,27 @@ def test_lookup_by_email(client, acme, api_key, boss):
     found = call(client, key, "GET", "/tenants/acme/users/by-email?email=ADA@example.com")
     assert found.status_code == 200 and found.json()["data"]["id"] == str(user.pk)
     assert call(client, key, "GET", "/tenants/acme/users/by-email?email=nobody@example.com").status_code == 404
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded",
+                                          "multipart/form-data; boundary=x", "text/csv"])
+def test_a_body_that_is_not_json_is_415(client, acme, api_key, content_type):
+    """Native POST/PATCH with another Content-Type: 415 in the native error format, nothing made
+    (text/csv is the import's only)."""
+    key = api_key("admin")
+    body = json.dumps({"email": "ada@example.com"})
+    for method, path in (("POST", "/tenants/acme/users"), ("PATCH", "/tenants/acme/settings")):
+        r = client.generic(method, f"/api/v1{path}", body, content_type=content_type,
+                           headers={"Authorization": f"Bearer {key}"})
+        assert r.status_code == 415, (method, path, r.content)
+        assert r.json() == {"success": False, "error": {
+            "code": "UNSUPPORTED_MEDIA_TYPE", "reason": "unsupported_media_type",
+            "message": f"Send the body as application/json (got {content_type.split(';')[0]}).",
+            "details": None}, "meta": r.json()["meta"]}
+    assert not AppUser.objects.using(tenant_db.using(acme)).exists()
+    ok = client.generic("POST", "/api/v1/tenants/acme/users", body, content_type="application/json; charset=utf-8",
+                        headers={"Authorization": f"Bearer {key}"})
+    assert ok.status_code == 201
+    csv = client.generic("POST", "/api/v1/tenants/acme/users/import?dry_run=true", "email\nbob@example.com\n",
+                         content_type="text/csv", headers={"Authorization": f"Bearer {key}"})
+    assert csv.status_code == 200, csv.content

@@ -68,6 +68,17 @@ def test_saving_settings_stores_them_and_audits_the_diff(client, acme, tenant_ad
     assert entry.changes["require_mfa"] == [False, True]
 
 
+def test_redirect_urls_are_saved_one_a_line_and_shown(client, acme, tenant_admin):
+    urls = "https://app.example.com/welcome?a=1,b=2\n\nhttps://app.example.com/after/*"
+    response = client.post("/t/acme/settings/", {**VALID, "redirect_urls": urls})
+    assert response.status_code == 302
+    acme.refresh_from_db()
+    assert tenant_settings(acme).redirect_urls == ("https://app.example.com/welcome?a=1,b=2",
+                                                   "https://app.example.com/after/*")
+    page = client.get("/t/acme/settings/").content.decode()
+    assert 'name="redirect_urls"' in page and "https://app.example.com/after/*</textarea>" in page
+
+
 @pytest.mark.parametrize(
     ("change", "field", "message"),
     [
@@ -83,6 +94,9 @@ def test_saving_settings_stores_them_and_audits_the_diff(client, acme, tenant_ad
         ({"allowed_email_domains": "acme..test"}, "allowed_email_domains", "Not a domain name"),
         ({"sender_name": "Evil\nBcc: x@y"}, "sender_name", "control"),
         ({"sender_name": "a" * 150}, "sender_name", "at most"),
+        ({"redirect_urls": "https://app.example.com*"}, "redirect_urls", "a prefix ends after the host"),
+        ({"redirect_urls": "https://ok.example/\njavascript:alert(1)"}, "redirect_urls", "not an absolute http(s) URL"),
+        ({"redirect_urls": "https://*.example.com/"}, "redirect_urls", "a * may only end the URL"),
     ],
 )
 def test_invalid_settings_are_refused_and_nothing_changes(client, acme, tenant_admin, change, field, message):
