@@ -9,7 +9,7 @@ PG_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/adminpanel}"
 REDIS="${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}"
 ONLY="${ONLY:-}"
 mkdir -p test-artifacts
-rm -f test-artifacts/junit-*.xml
+rm -f test-artifacts/junit-*.xml test-artifacts/postgres*.log
 
 reachable_pg() {
   "$PY" - "$PG_URL" <<'PYEOF' >/dev/null 2>&1
@@ -38,19 +38,33 @@ if [ ! -f "$CLIENTS/node_modules/.package-lock.json" ] || \
   (cd "$CLIENTS" && npm ci --no-audit --no-fund) || exit 1
 fi
 
-# The two passes run side by side (one core each on a 2-core machine): the PostgreSQL pass in the
-# background with its output in test-artifacts/postgres.log (printed when it ends), the SQLite
-# pass in the foreground. They share nothing: SQLite lives in its own temporary directory,
-# PostgreSQL's test databases and tenant prefixes are named per pass (PYTEST_XDIST_WORKER).
-sqlite_rc=0; pg_rc=0; pg_state="not run"; pg_pid=""
+# The passes run side by side: the PostgreSQL pass in the background with its output in
+# test-artifacts/postgres*.log (printed when it ends), the SQLite pass in the foreground. They
+# share nothing: SQLite lives in its own temporary directory; each PostgreSQL process has its own
+# test database and tenant prefix (PYTEST_XDIST_WORKER) and cache key prefix.
+sqlite_rc=0; pg_rc=0; pg_state="not run"; pg_pids=()
+# The PostgreSQL pass is the longer one: without extra arguments it runs as two processes (the
+# console and security walks in one, the rest in the other), each with its own test database.
+PG_GROUPS=("tests/console tests/security" "tests --ignore=tests/console --ignore=tests/security")
+pg_run() {  # pg_run NAME DATABASE-SUFFIX PYTEST-ARGS...
+  local name=$1 suffix=$2; shift 2
+  local extra_env=()
+  if reachable_redis; then extra_env=(REDIS_URL="$REDIS" CACHE_KEY_PREFIX="test-$$-$name"); fi
+  env DATABASE_URL="$PG_URL$suffix" PYTEST_XDIST_WORKER="$name" "${extra_env[@]}" "$PY" -m pytest -m "not browser" \
+    --junitxml="test-artifacts/junit-$name.xml" "$@" >"test-artifacts/$name.log" 2>&1
+}
 if [ "$ONLY" != "sqlite" ]; then
   if reachable_pg; then
-    echo "=== Pass 2: PostgreSQL ($PG_URL), in the background: test-artifacts/postgres.log ==="
-    extra_env=()
-    if reachable_redis; then extra_env=(REDIS_URL="$REDIS" CACHE_KEY_PREFIX="test-$$"); fi
-    env DATABASE_URL="$PG_URL" PYTEST_XDIST_WORKER=pg "${extra_env[@]}" "$PY" -m pytest -m "not browser" \
-      --junitxml=test-artifacts/junit-postgres.xml "$@" >test-artifacts/postgres.log 2>&1 &
-    pg_pid=$!
+    if [ $# -eq 0 ]; then
+      echo "=== Pass 2: PostgreSQL ($PG_URL), two processes in the background: test-artifacts/postgres*.log ==="
+      # shellcheck disable=SC2086  # the groups are word lists on purpose
+      pg_run postgres "" ${PG_GROUPS[0]} & pg_pids+=($!)
+      # shellcheck disable=SC2086
+      pg_run postgres-b "_b" ${PG_GROUPS[1]} & pg_pids+=($!)
+    else
+      echo "=== Pass 2: PostgreSQL ($PG_URL), in the background: test-artifacts/postgres.log ==="
+      pg_run postgres "" "$@" & pg_pids+=($!)
+    fi
     pg_state="ran"
   elif [ "${CI:-}" = "true" ]; then
     echo "PostgreSQL is not reachable at $PG_URL, and in CI the PostgreSQL pass must run." >&2
@@ -64,12 +78,18 @@ if [ "$ONLY" != "postgres" ]; then
   sqlite_rc=$?
   [ $sqlite_rc -eq 5 ] && sqlite_rc=0  # a -k filter that selects nothing here is not a failure
 fi
-if [ -n "$pg_pid" ]; then
+if [ ${#pg_pids[@]} -gt 0 ]; then
   [ "$ONLY" != "postgres" ] && echo "=== Waiting for the PostgreSQL pass ==="
-  wait "$pg_pid"; pg_rc=$?
-  [ $pg_rc -eq 5 ] && pg_rc=0
-  echo "=== Pass 2: PostgreSQL, its output ==="
-  cat test-artifacts/postgres.log
+  for pid in "${pg_pids[@]}"; do
+    wait "$pid"; rc=$?
+    [ $rc -eq 5 ] && rc=0
+    [ $rc -ne 0 ] && pg_rc=$rc
+  done
+  for log in test-artifacts/postgres.log test-artifacts/postgres-b.log; do
+    [ -f "$log" ] || continue
+    echo "=== Pass 2: PostgreSQL, $log ==="
+    cat "$log"
+  done
 fi
 
 "$PY" - <<'PYEOF'

@@ -431,7 +431,10 @@ def tenant_migrate_all(*, actor: Actor | None, recheck: bool = False) -> list[Mi
                 connections.close_all()  # this pool thread's control connection too
 
     width = migrate_concurrency()
-    if width == 1 or sum(len(group) for group in todo.values()) <= 1:
+    # Inside a caller's transaction the pool threads would not see its rows and would wait on its
+    # locks (the audit chain's head row: a deadlock with this thread): migrate in this thread.
+    in_transaction = connections["default"].in_atomic_block
+    if width == 1 or in_transaction or sum(len(group) for group in todo.values()) <= 1:
         for group in todo.values():
             for tenant in group:
                 outcomes[tenant.pk] = one(tenant)
