@@ -385,7 +385,9 @@ class BatchFilter(Strict):
 
 
 class Batch(Strict):
-    action: Literal["ban", "unban", "send_recovery", "sign_out", "resend_invitation", "delete"]
+    # Every batch action of the console (accounts.app_users.job_actions.ACTIONS).
+    action: Literal["ban", "unban", "send_recovery", "send_magic_link", "sign_out", "resend_invitation",
+                    "delete", "hard_delete", "change_role", "confirm_email"]
     user_ids: list[str] | None = None
     filter: BatchFilter | None = None
     expected_count: int | None = None
@@ -393,11 +395,26 @@ class Batch(Strict):
     until: dt.datetime | None = None
     reason: str = ""
     sign_out: bool = False
+    role: str = ""  # change_role: the new role
 
 
-@router.post(f"{U}/batch", response={200: Envelope, **ERRORS}, tags=["batches"], operation_id="native_users_batch")
+def _batch_as_job(job: Job) -> dict[str, Any]:
+    """A job done in the request, reported as an in-request batch is (the same members)."""
+    def items(result: str) -> list[dict[str, str]]:
+        rows, _next = job_selectors.job_outcomes(job, result=result, limit=batches.REPORT_LIMIT)
+        return [{"user_id": str(r.user_id or ""), "email": r.email, "error": r.reason} for r in rows]
+
+    return {"action": job.action, "processed": job.processed, "skipped": job.skipped,
+            "errors": items("error"), "skipped_items": items("skipped"), "error_count": job.errors,
+            "success": job.errors == 0, "total": job.processed + job.skipped + job.errors, "job": str(job.pk)}
+
+
+@router.post(f"{U}/batch", response={200: Envelope, 202: Envelope, **ERRORS}, tags=["batches"],
+             operation_id="native_users_batch")
 def users_batch(request: HttpRequest, slug: str, body: Batch) -> HttpResponse:
-    """One action on many users, Supamode's per-item result (``processed``, ``skipped``, ``errors``)."""
+    """One action on many users, Supamode's per-item result (``processed``, ``skipped``, ``errors``).
+    Over ``policy().job_inline_max`` users: a batch job, 202 Accepted with it (staff token or
+    service key alike)."""
     tenant, actor = _gate(request, slug, "view_users")
     if (body.user_ids is None) == (body.filter is None):
         raise ApiError(422, "validation_failed", "Give exactly one of user_ids and filter")
@@ -407,19 +424,21 @@ def users_batch(request: HttpRequest, slug: str, body: Batch) -> HttpResponse:
         assert body.filter is not None
         selection = batches.Selection(filters=_filters(body.filter.q, body.filter.status, body.filter.role,
                                                        body.filter.mfa, None, None, None, None, None))
-    if body.expected_count is not None:
-        count = batches.selection_count(tenant=tenant, selection=selection)
-        if count != body.expected_count:
-            raise ApiError(409, "selection_changed", f"The selection now has {count} users, not {body.expected_count}")
-    if getattr(actor, "pk", None) is not None and batches.selection_count(
-            tenant=tenant, selection=selection) > policy().job_inline_max:
-        # Large: a batch job (frozen snapshot, chunks on the job workers); 202 with the job. A
-        # service key has no staff user to run a job as: its batches stay in the request.
+    count = batches.selection_count(tenant=tenant, selection=selection)
+    if body.expected_count is not None and count != body.expected_count:
+        raise ApiError(409, "selection_changed", f"The selection now has {count} users, not {body.expected_count}")
+    large = count > policy().job_inline_max
+    if large or body.action not in batches.ACTIONS:
+        # A batch job (frozen snapshot): a large one on the job workers, 202 with the job; a small
+        # one of the actions only jobs run (magic link, permanent delete, role, confirm) here.
         job = job_services.batch_start(actor=actor, tenant=tenant, action=body.action, selection=selection, options={
             "duration": body.duration or "24h", "until": body.until if body.duration == "until" else None,
-            "reason": body.reason, "sign_out": body.sign_out,
-        })
-        return ok(job_json(job), status=202, headers={"Location": f"{BASE}/tenants/{tenant.slug}/jobs/{job.pk}"})
+            "reason": body.reason, "sign_out": body.sign_out, "role": body.role,
+        }, inline=not large)
+        if job.state in (Job.State.QUEUED, Job.State.RUNNING, Job.State.SCHEDULED):
+            return ok(job_json(job), status=202,
+                      headers={"Location": f"{BASE}/tenants/{tenant.slug}/jobs/{job.pk}"})
+        return ok(_batch_as_job(job))
     until = services.ban_until_for(body.duration or "24h", until=body.until) if body.action == "ban" else None
     result = batches.app_users_batch(actor=actor, tenant=tenant, action=body.action, selection=selection,
                                      until=until, reason=body.reason, sign_out=body.sign_out)

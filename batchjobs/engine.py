@@ -58,10 +58,14 @@ class JobFailed(Exception):
 
 def bind_context(job: Job) -> None:
     """The audit entries of a job carry the address and correlation id of the request that
-    started it, and links mailed in development follow its host."""
+    started it (and, for a service key's job, the key), and links mailed in development follow
+    its host."""
     request_context.activate(request_context.RequestContext(
         remote_addr=job.remote_addr, correlation_id=job.cid or job.pk.hex, base_url=job.base_url,
     ))
+    if job.api_key is not None:  # a service key's job: its entries name the key as its calls do
+        request_context.bind_credential({"via": "api", "credential_prefix": job.api_key.prefix,
+                                         "credential_id": str(job.api_key.pk)})
 
 
 def job_audit(job: Job, event: str, *, actor: Any, data: dict[str, Any] | None = None) -> None:
@@ -122,7 +126,7 @@ def finalize(job_id: Any) -> bool:
     """Close the job once no chunk is left to do (or, cancelling, none is in flight). True when
     the job is finished (now or before)."""
     with transaction.atomic(using=DEFAULT_DB_ALIAS):
-        job = Job.objects.select_for_update(of=("self",)).select_related("tenant", "actor").get(pk=job_id)
+        job = Job.objects.select_for_update(of=("self",)).select_related("tenant", "actor", "api_key").get(pk=job_id)
         if job.is_finished:
             return True
         open_chunks = JobChunk.objects.filter(job_id=job.pk).exclude(state=JobChunk.State.DONE)
@@ -138,7 +142,7 @@ def finalize(job_id: Any) -> bool:
             return False
         job.finished_at = timezone.now()
         job.save(update_fields=["state", "finished_at"])
-        job_audit(job, "job.finish", actor=job.actor, data={
+        job_audit(job, "job.finish", actor=job.by, data={
             "state": job.state, "processed": job.processed, "skipped": job.skipped, "errors": job.errors,
             "untouched": job.total - job.done_count,
         })
@@ -148,25 +152,25 @@ def finalize(job_id: Any) -> bool:
 
 def fail(job_id: Any, message: str) -> None:
     with transaction.atomic(using=DEFAULT_DB_ALIAS):
-        job = Job.objects.select_for_update(of=("self",)).select_related("tenant", "actor").get(pk=job_id)
+        job = Job.objects.select_for_update(of=("self",)).select_related("tenant", "actor", "api_key").get(pk=job_id)
         if job.is_finished:
             return
         job.state, job.finished_at, job.last_error = Job.State.FAILED, timezone.now(), message[:2000]
         job.save(update_fields=["state", "finished_at", "last_error"])
-        job_audit(job, "job.fail", actor=job.actor, data={"error": message[:500], "processed": job.processed})
+        job_audit(job, "job.fail", actor=job.by, data={"error": message[:500], "processed": job.processed})
     log.error("Job %s failed: %s", job_id, message)
 
 
 def begin(job: Job) -> Job:
     """A queued or scheduled job starts running (a scheduled one is audited as started now)."""
     with transaction.atomic(using=DEFAULT_DB_ALIAS):
-        locked = Job.objects.select_for_update(of=("self",)).select_related("tenant", "actor").get(pk=job.pk)
+        locked = Job.objects.select_for_update(of=("self",)).select_related("tenant", "actor", "api_key").get(pk=job.pk)
         if locked.state in (Job.State.QUEUED, Job.State.SCHEDULED):
             scheduled = locked.state == Job.State.SCHEDULED
             locked.state, locked.started_at = Job.State.RUNNING, timezone.now()
             locked.save(update_fields=["state", "started_at"])
             if scheduled:
-                job_audit(locked, "job.start", actor=locked.actor, data={"scheduled_for": locked.scheduled_for})
+                job_audit(locked, "job.start", actor=locked.by, data={"scheduled_for": locked.scheduled_for})
     return locked
 
 
@@ -176,7 +180,7 @@ def run(job_id: Any, *, worker_id: str, budget: float | None = None, max_chunks:
     worker is stopping: the caller queues a continuation), "scheduled" or "idle"."""
     deadline = None if budget is None else time.monotonic() + budget
     done_chunks = 0
-    job = Job.objects.select_related("tenant", "actor").get(pk=job_id)
+    job = Job.objects.select_related("tenant", "actor", "api_key").get(pk=job_id)
     bind_context(job)
     try:
         if job.is_finished:

@@ -30,7 +30,7 @@ from tenants.config import tenant_settings
 from tenants.models import Tenant
 
 DONE, SKIPPED, ERROR = JobOutcome.Result.DONE, JobOutcome.Result.SKIPPED, JobOutcome.Result.ERROR
-ACTOR_GONE = "The staff member who started this job may no longer do it; it stops here."
+ACTOR_GONE = "The staff member or service key that started this job may no longer do it; it stops here."
 
 
 class Kind(Protocol):
@@ -78,7 +78,8 @@ class _TenantKind:
     def check(self, job: Job) -> None:
         assert job.tenant is not None
         tenant_db.using(job.tenant)  # refuses a tenant that is deleted or purged
-        if job.actor is None or not can(job.actor, job.tenant, self.permission_of(job)):
+        actor = job.by  # a staff member, or a service key (revoked or expired: no role)
+        if actor is None or not can(actor, job.tenant, self.permission_of(job)):
             raise Refused(ACTOR_GONE, code="actor_refused")
 
     def _range(self, model: type[Any], job: Job, chunk: JobChunk) -> Any:
@@ -123,7 +124,7 @@ class UsersKind(_TenantKind):
 
     def tenant_phase(self, job: Job, chunk: JobChunk) -> None:
         assert job.tenant is not None
-        tenant, actor, action = job.tenant, job.actor, self.action_of(job)
+        tenant, actor, action = job.tenant, job.by, self.action_of(job)
         alias = tenant_db.using(tenant)
         now = timezone.now()
         with transaction.atomic(using=alias):
@@ -198,7 +199,7 @@ class UsersKind(_TenantKind):
                                                options=job.options, at=r["after_updated_at"], data=data)
                        for r in done]
         if entries:
-            audit.record_many(entries, actor=job.actor, tenant=tenant)
+            audit.record_many(entries, actor=job.by, tenant=tenant)
         if action in job_actions.LINK_PURPOSES and not self.undo:
             settings = tenant_settings(tenant)
             names = dict(self._range(JobTarget, job, chunk).values_list("seq", "name"))
@@ -278,7 +279,7 @@ class ImportKind(_TenantKind):
             for r in done
         ]
         if entries:
-            audit.record_many(entries, actor=job.actor, tenant=tenant)
+            audit.record_many(entries, actor=job.by, tenant=tenant)
         settings = tenant_settings(tenant)
         mails = [
             m for r in done

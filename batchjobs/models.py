@@ -10,6 +10,7 @@ crash is here: which chunks are done (``JobChunk.state``), who holds the others 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -49,6 +50,9 @@ class Job(models.Model):
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
                               related_name="+")
     actor_email = models.CharField(max_length=254, blank=True)
+    # A service key's job (the API): no staff actor; the key acts, with its role, while it is live.
+    api_key = models.ForeignKey("credentials.ApiKey", on_delete=models.SET_NULL, null=True, blank=True,
+                                related_name="+")
     undo_of = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="undos")
     # The request that made the preview: its address and correlation id go on every audit entry
     # the job writes, its host into links mailed in development.
@@ -88,6 +92,16 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.action} job {self.pk}"
+
+    @property
+    def by(self) -> Any:
+        """Who acts in the job: the staff member, or the service key (as its API actor), or
+        ``None`` (the command line, or an actor since deleted)."""
+        if self.actor_id is not None:
+            return self.actor
+        if self.api_key is not None:
+            return self.api_key.as_actor()
+        return None
 
     @property
     def is_finished(self) -> bool:

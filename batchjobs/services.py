@@ -47,12 +47,18 @@ def _chunk_size() -> int:
     return max(1, int(getattr(settings, "JOBS_CHUNK_SIZE", 1000)))
 
 
+def _key_of(actor: Any) -> Any:
+    """The service key behind an API actor (``credentials.services.ApiKeyActor``), else None."""
+    return getattr(actor, "key", None) if getattr(actor, "tenant_scope", None) is not None else None
+
+
 def _new_job(*, actor: Any, tenant: Tenant | None, kind: str, action: str, options: dict[str, Any],
              selection: dict[str, Any], undo_of: Job | None = None) -> Job:
     ctx = request_context.current()
     return Job.objects.create(
         tenant=tenant, kind=kind, action=action, options=options, selection=selection,
         actor=actor if getattr(actor, "pk", None) else None, actor_email=getattr(actor, "email", "") or "",
+        api_key=_key_of(actor),
         undo_of=undo_of, remote_addr=ctx.remote_addr if ctx else None,
         cid=ctx.correlation_id if ctx else "", base_url=(ctx.base_url if ctx else "")[:300],
         chunk_size=_chunk_size(),
@@ -132,7 +138,7 @@ def batch_preview(*, actor: Any, tenant: Tenant, action: str, selection: Selecti
 
 
 def _job_for(tenant: Tenant | None, job_id: Any, *, lock: bool = False) -> Job:
-    qs = Job.objects.select_related("tenant", "actor")
+    qs = Job.objects.select_related("tenant", "actor", "api_key")
     if lock:
         qs = qs.select_for_update(of=("self",))
     try:
@@ -191,7 +197,8 @@ def job_start(*, actor: Any, tenant: Tenant, job_id: Any, run_at: datetime | Non
     p = policy()
     with transaction.atomic(using=DEFAULT_DB_ALIAS):
         job = _job_for(tenant, job_id, lock=True)
-        if job.actor_id != getattr(actor, "pk", None):
+        key = _key_of(actor)
+        if job.actor_id != getattr(actor, "pk", None) or job.api_key_id != (key.pk if key else None):
             raise NotFound(NO_SUCH_JOB, code="job_not_found")
         if not _allowed(actor, job):
             raise role_refused(job_permission(job), target_repr="batch")

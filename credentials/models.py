@@ -8,6 +8,7 @@ shown in lists and named in the audit trail, and lets secret scanners find leake
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -46,6 +47,12 @@ class ApiKey(models.Model):
     def is_live(self, now=None) -> bool:
         now = now or timezone.now()
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+    def as_actor(self) -> Any:
+        """The key as the services see it (``credentials.services.ApiKeyActor``)."""
+        from credentials.services import ApiKeyActor
+
+        return ApiKeyActor(self)
 
 
 class StaffToken(models.Model):

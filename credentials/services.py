@@ -51,9 +51,13 @@ class ApiKeyActor:
 
     key: ApiKey
     is_authenticated = True
-    is_active = True
     is_superuser = False
     pk = None
+
+    @property
+    def is_active(self) -> bool:
+        """A revoked or expired key has no role anywhere (a job it started stops)."""
+        return self.key.is_live()
 
     @property
     def email(self) -> str:
