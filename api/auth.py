@@ -157,14 +157,14 @@ def _ninja_authenticate(request: HttpRequest) -> Caller:
 
         return authenticate(request, tenant=tenant_get(slug=slug), require_tenant=True)
     caller = authenticate(request)
-    _media_check(request)
+    media_check(request)
     return caller
 
 
 _BODY_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
 
-def _media_check(request: HttpRequest) -> None:
+def media_check(request: HttpRequest) -> None:
     """Native surface: a body is JSON (``application/json`` or a ``+json`` type) or, on the
     user import, CSV; anything else is 415 before the body is read. GoTrue's surface reads JSON
     whatever the type (its clients send what they send), so it is not checked there."""

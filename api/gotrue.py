@@ -333,24 +333,13 @@ def update_user(request: HttpRequest, slug: str, user_id: str, body: AdminUserAt
         changes["name"] = body.name
     if body.role is not None:
         changes["role"] = _role(body.role)
-    if body.user_metadata:
-        changes["user_metadata_patch"] = body.user_metadata
-    if body.app_metadata:
-        changes["app_metadata_patch"] = body.app_metadata
-    actor = caller.actor
-    if changes:
-        services.app_user_update(actor=actor, tenant=tenant, user_id=user.pk, **changes)
-    if body.email_confirm:
-        try:
-            services.app_user_confirm_email(actor=actor, tenant=tenant, user_id=user.pk)
-        except Conflict as exc:
-            if exc.code != "already_confirmed":
-                raise
     if banned:
-        if until is not None:
-            services.app_user_ban(actor=actor, tenant=tenant, user_id=user.pk, until=until)
-        elif user.banned_until is not None:
-            services.app_user_unban(actor=actor, tenant=tenant, user_id=user.pk)
+        changes["ban"] = until
+    # One transaction, as GoTrue: a part that fails (a taken email, a refused role) changes nothing.
+    services.app_user_admin_update(
+        actor=caller.actor, tenant=tenant, user_id=user.pk, user_metadata_patch=body.user_metadata or None,
+        app_metadata_patch=body.app_metadata or None, email_confirm=bool(body.email_confirm), **changes,
+    )
     return json_response(full_user(tenant, user.pk))
 
 

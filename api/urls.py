@@ -25,7 +25,7 @@ from api import (  # noqa: F401 - they add their routes
     native_users,
     native_webhooks,
 )
-from api.auth import API_AUTH
+from api.auth import API_AUTH, media_check
 from api.http import UNEXPECTED, ApiError, error_response, gotrue_error, native_error
 from api.reference import reference_page
 from core.api_paths import api_surface
@@ -36,9 +36,11 @@ log = logging.getLogger("api")
 
 class LenientJson(Parser):
     """GoTrue's body rules: read JSON whatever the Content-Type, an empty body is ``{}``, and a
-    body that is not a JSON object is ``bad_json``."""
+    body that is not a JSON object is ``bad_json``. Native bodies must be JSON (415)."""
 
     def parse_body(self, request: HttpRequest) -> dict[str, Any]:
+        if api_surface(request.path_info) == "native":  # also the routes without a credential (setup)
+            media_check(request)
         raw = request.body
         if not raw.strip():
             return {}

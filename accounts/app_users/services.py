@@ -665,6 +665,50 @@ def app_user_unban(*, actor, tenant: Tenant, user_id: Any) -> AppUser:
     return user
 
 
+def _inner(fn: Callable[P, R]) -> Callable[P, R]:
+    """A service without its ``audited_refusals`` wrapper: inside a composite transaction the
+    refusal is audited once by the composite, after the outer rollback (an inner audit would be
+    rolled back with everything else)."""
+    return cast(Callable[P, R], getattr(fn, "__wrapped__", fn))
+
+
+@audited_refusals
+def app_user_admin_update(
+    *, actor, tenant: Tenant, user_id: Any, email: Any = UNSET, name: Any = UNSET, role: Any = UNSET,
+    user_metadata_patch: dict[str, Any] | None = None, app_metadata_patch: dict[str, Any] | None = None,
+    email_confirm: bool = False, ban: Any = UNSET,
+) -> AppUser:
+    """GoTrue's admin update: all the parts given, in one transaction (all or nothing), each
+    authorized with its own permission and audited with its own event. In order: name, role and
+    metadata (``edit_user``/``change_role``), the confirmation (``confirm_email``; already
+    confirmed is no change), the ban (``ban``: a ``datetime`` bans until then, ``None`` lifts a
+    ban and is no change when there is none), then the email change request. A part that fails
+    rolls back the ones before it."""
+    alias = tenant_db.using(tenant)
+    with atomic_both(alias):
+        changes: dict[str, Any] = {k: v for k, v in (("name", name), ("role", role)) if v is not UNSET}
+        if user_metadata_patch:
+            changes["user_metadata_patch"] = user_metadata_patch
+        if app_metadata_patch:
+            changes["app_metadata_patch"] = app_metadata_patch
+        if changes:
+            _inner(app_user_update)(actor=actor, tenant=tenant, user_id=user_id, **changes)
+        if email_confirm:
+            try:
+                _inner(app_user_confirm_email)(actor=actor, tenant=tenant, user_id=user_id)
+            except Conflict as exc:
+                if exc.code != "already_confirmed":
+                    raise
+        if ban is not UNSET:
+            if ban is not None:
+                _inner(app_user_ban)(actor=actor, tenant=tenant, user_id=user_id, until=ban)
+            elif _locked(alias, user_id).banned_until is not None:
+                _inner(app_user_unban)(actor=actor, tenant=tenant, user_id=user_id)
+        if email is not UNSET:
+            _inner(app_user_update)(actor=actor, tenant=tenant, user_id=user_id, email=email)
+        return _locked(alias, user_id)
+
+
 @audited_refusals
 def app_user_sign_out(*, actor, tenant: Tenant, user_id: Any, session_id: Any = None) -> int:
     """End one session (``session_id``) or every session of the user. Returns how many ended."""

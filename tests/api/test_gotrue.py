@@ -220,3 +220,42 @@ def test_invite_reinvites_an_unconfirmed_user_and_refuses_a_confirmed_one(acme, 
     assert OutboxMessage.objects.filter(to="plain@example.com").count() == 1
     refused = g("POST", "/invite", {"email": "done@example.com"})
     assert refused.status_code == 422 and refused.json()["code"] == "email_exists"
+
+
+def test_an_update_is_all_or_nothing(acme, gotrue):
+    """GoTrue applies an update in one transaction: the email change request comes after the
+    metadata, the confirmation and the ban, and a taken address rolls all of them back (their
+    audit entries, the ended sessions and any mail too)."""
+    from accounts.models import AppSession
+    from outbox.models import OutboxMessage
+    from portal.services.sessions import session_create
+
+    alias = tenant_db.using(acme)
+    ada = _user(acme, name="Ada", user_metadata={"plan": "free"}, password="correct-horse-battery-9")
+    _user(acme, email="bob@example.com")
+    session_create(tenant=acme, user=ada)
+    g = gotrue("admin")
+    mails, entries = OutboxMessage.objects.count(), AuditEntry.objects.count()
+    change = {"user_metadata": {"plan": "pro"}, "app_metadata": {"tier": 2}, "name": "Ada L.",
+              "email_confirm": True, "ban_duration": "24h"}
+    r = g("PUT", f"/admin/users/{ada.pk}", {**change, "email": "bob@example.com"})
+    assert r.status_code == 422 and r.json()["code"] == "email_exists", r.content
+    r = g("PUT", f"/admin/users/{ada.pk}", {**change, "password": "another-horse-battery"})
+    assert r.status_code == 400  # an administrator never sets a password: refused before anything
+    after = AppUser.objects.using(alias).get(pk=ada.pk)
+    assert (after.user_metadata, after.app_metadata, after.name) == ({"plan": "free"}, {}, "Ada")
+    assert after.email_confirmed_at is None and after.banned_until is None
+    assert AppSession.objects.using(alias).get(user_id=ada.pk).revoked_at is None
+    assert (OutboxMessage.objects.count(), AuditEntry.objects.count()) == (mails, entries), \
+        list(AuditEntry.objects.order_by("id").values_list("event", "object_pk", "additional_data")[entries:])
+    # The same parts with a free address: every one applied, each audited with its own event.
+    last = AuditEntry.objects.order_by("id").last().id
+    ok = g("PUT", f"/admin/users/{ada.pk}", {**change, "email": "ada.l@example.com"})
+    assert ok.status_code == 200, ok.content
+    body = ok.json()
+    assert body["user_metadata"] == {"plan": "pro"} and body["app_metadata"]["tier"] == 2
+    assert body["name"] == "Ada L." and body["email_confirmed_at"] and body["banned_until"]
+    events = list(AuditEntry.objects.filter(id__gt=last).order_by("id").values_list("event", flat=True))
+    assert events == ["app_user.update", "app_user.email_confirm", "app_user.ban",
+                      "app_user.email_change_requested"], events
+    assert OutboxMessage.objects.filter(to="ada.l@example.com").count() == 1  # the change asks the new address

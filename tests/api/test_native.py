@@ -206,6 +206,9 @@ def test_audit_list_and_export(client, acme, pat, boss):
 def test_setup_status_and_once(client, db):
     assert client.get("/api/v1/setup").json()["data"] == {"needs_setup": True}
     body = {"email": "first@example.com", "name": "First", "password": "a-long-passphrase-for-setup-1"}
+    form = client.post("/api/v1/setup", body)  # a form, and no credential on this route: still 415
+    assert form.status_code == 415 and form.json()["error"]["reason"] == "unsupported_media_type"
+    assert client.get("/api/v1/setup").json()["data"] == {"needs_setup": True}
     r = client.post("/api/v1/setup", body, content_type="application/json")
     assert r.status_code == 201, r.content
     again = client.post("/api/v1/setup", body, content_type="application/json")

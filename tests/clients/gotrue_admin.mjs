@@ -63,6 +63,14 @@ async function main() {
   r = await admin.generateLink({ type: 'recovery', email })
   check('generateLink recovery', !r.error && r.data.properties.action_link.includes('/recover/')
     && r.data.properties.verification_type === 'recovery' && r.data.user.id === id, r.error ?? r.data)
+  r = await admin.generateLink({ type: 'recovery', email, options: { redirectTo: 'https://app.example.com/after/js' } })
+  check('generateLink redirectTo on the allow-list', !r.error
+    && r.data.properties.redirect_to === 'https://app.example.com/after/js'
+    && r.data.properties.action_link.endsWith('?redirect_to=https%3A%2F%2Fapp.example.com%2Fafter%2Fjs'), r.error ?? r.data)
+  r = await admin.generateLink({ type: 'recovery', email, options: { redirectTo: 'https://evil.example/after/js' } })
+  check('generateLink redirectTo not on the list falls back to the portal', !r.error
+    && r.data.properties.redirect_to.endsWith('/p/acme/') && !r.data.properties.action_link.includes('redirect_to'),
+    r.error ?? r.data)
   r = await admin.generateLink({ type: 'magiclink', email: `magic-${run}@example.com` })
   check('generateLink magiclink (signs up)', !r.error && r.data.properties.verification_type === 'signup', r.error ?? r.data)
   r = await admin.generateLink({ type: 'invite', email: `inv2-${run}@example.com`, options: { data: { x: 1 } } })

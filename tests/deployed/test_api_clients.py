@@ -29,7 +29,8 @@ def new_key(instance, role: str) -> str:
 
 
 def fixtures(instance) -> dict[str, str]:
-    """A portal session to sign out and a user with a TOTP factor, made by the services."""
+    """A portal session to sign out and a user with a TOTP factor, made by the services; the
+    tenant's redirect allow-list holds ``https://app.example.com/after/*``."""
     out = instance.manage("shell", "-c", f"""
 import json
 from accounts.app_users.services import app_user_create
@@ -45,6 +46,8 @@ f = AppFactor.objects.using(db.using(t)).create(user_id=u.pk, key="ab" * 20, fri
                                                 confirmed_at=u.created_at)
 other = app_user_create(actor=admin, tenant=t, email=f"session-{{uuid.uuid4().hex[:8]}}@example.com", confirmed=True)
 s, raw = session_create(tenant=t, user=other)
+from accounts.app_users.tenant_settings import tenant_settings_update
+tenant_settings_update(actor=admin, tenant=t, values={{"redirect_urls": ["https://app.example.com/after/*"]}})
 print(json.dumps({{"FACTOR_USER": str(u.pk), "FACTOR_ID": str(f.pk), "SESSION_TOKEN": raw}}))
 """)
     return json.loads(out.strip().splitlines()[-1])
@@ -94,7 +97,14 @@ def test_python_sync_client(instance):
     assert invited.invited_at is not None
     link = admin.generate_link({"type": "recovery", "email": email})
     assert "/recover/" in link.properties.action_link and link.user.id == user.id
-    extra = fixtures(instance)
+    extra = fixtures(instance)  # also puts https://app.example.com/after/* on the allow-list
+    goto = admin.generate_link({"type": "recovery", "email": email,
+                                "options": {"redirect_to": "https://app.example.com/after/py"}})
+    assert goto.properties.redirect_to == "https://app.example.com/after/py"
+    assert goto.properties.action_link.endswith("?redirect_to=https%3A%2F%2Fapp.example.com%2Fafter%2Fpy")
+    with pytest.raises(AuthApiError) as taken:  # one transaction: the taken address undoes the metadata
+        admin.update_user_by_id(user.id, {"user_metadata": {"keep": 2}, "email": invited.email})
+    assert taken.value.code == "email_exists" and admin.get_user_by_id(user.id).user.user_metadata == {"keep": 1}
     factors = admin.mfa.list_factors({"user_id": extra["FACTOR_USER"]})
     assert [f.id for f in factors] == [extra["FACTOR_ID"]]
     assert admin.mfa.delete_factor({"user_id": extra["FACTOR_USER"], "id": extra["FACTOR_ID"]}).id == extra["FACTOR_ID"]
