@@ -13,6 +13,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from accounts.models import StaffInvitation, User
 from audit.models import AuditEntry
 from core.emails import EMAIL_MAX_LENGTH, canonical_email
+from core.text import search_term
 from tenants.models import Tenant, TenantAdmin
 
 # --- Staff -----------------------------------------------------------------------------------
@@ -127,7 +128,7 @@ def _reachable(actor: User, query: str) -> QuerySet[Tenant]:
     tenants = Tenant.objects.filter(status__in=Tenant.VISIBLE_STATUSES)
     if not actor.is_superuser:
         tenants = tenants.filter(admins__user=actor)
-    query = query.strip()[:100]
+    query = search_term(query)
     if query:
         tenants = tenants.filter(Q(slug__icontains=query) | Q(name__icontains=query))
     return tenants

@@ -328,6 +328,11 @@ def job_undo(*, actor: Any, tenant: Tenant, job_id: Any, inline: bool = True) ->
 # --- Import and migrate --all --------------------------------------------------------------------
 
 
+_EMAIL_COLUMN = JobTarget._meta.get_field("email").max_length or 254
+_NAME_COLUMN = JobTarget._meta.get_field("name").max_length or 150
+_ROLE_COLUMN = JobTarget._meta.get_field("role").max_length or 32
+
+
 @audited_refusals
 def import_preview(*, actor: Any, tenant: Tenant, rows: list[InviteRow]) -> Job:
     """Freeze the rows of an invitation CSV (checked one by one: errors and skips decided now,
@@ -342,7 +347,9 @@ def import_preview(*, actor: Any, tenant: Tenant, rows: list[InviteRow]) -> Job:
     job = _new_job(actor=actor, tenant=tenant, kind=Job.Kind.IMPORT, action="invite", options={},
                    selection={"scope": "import", "rows": len(rows)})
     targets = (
-        JobTarget(job_id=job.pk, seq=seq, email=row.email, name=row.name, role=row.role, line=row.line,
+        # A refused row keeps what was typed, cut to the columns (its error says why it was refused).
+        JobTarget(job_id=job.pk, seq=seq, email=row.email[:_EMAIL_COLUMN], name=row.name[:_NAME_COLUMN],
+                  role=row.role[:_ROLE_COLUMN], line=row.line,
                   skip_result="error" if row.error else ("skipped" if row.skip else ""),
                   skip_code="invalid" if row.error else ("duplicate" if row.skip else ""),
                   skip_reason=(row.error or row.skip)[:300])

@@ -75,3 +75,9 @@ def clean_text(
             code="forbidden_characters", field=field,
         )
     return text
+
+
+def search_term(value: object, *, max_length: int = 100) -> str:
+    """A typed search term as a query can use it: stripped, at most ``max_length`` characters,
+    without what no column can hold (a NUL byte is a database error on PostgreSQL)."""
+    return UNSTORABLE.sub("", str(value or "")).strip()[:max_length]

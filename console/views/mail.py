@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET
 from console.decorators import instance_admin_required
 from console.http import StaffRequest
 from core.moments import query_moment
+from core.text import search_term
 from outbox.models import OutboxMessage
 from outbox.selectors import PAGE_SIZE, outbox_get, outbox_list
 from outbox.services import keeps_links, redact_links
@@ -38,8 +39,8 @@ KINDS = ("invite", "recovery", "magic_link", "email_change", "staff_invite")
 def _filters(request: StaffRequest) -> tuple[dict[str, str], list[str]]:
     """Search and filters from the query string; a value that cannot be one is named, not used."""
     get = request.GET
-    filters = {"q": get.get("q", "").strip()[:200], "status": get.get("status", ""), "kind": get.get("kind", ""),
-               "tenant_slug": get.get("tenant", "").strip()[:63]}
+    filters = {"q": search_term(get.get("q"), max_length=200), "status": get.get("status", ""),
+               "kind": get.get("kind", ""), "tenant_slug": search_term(get.get("tenant"), max_length=63)}
     ignored = []
     if filters["status"] and filters["status"] not in OutboxMessage.Status.values:
         ignored.append("status")

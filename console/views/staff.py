@@ -22,6 +22,7 @@ from console.errors import flash, form_add
 from console.http import StaffRequest
 from core.emails import EMAIL_MAX_LENGTH
 from core.errors import ServiceError
+from core.text import search_term
 from tenants.selectors import tenant_get
 
 
@@ -37,7 +38,7 @@ def _back(member: User) -> HttpResponseRedirect:
 
 
 def _list_context(request: StaffRequest, form: StaffInviteForm | None = None) -> dict[str, Any]:
-    query = request.GET.get("q", "")[:EMAIL_MAX_LENGTH]
+    query = search_term(request.GET.get("q"), max_length=EMAIL_MAX_LENGTH)
     return {
         "members": list(staff_list(query=query)), "query": query,
         "form": form or StaffInviteForm(tenants=assignable_tenants()),

@@ -9,6 +9,7 @@ from django.views.decorators.http import require_GET
 from accounts.selectors import tenant_search
 from console.decorators import resolve_tenant
 from console.http import StaffRequest
+from core.text import search_term
 from tenants.models import validate_slug
 
 SWITCH_RESULTS = 10
@@ -21,7 +22,7 @@ def tenant_switch(request: StaffRequest) -> HttpResponse:
     tenants whose name or slug contains it (htmx: the results box alone, as the user types;
     without JavaScript: a page, or straight to the one tenant whose slug is exactly ``q``)."""
     slug = request.GET.get("tenant", "")
-    query = request.GET.get("q", "").strip()[:100]
+    query = search_term(request.GET.get("q"))
     if slug:
         try:
             validate_slug(slug)

@@ -27,6 +27,7 @@ from console.decorators import instance_admin_required, recent_otp_required
 from console.errors import flash, form_add
 from console.http import StaffRequest
 from core.errors import ServiceError
+from core.text import search_term
 from tenants import db, selectors, services
 from tenants.forms import PurgeForm, TenantCreateForm, TenantEditForm
 from tenants.models import Tenant
@@ -64,7 +65,7 @@ TENANTS_PAGE_SIZE = 50
 def tenant_list(request: StaffRequest) -> HttpResponse:
     """A page of tenants (searchable) with their stored figures: no tenant database is opened."""
     include_purged = request.GET.get("purged") == "1"
-    query = request.GET.get("q", "").strip()[:100]
+    query = search_term(request.GET.get("q"))
     latest = db.latest_schema_version()
     tenants = selectors.tenant_list(include_purged=include_purged, query=query)
     total = tenants.count()
