@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 PG_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/adminpanel}"
 REDIS="${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}"
+# The second PostgreSQL process gets a Redis database of its own: tests empty the cache
+# (cache.clear() is FLUSHDB), which must not drop the other process's counters mid-test.
+REDIS_B="${TEST_REDIS_URL_B:-redis://127.0.0.1:6379/14}"
 ONLY="${ONLY:-}"
 mkdir -p test-artifacts
 rm -f test-artifacts/junit-*.xml test-artifacts/postgres*.log
@@ -46,10 +49,10 @@ sqlite_rc=0; pg_rc=0; pg_state="not run"; pg_pids=()
 # The PostgreSQL pass is the longer one: without extra arguments it runs as two processes (the
 # console and security walks in one, the rest in the other), each with its own test database.
 PG_GROUPS=("tests/console tests/security" "tests --ignore=tests/console --ignore=tests/security")
-pg_run() {  # pg_run NAME DATABASE-SUFFIX PYTEST-ARGS...
-  local name=$1 suffix=$2; shift 2
+pg_run() {  # pg_run NAME DATABASE-SUFFIX REDIS-URL PYTEST-ARGS...
+  local name=$1 suffix=$2 redis_url=$3; shift 3
   local extra_env=()
-  if reachable_redis; then extra_env=(REDIS_URL="$REDIS" CACHE_KEY_PREFIX="test-$$-$name"); fi
+  if reachable_redis; then extra_env=(REDIS_URL="$redis_url" CACHE_KEY_PREFIX="test-$$-$name"); fi
   env DATABASE_URL="$PG_URL$suffix" PYTEST_XDIST_WORKER="$name" "${extra_env[@]}" "$PY" -m pytest -m "not browser" \
     --junitxml="test-artifacts/junit-$name.xml" "$@" >"test-artifacts/$name.log" 2>&1
 }
@@ -58,12 +61,12 @@ if [ "$ONLY" != "sqlite" ]; then
     if [ $# -eq 0 ]; then
       echo "=== Pass 2: PostgreSQL ($PG_URL), two processes in the background: test-artifacts/postgres*.log ==="
       # shellcheck disable=SC2086  # the groups are word lists on purpose
-      pg_run postgres "" ${PG_GROUPS[0]} & pg_pids+=($!)
+      pg_run postgres "" "$REDIS" ${PG_GROUPS[0]} & pg_pids+=($!)
       # shellcheck disable=SC2086
-      pg_run postgres-b "_b" ${PG_GROUPS[1]} & pg_pids+=($!)
+      pg_run postgres-b "_b" "$REDIS_B" ${PG_GROUPS[1]} & pg_pids+=($!)
     else
       echo "=== Pass 2: PostgreSQL ($PG_URL), in the background: test-artifacts/postgres.log ==="
-      pg_run postgres "" "$@" & pg_pids+=($!)
+      pg_run postgres "" "$REDIS" "$@" & pg_pids+=($!)
     fi
     pg_state="ran"
   elif [ "${CI:-}" = "true" ]; then
