@@ -51,7 +51,7 @@ def staff_list(*, query: str = "") -> QuerySet[User]:
             queryset=TenantAdmin.objects.select_related("tenant").order_by("tenant__slug"),
         )
     )
-    query = (query or "").replace("\x00", "").strip()[:EMAIL_MAX_LENGTH]  # PostgreSQL refuses NUL
+    query = search_term(query, max_length=EMAIL_MAX_LENGTH)
     if query:
         qs = qs.filter(Q(email__icontains=query) | Q(name__icontains=query))
     return qs.order_by("email")
@@ -125,10 +125,10 @@ def tenant_memberships(*, actor: User) -> list[Membership]:
 
 
 def _reachable(actor: User, query: str) -> QuerySet[Tenant]:
+    """The tenants the actor can reach whose slug or name contains ``query`` (a search_term)."""
     tenants = Tenant.objects.filter(status__in=Tenant.VISIBLE_STATUSES)
     if not actor.is_superuser:
         tenants = tenants.filter(admins__user=actor)
-    query = search_term(query)
     if query:
         tenants = tenants.filter(Q(slug__icontains=query) | Q(name__icontains=query))
     return tenants
@@ -160,6 +160,7 @@ def tenant_memberships_page(
     tenant first, then by name, with the actor's role in each; ``with_figures`` joins their
     stored figures (``tenants.TenantFigures``). Two control-database queries, whatever the
     number of tenants; an out-of-range page gives the last one."""
+    query = search_term(query)
     tenants = _reachable(actor, query)
     total = tenants.count()
     pages = max((total + per_page - 1) // per_page, 1)
@@ -174,7 +175,7 @@ def tenant_memberships_page(
         role = TenantAdmin.objects.filter(user=actor, tenant=OuterRef("pk")).values("role")[:1]
         chunk = list(ordered.annotate(member_role=role)[(page - 1) * per_page: page * per_page])
         rows = [Membership(t, t.member_role) for t in chunk]  # type: ignore[attr-defined]
-    return MembershipPage(rows, total, page, pages, query.strip()[:100])
+    return MembershipPage(rows, total, page, pages, query)
 
 
 def tenant_search(*, actor: User, query: str, limit: int = 10) -> list[Membership]:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.db.models import Q, QuerySet
 
+from core.text import search_term
 from tenants.models import Tenant
 
 
@@ -10,7 +11,7 @@ def tenant_list(*, include_purged: bool = False, query: str = "") -> QuerySet[Te
     qs = Tenant.objects.all().order_by("-is_default", "slug")
     if not include_purged:
         qs = qs.exclude(status=Tenant.Status.PURGED)
-    query = query.strip()[:100]
+    query = search_term(query)
     if query:
         qs = qs.filter(Q(slug__icontains=query) | Q(name__icontains=query) | Q(db_name__icontains=query))
     return qs
