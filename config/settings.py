@@ -140,7 +140,9 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "console.context_processors.console",
             ],
-            "builtins": ["template_partials.templatetags.partials", "core.templatetags.when"],
+            "builtins": [
+                "template_partials.templatetags.partials", "core.templatetags.when", "core.templatetags.urls",
+            ],
         },
     }
 ]

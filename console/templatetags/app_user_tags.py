@@ -10,17 +10,17 @@ from __future__ import annotations
 from datetime import datetime
 
 from django import template
-from django.urls import reverse
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from accounts.models import BANNED_FOREVER, AppUser
-from core.templatetags.when import absolute, ago, when_date
+from core.templatetags.urls import cached_reverse
+from core.templatetags.when import Clock
 
 register = template.Library()
 
 
-def _badge(user: AppUser) -> str:
+def _badge(user: AppUser, clock: Clock | None = None) -> str:
     status = user.status
     if status == "active":
         return '<span class="badge badge-success">Active</span>'
@@ -33,7 +33,8 @@ def _badge(user: AppUser) -> str:
         reason = escape(user.ban_reason)
         if banned_until >= BANNED_FOREVER:
             return f'<span class="badge badge-danger" title="{reason}">Banned indefinitely</span>'
-        return f'<span class="badge badge-danger" title="{reason}">Banned until {absolute(banned_until)}</span>'
+        until = (clock or Clock()).absolute(banned_until)
+        return f'<span class="badge badge-danger" title="{reason}">Banned until {until}</span>'
     return '<span class="badge">Deleted</span>'
 
 
@@ -46,7 +47,8 @@ def status_badge(user: AppUser) -> SafeString:
 @register.simple_tag
 def user_rows(rows, *, slug: str, selectable: bool, now: datetime) -> SafeString:
     """The ``<tr>`` of every user of a page of the users list."""
-    base = escape(reverse("console:users-list", args=[slug]))
+    base = escape(cached_reverse("console:users-list", [slug], {}, None))
+    clock = Clock(now)  # the time zone looked up once for the page's dates
     out = []
     for u in rows:
         pk = escape(str(u.pk))
@@ -67,16 +69,16 @@ def user_rows(rows, *, slug: str, selectable: bool, now: datetime) -> SafeString
         cells.append(f'<td class="truncate c-name">{escape(u.name) if u.name else "—"}</td>')
         role = escape(u.role)
         cells.append(f'<td class="c-role"><span class="role role-{role}">{role}</span></td>')
-        cells.append(f'<td class="c-status">{_badge(u)}</td>')
+        cells.append(f'<td class="c-status">{_badge(u, clock)}</td>')
         cells.append(
             '<td class="nowrap c-mfa"><span class="mfa-on" title="MFA enrolled">✓ On</span></td>'
             if u.mfa_enabled else '<td class="c-mfa"><span class="faint">—</span></td>'
         )
         if u.last_sign_in_at:
-            cells.append(f'<td class="nowrap c-signin">{ago(u.last_sign_in_at, now)}</td>')
+            cells.append(f'<td class="nowrap c-signin">{clock.ago(u.last_sign_in_at)}</td>')
         else:
             cells.append('<td class="nowrap c-signin"><span class="faint">Never</span></td>')
-        cells.append(f'<td class="nowrap c-created">{when_date(u.created_at, now)}</td>')
+        cells.append(f'<td class="nowrap c-created">{clock.when_date(u.created_at)}</td>')
         css = ' class="is-deleted"' if u.deleted_at else ""
         out.append(f"<tr{css}>{''.join(cells)}</tr>")
     return mark_safe("\n".join(out))  # noqa: S308 - every dynamic part is escaped above
