@@ -201,6 +201,9 @@ if TENANT_PLACEMENT not in {"count", "default"}:
 TENANT_MAX_PER_SERVER = int(os.environ.get("TENANT_MAX_PER_SERVER", "0"))
 # `tenants migrate --all`: tenants migrated at once per server (PostgreSQL; SQLite: one at a time).
 TENANT_MIGRATE_CONCURRENCY = int(os.environ.get("TENANT_MIGRATE_CONCURRENCY", "4"))
+# PostgreSQL: a plan of schema operations and RunSQL (no RunPython) is collected once per applied
+# set and its SQL replayed in each tenant database (tenants/db.py); off: Django's migrate for each.
+TENANT_MIGRATE_REPLAY = env_bool("TENANT_MIGRATE_REPLAY", True)
 TENANT_DB_PREFIX = os.environ.get("TENANT_DB_PREFIX", "adminpanel_t_")
 DATABASE_ROUTERS = ["tenants.router.TenantRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -20,6 +20,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
@@ -452,6 +453,8 @@ def create_database(tenant: Tenant) -> bool:
                     _end_sessions(conn, template)
                 try:
                     conn.execute(statement)
+                    if template:
+                        _note_copy(tenant)
                     return True
                 except errors.ObjectInUse:
                     # "source database is being accessed by other users": a stray session sits
@@ -474,6 +477,16 @@ def create_database(tenant: Tenant) -> bool:
             return False
         raise TenantDatabaseError(f"Could not create database {tenant.db_name!r}: {exc}") from exc
     raise TenantDatabaseError(f"Could not create database {tenant.db_name!r}: the template stayed busy.")
+
+
+# Databases this process has just copied from the template of the current schema: the migrate
+# step that follows has nothing to do and need not connect to find out (a fresh database's
+# first connection costs tens of milliseconds). A retry in another process asks the database.
+_fresh_copies: dict[tuple[str, str], str] = {}
+
+
+def _note_copy(tenant: Tenant) -> None:
+    _fresh_copies[(tenant.db_server, tenant.db_name)] = schema_fingerprint()
 
 
 def _exists(conn: psycopg.Connection[Any], name: str) -> bool:
@@ -503,6 +516,8 @@ def _create_sqlite(tenant: Tenant) -> bool:
             os.link(part, path)
         except FileExistsError:
             return False
+        if template:
+            _note_copy(tenant)
         return True
     finally:
         part.unlink(missing_ok=True)
@@ -609,21 +624,146 @@ def migrate_database(
     """Apply the tenant apps' migrations (all, or up to ``target``). Idempotent.
 
     A database that already has every migration (a copy of the template, or one migrated
-    earlier) costs one query, not a run of ``migrate``. Returns the resulting schema version:
+    earlier) costs one query, not a run of ``migrate`` (none right after this process copied it
+    from the template); one behind replays the plan's SQL when
+    it can (see "Replayed migrations" below). Returns the resulting schema version:
     ``{"accounts": "0001_initial"}``.
     """
+    if target is None and _fresh_copies.pop((tenant.db_server, tenant.db_name), None) == schema_fingerprint():
+        return latest_schema_version()
     alias = ensure_alias(tenant)
     try:
         if target is None:
             applied = _applied(alias)
             if required_migrations() <= applied:
                 return _version(applied)
+            if replay_plan(alias, tenant.db_server, applied):
+                return _version(_applied(alias))
         _migrate_alias(alias, target)
         return _version(_applied(alias))
     except Exception as exc:
         raise TenantDatabaseError(f"Migrating {tenant.slug!r} failed: {exc}") from exc
     finally:
         connections[alias].close()
+
+
+# --- Replayed migrations --------------------------------------------------------------------
+#
+# Django's ``migrate`` costs about 150 ms of Python per database (loader, graph, rendered project
+# states, signals) for a few milliseconds of SQL. Tenant databases at the same applied migrations
+# have the same schema (they come from the same migrations), so the plan that brings one of them
+# to the newest schema is the same for all: on PostgreSQL its SQL is collected once per server
+# and applied set (the schema editor's collected SQL, as ``sqlmigrate`` does: on PostgreSQL the
+# very statements ``migrate`` executes), then replayed in each database in one transaction with
+# its ``django_migrations`` rows. Only plans of atomic, forward migrations whose operations all
+# reduce to SQL (schema operations, RunSQL; no RunPython, no squashed migrations) are replayed;
+# others, and a database whose replay fails (logged; rolled back whole), go through ``migrate``.
+# ``TENANT_MIGRATE_REPLAY = False`` turns replay off. The pre/post_migrate signals ``migrate``
+# sends do nothing on a tenant database (the router keeps contenttypes and auth out of them).
+
+
+@dataclass(frozen=True)
+class _Replay:
+    statements: tuple[str, ...]
+    records: tuple[tuple[str, str], ...]  # django_migrations rows the plan adds
+
+
+_replays: dict[tuple[str, frozenset[tuple[str, str]]], _Replay | None] = {}
+_replays_lock = threading.Lock()
+
+
+def replay_enabled(alias: str) -> bool:
+    return bool(getattr(settings, "TENANT_MIGRATE_REPLAY", True)) and connections[alias].vendor == "postgresql"
+
+
+def _reduces_to_sql(operation: Any) -> bool:
+    from django.db.migrations.operations import RunPython, SeparateDatabaseAndState
+
+    if isinstance(operation, RunPython) or not operation.reduces_to_sql:
+        return False
+    if isinstance(operation, SeparateDatabaseAndState):
+        return all(_reduces_to_sql(inner) for inner in operation.database_operations)
+    return True
+
+
+def _collect_replay(alias: str) -> _Replay | None:
+    """The SQL of the plan that brings the database at ``alias`` to the newest schema, collected
+    without changing it; ``None`` when the plan cannot be replayed."""
+    from django.db.migrations.executor import MigrationExecutor
+
+    connection = connections[alias]
+    executor = MigrationExecutor(connection)
+    graph = executor.loader.graph
+    targets = [leaf for app_label in TENANT_APPS for leaf in graph.leaf_nodes(app_label)]
+    plan = executor.migration_plan(targets)
+    if not plan or any(
+        backwards or not migration.atomic or migration.replaces
+        or not all(_reduces_to_sql(op) for op in migration.operations)
+        for migration, backwards in plan
+    ):
+        return None
+    statements: list[str] = []
+    state = None
+    for migration, _ in plan:
+        # collect_sql=True on the editor: every statement is collected, none executed (and
+        # apply() without collect_sql adds no comments). Introspection still reads this database.
+        with connection.schema_editor(collect_sql=True, atomic=migration.atomic) as editor:
+            if state is None:
+                state = executor.loader.project_state((migration.app_label, migration.name), at_end=False)
+            state = migration.apply(state, editor)
+        statements.extend(editor.collected_sql)
+    records = [(migration.app_label, migration.name) for migration, _ in plan]
+    after = set(executor.loader.applied_migrations) | set(records)
+    for key, squashed in executor.loader.replacements.items():  # as check_replacements() does
+        if key not in after and all(m in after for m in squashed.replaces):
+            records.append(key)
+    return _Replay(tuple(statements), tuple(records))
+
+
+def replay_plan(alias: str, server: str, applied: set[tuple[str, str]]) -> bool:
+    """Bring the database at ``alias`` (with ``applied`` migrations) to the newest schema by
+    replaying the collected SQL of its plan. False when it was not replayed (not replayable,
+    or the replay failed and was rolled back): the caller runs ``migrate``."""
+    from django.db import transaction
+    from django.db.migrations.recorder import MigrationRecorder
+    from django.utils import timezone
+
+    if not replay_enabled(alias):
+        return False
+    key = (server, frozenset(applied))
+    with _replays_lock:
+        if key not in _replays:
+            try:
+                _replays[key] = _collect_replay(alias)
+            except Exception:  # noqa: BLE001 - the plan is migrated the usual way
+                log.warning("Collecting the migration SQL on %s failed; migrating with migrate",
+                            alias, exc_info=True)
+                _replays[key] = None
+        replay = _replays[key]
+    if replay is None:
+        return False
+    connection = connections[alias]
+    try:
+        with transaction.atomic(using=alias):
+            if not applied:  # an empty database: no django_migrations yet
+                MigrationRecorder(connection).ensure_schema()
+            with connection.cursor() as cursor:
+                # A concurrent migrate of this database waits here, then finds its work done.
+                cursor.execute("LOCK TABLE django_migrations IN EXCLUSIVE MODE")
+                cursor.execute("SELECT app, name FROM django_migrations")
+                if {(app, name) for app, name in cursor.fetchall()} != applied:
+                    raise TenantDatabaseError("its migrations changed meanwhile")
+                for statement in replay.statements:
+                    cursor.execute(statement)
+                now = timezone.now()
+                cursor.executemany(
+                    "INSERT INTO django_migrations (app, name, applied) VALUES (%s, %s, %s)",
+                    [(app, name, now) for app, name in replay.records],
+                )
+    except Exception as exc:  # noqa: BLE001 - rolled back: the usual migrate does it instead
+        log.warning("Replaying the migrations on %s failed (%s); migrating with migrate", alias, exc)
+        return False
+    return True
 
 
 def applied_schema_version(tenant: Tenant) -> dict[str, str | None]:

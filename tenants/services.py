@@ -299,9 +299,10 @@ def _run_step(tenant: Tenant, *, actor: Actor | None, step: str, facts: dict[str
     before = audit.snapshot(tenant, _AUDITED_FIELDS)
     tenant.status = Tenant.Status.ACTIVE
     tenant.last_error = ""
-    _save(tenant, "status", "last_error")
-    _audit("tenant.provisioned", actor=actor, tenant=tenant, before=before,
-           data={**facts, "schema_version": tenant.schema_version})
+    with transaction.atomic():  # one commit: active and audited together
+        _save(tenant, "status", "last_error")
+        _audit("tenant.provisioned", actor=actor, tenant=tenant, before=before,
+               data={**facts, "schema_version": tenant.schema_version})
     return {"step": step, "status": tenant.status}
 
 
