@@ -10,6 +10,7 @@ from django.db.models import Case, Exists, OuterRef, Prefetch, Q, QuerySet, Valu
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accounts.app_users.figures import ListedTenant, listed
 from accounts.models import StaffInvitation, User
 from audit.models import AuditEntry
 from core.emails import EMAIL_MAX_LENGTH, canonical_email
@@ -111,6 +112,14 @@ class Membership:
     role: str
 
 
+@dataclass(frozen=True)
+class ListedMembership:
+    """A row of a page of memberships: the tenant as listed (``figures.ListedTenant``), my role."""
+
+    tenant: ListedTenant
+    role: str
+
+
 def tenant_memberships(*, actor: User) -> list[Membership]:
     """The tenants the actor can reach, with their role in each (instance admins: all, admin)."""
     if actor.is_superuser:
@@ -138,7 +147,7 @@ def _reachable(actor: User, query: str) -> QuerySet[Tenant]:
 class MembershipPage:
     """One page of ``tenant_memberships_page``: the rows, how many match, where we are."""
 
-    rows: list[Membership]
+    rows: list[ListedMembership]
     total: int
     page: int
     pages: int
@@ -157,28 +166,28 @@ def tenant_memberships_page(
     *, actor: User, query: str = "", page: int = 1, per_page: int = 25, with_figures: bool = False
 ) -> MembershipPage:
     """A page of the tenants the actor can reach (name or slug containing ``query``), default
-    tenant first, then by name, with the actor's role in each; ``with_figures`` joins their
-    stored figures (``tenants.TenantFigures``). Two control-database queries, whatever the
-    number of tenants; an out-of-range page gives the last one."""
+    tenant first, then by name, with the actor's role in each (``ListedTenant`` rows);
+    ``with_figures`` joins their stored figures (``tenants.TenantFigures``). Two
+    control-database queries, whatever the number of tenants; an out-of-range page gives the
+    last one."""
     query = search_term(query)
     tenants = _reachable(actor, query)
     total = tenants.count()
     pages = max((total + per_page - 1) // per_page, 1)
     page = min(max(page, 1), pages)
     ordered = tenants.order_by("-is_default", "name", "slug")
-    if with_figures:
-        ordered = ordered.select_related("figures")
+    start, stop = (page - 1) * per_page, page * per_page
     if actor.is_superuser:
-        chunk = list(ordered[(page - 1) * per_page: page * per_page])
-        rows = [Membership(t, "admin") for t in chunk]
+        rows = [ListedMembership(t, "admin") for t in listed(ordered, start=start, stop=stop, figures=with_figures)]
     else:
         role = TenantAdmin.objects.filter(user=actor, tenant=OuterRef("pk")).values("role")[:1]
-        chunk = list(ordered.annotate(member_role=role)[(page - 1) * per_page: page * per_page])
-        rows = [Membership(t, t.member_role) for t in chunk]  # type: ignore[attr-defined]
+        chunk = listed(ordered.annotate(member_role=role), start=start, stop=stop, figures=with_figures,
+                       extra=("member_role",))
+        rows = [ListedMembership(t, (t.extra or {})["member_role"]) for t in chunk]
     return MembershipPage(rows, total, page, pages, query)
 
 
-def tenant_search(*, actor: User, query: str, limit: int = 10) -> list[Membership]:
+def tenant_search(*, actor: User, query: str, limit: int = 10) -> list[ListedMembership]:
     """The header's tenant switcher: up to ``limit`` reachable tenants matching ``query``."""
     return tenant_memberships_page(actor=actor, query=query, per_page=limit).rows
 

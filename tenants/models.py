@@ -89,6 +89,14 @@ class Tenant(models.Model):
                 name="tenants_one_default",
             ),
         ]
+        # The pages that list tenants read a page in order from these, not a sort of the table
+        # (the console home and the switcher: reachable ones by name; /tenants/: all but purged).
+        indexes = [
+            models.Index(fields=["-is_default", "name", "slug"], name="tenant_home_order",
+                         condition=models.Q(status__in=["active", "suspended"])),
+            models.Index(fields=["-is_default", "slug"], name="tenant_list_order",
+                         condition=~models.Q(status="purged")),
+        ]
 
     # Tenants whose database staff may work in (a suspended tenant's portal is closed).
     VISIBLE_STATUSES = (Status.ACTIVE, Status.SUSPENDED)

@@ -124,6 +124,22 @@ def make_tenant(db):
         tenant_db.drop_database(tenant)
 
 
+@pytest.fixture
+def tenant_connects():
+    """The tenant aliases that open a database connection while the test runs, in order."""
+    from django.db.backends.signals import connection_created
+
+    opened: list[str] = []
+
+    def on_connect(sender, connection, **kwargs):
+        if tenant_db.is_tenant_alias(connection.alias):
+            opened.append(connection.alias)
+
+    connection_created.connect(on_connect, weak=False)
+    yield opened
+    connection_created.disconnect(on_connect)
+
+
 # --- Staff -----------------------------------------------------------------------------------
 
 STAFF_PASSWORD = "correct-horse-battery-9"

@@ -25,6 +25,7 @@ import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from django.core.cache import cache
 from django.db import DatabaseError, connections
@@ -36,6 +37,9 @@ from audit.models import AuditEntry
 from core.policy import policy
 from tenants import db as tenant_db
 from tenants.models import Tenant
+
+if TYPE_CHECKING:
+    from accounts.app_users.figures import ListedTenant
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +252,7 @@ def dashboard(tenant: Tenant, *, days: int = 30) -> Dashboard:
 
 @dataclass
 class OverviewRow:
-    tenant: Tenant
+    tenant: Tenant | ListedTenant
     role: str = ""
     total: Figure | None = None
     active_30: Figure | None = None
@@ -260,16 +264,17 @@ class OverviewRow:
 
 
 def overview_for(
-    tenants: Iterable[Tenant | Mapping[str, str]], *, roles: Mapping[str, str] | None = None
+    tenants: Iterable[Tenant | ListedTenant | Mapping[str, str]], *, roles: Mapping[str, str] | None = None
 ) -> list[OverviewRow]:
     """One row of figures per tenant for the instance home (``templates/tenants/_overview_table.html``).
 
-    ``tenants``: Tenant objects (or dicts with a ``"slug"``; looked up), best with their
-    figures joined (``figures.with_figures``). ``roles``: optional ``{slug: role}`` shown in the
-    row. The figures are the stored ones (``tenants.TenantFigures``): no tenant database is
-    opened, whatever the number of tenants. Unusable tenants get a row with their status.
+    ``tenants``: ``figures.ListedTenant`` rows (their figures read already), Tenant objects
+    (best with their figures joined: ``figures.with_figures``) or dicts with a ``"slug"``
+    (looked up). ``roles``: optional ``{slug: role}`` shown in the row. The figures are the
+    stored ones (``tenants.TenantFigures``): no tenant database is opened, whatever the number
+    of tenants. Unusable tenants get a row with their status.
     """
-    from accounts.app_users.figures import stored
+    from accounts.app_users.figures import NOT_COUNTED, ListedTenant, stored
 
     items = list(tenants)
     slugs = [t["slug"] for t in items if isinstance(t, Mapping)]
@@ -285,7 +290,7 @@ def overview_for(
         if not tenant.is_usable:
             rows.append(OverviewRow(tenant, role, error=tenant.get_status_display().lower()))
             continue
-        f = stored(tenant)
+        f = (tenant.figures or NOT_COUNTED) if isinstance(tenant, ListedTenant) else stored(tenant)
         rows.append(OverviewRow(tenant, role, total=f.total, active_30=f.active_30, banned=f.banned,
                                 pending_invitations=f.pending_invitations, mfa_percent=f.mfa_percent,
                                 refreshed_at=f.refreshed_at, error=f.error))

@@ -68,23 +68,20 @@ def tenant_list(request: StaffRequest) -> HttpResponse:
     query = search_term(request.GET.get("q"))
     latest = db.latest_schema_version()
     tenants = selectors.tenant_list(include_purged=include_purged, query=query)
-    total = tenants.count()
+    total, behind = selectors.tenant_list_counts(latest=latest, include_purged=include_purged, query=query)
     pages = max((total + TENANTS_PAGE_SIZE - 1) // TENANTS_PAGE_SIZE, 1)
     try:
         number = min(max(int(request.GET.get("page") or 1), 1), pages)
     except ValueError:
         number = 1
-    chunk = figures.with_figures(tenants)[(number - 1) * TENANTS_PAGE_SIZE: number * TENANTS_PAGE_SIZE]
-    rows = [
-        {"tenant": t, "figures": figures.stored(t), "behind": t.schema_version != latest}
-        for t in chunk
-    ]
+    chunk = figures.listed(tenants, start=(number - 1) * TENANTS_PAGE_SIZE, stop=number * TENANTS_PAGE_SIZE)
+    rows = [{"tenant": t, "figures": t.figures, "behind": t.schema_version != latest} for t in chunk]
     return render(request, "console/tenants/list.html", {
         "rows": rows, "include_purged": include_purged, "query": query, "total": total,
         "page": {"page": number, "pages": pages, "query": query, "has_previous": number > 1,
                  "has_next": number < pages},
         "migrate_jobs": list(job_selectors.job_list(tenant=None, limit=3)),
-        "behind_count": selectors.tenants_behind(latest=latest),
+        "behind_count": behind,
     })
 
 
