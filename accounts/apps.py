@@ -10,11 +10,14 @@ class AccountsConfig(AppConfig):
         from axes.signals import user_locked_out
         from django.contrib.auth import get_user_model
 
+        from accounts import identity
         from accounts.app_users import figures
         from accounts.receivers import audit_lockout
         from audit.signals import recorded
 
         user_locked_out.connect(audit_lockout, dispatch_uid="accounts.audit_lockout")
+        # Cached staff snapshots die with every change of the user or their devices.
+        identity.connect()
         # Every audited change of a tenant queues a refresh of its stored figures.
         recorded.connect(figures.on_recorded, dispatch_uid="accounts.figures_dirty")
         # Staff rows, logged automatically. The password hash is excluded outright: masking

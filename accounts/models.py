@@ -25,8 +25,24 @@ from tenants.models import TenantModel
 BANNED_FOREVER = datetime(9999, 12, 31, tzinfo=UTC)
 
 
+class StaffUserQuerySet(models.QuerySet["User"]):
+    """``update`` (and ``bulk_update``, which calls it) sends no signal: the rows it changes get
+    a new generation here, so no cached snapshot of them survives (``accounts.identity``)."""
+
+    def update(self, **kwargs: Any) -> int:
+        from accounts import identity
+
+        pks = list(self.values_list("pk", flat=True))  # before: the filter may not match after
+        count = super().update(**kwargs)
+        identity.bump(*pks)
+        return count
+
+
 class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
+
+    def get_queryset(self) -> StaffUserQuerySet:
+        return StaffUserQuerySet(self.model, using=self._db)
 
     def _create(self, email: str, password: str | None, **extra: Any) -> User:
         email = canonical_email(email)

@@ -109,7 +109,7 @@ def staff_session():
     )
     store = SessionStore()
     store[SESSION_KEY] = str(user.pk)
-    store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    store[BACKEND_SESSION_KEY] = "accounts.backends.StaffBackend"
     store[HASH_SESSION_KEY] = user.get_session_auth_hash()
     store[DEVICE_ID_SESSION_KEY] = device.persistent_id
     store[OTP_VERIFIED_AT] = int(time.time()) + 10 * 365 * 86400  # never "stale" during the run

@@ -112,7 +112,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django_otp.middleware.OTPMiddleware",
+    "console.middleware.StaffOTPMiddleware",  # django-otp's, reading the cached snapshot
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -246,7 +246,9 @@ else:
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # ModelBackend with the staff user (and their devices) read through the shared cache
+    # (accounts.identity); sessions of the old path sign in again once.
+    "accounts.backends.StaffBackend",
 ]
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
@@ -299,7 +301,9 @@ SILENCED_SYSTEM_CHECKS = [
 ]
 
 # --- Sessions and cookies ------------------------------------------------------------------
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# With Redis, sessions are read from it (and written to both): no query a request. Without it the
+# cache is a table of the same database, so the session table is read directly.
+SESSION_ENGINE = "django.contrib.sessions.backends." + ("cached_db" if REDIS_URL else "db")
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie; see base.html

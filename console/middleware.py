@@ -11,6 +11,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import Resolver404, resolve, reverse
 from django.utils.http import urlencode
 from django_htmx.http import HttpResponseClientRedirect
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.middleware import OTPMiddleware
 
 from accounts.models import User
 from accounts.otp import has_totp
@@ -33,6 +35,22 @@ CSP = (
 MAX_NEXT_LENGTH = 2000
 
 _View = TypeVar("_View", bound=Callable[..., Any])
+
+
+class StaffOTPMiddleware(OTPMiddleware):
+    """django-otp's middleware, reading the session's device from the snapshot that came with the
+    user (``accounts.identity``: same checks, no query); a user from elsewhere is looked up as
+    django-otp does."""
+
+    def _verify_user_sync(self, request: HttpRequest, user: Any) -> Any:
+        devices = getattr(user, "_staff_devices", None)
+        if devices is None or not user.is_authenticated:
+            return super()._verify_user_sync(request, user)
+        self._init_user_fields(user)
+        persistent_id = request.session.get(DEVICE_ID_SESSION_KEY)
+        device = devices.get(self._normalize_persistent_id(persistent_id)) if persistent_id else None
+        user.otp_device = self._finalize_device(request, user, device)
+        return user
 
 
 def security_headers(

@@ -173,7 +173,7 @@ def login_verified(client, user, *, otp_age_seconds: int = 0):
 
     from console.staff_session import OTP_VERIFIED_AT
 
-    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    client.force_login(user, backend="accounts.backends.StaffBackend")
     device = TOTPDevice.objects.filter(user=user, confirmed=True).first() or TOTPDevice.objects.create(
         user=user, name="Authenticator", confirmed=True
     )
