@@ -199,7 +199,7 @@ def record(
         correlation_id=cid,
     )
     row.save(using=DEFAULT_DB_ALIAS)
-    signals.recorded.send(sender=AuditEntry, tenant_id=row.tenant_id, count=1)
+    signals.recorded.send(sender=AuditEntry, tenant_id=row.tenant_id, count=1, event=event)
     return row
 
 

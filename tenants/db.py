@@ -638,7 +638,7 @@ def migrate_database(
             if required_migrations() <= applied:
                 return _version(applied)
             if replay_plan(alias, tenant.db_server, applied):
-                return _version(_applied(alias))
+                return latest_schema_version()
         _migrate_alias(alias, target)
         return _version(_applied(alias))
     except Exception as exc:

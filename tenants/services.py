@@ -372,8 +372,9 @@ def tenant_migrate(*, actor: Actor | None, tenant: Tenant, skip_current: bool = 
         _audit("tenant.migrate_failed", actor=actor, tenant=tenant, data={"error": str(exc)})
         raise Conflict(str(exc), code="migrate_failed") from exc
     tenant.schema_version = version
-    _save(tenant, "schema_version")
-    _audit("tenant.migrate", actor=actor, tenant=tenant, data={"from": previous, "to": version})
+    with transaction.atomic():  # one commit: the version and its audit entry
+        _save(tenant, "schema_version")
+        _audit("tenant.migrate", actor=actor, tenant=tenant, data={"from": previous, "to": version})
     return {"from": previous, "to": version}
 
 

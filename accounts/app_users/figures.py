@@ -272,7 +272,12 @@ def figures_sweep_path() -> str:
     return figures_sweep.module_path
 
 
-def on_recorded(sender: Any, tenant_id: Any = None, **kwargs: Any) -> None:
+# Audited changes of a tenant that change none of its figures (a schema migration: ``migrate
+# --all`` would otherwise queue a refresh of every tenant).
+FIGURES_UNCHANGED = frozenset({"tenant.migrate", "tenant.migrate_failed"})
+
+
+def on_recorded(sender: Any, tenant_id: Any = None, event: str = "", **kwargs: Any) -> None:
     """``audit.signals.recorded``: every audited change of a tenant marks its figures dirty."""
-    if tenant_id is not None:
+    if tenant_id is not None and event not in FIGURES_UNCHANGED:
         figures_mark_dirty(tenant_id)

@@ -67,6 +67,20 @@ def test_an_audited_change_queues_one_refresh_and_the_task_counts(acme, staff_fa
     assert len(_refresh_tasks(acme)) == 2  # clean again: the next change queues a new one
 
 
+def test_a_schema_migration_queues_no_refresh(acme):
+    """``migrate --all`` audits every tenant it migrates; the figures stay as they are."""
+    from tenants import services as tenant_services
+
+    figures.figures_refresh(acme)
+    DBTaskResult.objects.filter(task_path=REFRESH).delete()
+    tenant_db.migrate_database(acme, target=[("accounts", "0009_appuser_name_role_keyset")])
+    acme.schema_version = tenant_db.applied_schema_version(acme)
+    acme.save(update_fields=["schema_version"])
+    assert tenant_services.tenant_migrate(actor=None, tenant=acme)["to"] == tenant_db.latest_schema_version()
+    assert TenantFigures.objects.get(tenant=acme).dirty_at is None
+    assert _refresh_tasks(acme) == []
+
+
 def test_figures_count_every_kind_of_user(acme):
     now = timezone.now()
     AppUser.objects.using(tenant_db.using(acme)).bulk_create([
