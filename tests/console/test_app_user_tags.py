@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from accounts.models import BANNED_FOREVER, AppUser
 from console.templatetags.app_user_tags import status_badge, user_rows
 
@@ -51,3 +53,16 @@ def test_each_row_can_copy_its_id():
     user = make()
     html = str(user_rows([user], slug="acme", selectable=False, now=NOW))
     assert f'data-copy="{user.pk}"' in html and "Copy id" in html
+
+
+@pytest.mark.parametrize("selected", ["b", 50, "", None])
+def test_select_options_is_the_markup_of_the_loop_it_replaces(selected):
+    from django.template import engines
+    from django.utils.translation import gettext_lazy
+
+    choices = [("", "Any"), ("a", "A & <b>"), ("b", gettext_lazy("Bee")), (25, "25"), (50, "50 rows")]
+    loop = ('{% for value, label in choices %}<option value="{{ value }}"{% if selected == value %} selected'
+            '{% endif %}>{{ label }}</option>{% endfor %}')
+    tag = "{% load app_user_tags %}{% select_options choices selected %}"
+    render = lambda source: engines["django"].from_string(source).render({"choices": choices, "selected": selected})  # noqa: E731
+    assert render(tag) == render(loop)
