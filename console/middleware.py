@@ -1,14 +1,16 @@
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from auditlog.context import set_extra_data
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.urls import Resolver404, resolve, reverse
+from django.urls import Resolver404, get_urlconf, resolve, reverse
 from django.utils.http import urlencode
 from django_htmx.http import HttpResponseClientRedirect
 from django_otp import DEVICE_ID_SESSION_KEY
@@ -108,8 +110,15 @@ def staff_public(view: _View) -> _View:
 
 
 def _is_public_view(path: str) -> bool:
+    return _public_view(path, get_urlconf() or str(settings.ROOT_URLCONF))
+
+
+@functools.lru_cache(maxsize=2048)
+def _public_view(path: str, urlconf: str) -> bool:
+    """Whether the view of ``path`` is marked ``staff_public`` (a resolve each time otherwise:
+    the answer only changes with the URLconf, which is in the key)."""
     try:
-        match = resolve(path)
+        match = resolve(path, urlconf)
     except Resolver404:
         return False
     return bool(getattr(match.func, "staff_public", False))
