@@ -2,16 +2,17 @@
 
 The list is the hot path of the console (50-100 rows a page, at every keystroke of a search).
 Rendering each row through the template engine cost more than the database did; these helpers
-produce the same markup at a fraction of the cost. Every dynamic value goes through ``escape``.
+produce the same markup at a fraction of the cost. Every dynamic value goes through ``escape``
+(the standard library's, which Django's wraps: same text, without the lazy-string check per call).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from html import escape as _html_escape
 
 from django import template
 from django.template.base import render_value_in_context
-from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from accounts.models import BANNED_FOREVER, AppUser
@@ -19,6 +20,10 @@ from core.templatetags.urls import cached_reverse
 from core.templatetags.when import Clock
 
 register = template.Library()
+
+
+def escape(value: object) -> str:
+    return _html_escape(str(value))
 
 
 def _badge(user: AppUser, clock: Clock | None = None) -> str:
