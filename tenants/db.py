@@ -437,6 +437,7 @@ def create_database(tenant: Tenant) -> bool:
     from psycopg import errors, sql
 
     cfg = server_settings(tenant.db_server)
+    _fresh_copies.pop((tenant.db_server, tenant.db_name), None)  # only this call's copy counts
     if cfg["ENGINE"] == "django.db.backends.sqlite3":
         return _create_sqlite(tenant)
     template = ensure_template(tenant.db_server)
@@ -481,7 +482,9 @@ def create_database(tenant: Tenant) -> bool:
 
 # Databases this process has just copied from the template of the current schema: the migrate
 # step that follows has nothing to do and need not connect to find out (a fresh database's
-# first connection costs tens of milliseconds). A retry in another process asks the database.
+# first connection costs tens of milliseconds). Only the last ``create_database`` call counts
+# (one that found the database there, or made it empty, clears it); a retry in another process
+# asks the database.
 _fresh_copies: dict[tuple[str, str], str] = {}
 
 

@@ -66,6 +66,17 @@ def migrations_run(monkeypatch):
     return runs
 
 
+def _create_crashing_after_the_copy(monkeypatch, slug: str) -> None:
+    """``tenant_create`` in a process that dies right after the copy (before the migrate step)."""
+    with monkeypatch.context() as patched:
+        def crash(tenant, **kwargs):
+            raise KeyboardInterrupt
+
+        patched.setattr(tenant_db, "migrate_database", crash)
+        with pytest.raises(KeyboardInterrupt):
+            services.tenant_create(actor=None, slug=slug, name=slug.title())
+
+
 def test_a_new_tenant_is_a_copy_of_the_migrated_template(make_tenant, migrations_run):
     first = make_tenant("acme")
     assert _template_exists()
@@ -81,6 +92,44 @@ def test_a_new_tenant_is_a_copy_of_the_migrated_template(make_tenant, migrations
     AppUser.objects.using(tenant_db.using(first)).create(email="ann@acme.test")
     assert AppUser.objects.using(tenant_db.using(second)).count() == 0
     assert not tenant_db.is_behind(second)
+
+
+def test_creation_does_not_connect_to_the_copy_it_just_made(make_tenant):
+    from django.db.backends.signals import connection_created
+
+    make_tenant("acme")  # the template exists from here on
+    opened: list[str] = []
+
+    def on_connect(sender, connection, **kwargs):
+        if tenant_db.is_tenant_alias(connection.alias):
+            opened.append(connection.alias)
+
+    connection_created.connect(on_connect, weak=False)
+    try:
+        globex = make_tenant("globex")
+    finally:
+        connection_created.disconnect(on_connect)
+    assert opened == []
+    assert globex.status == Tenant.Status.ACTIVE
+    assert tenant_db.applied_schema_version(globex) == globex.schema_version == tenant_db.latest_schema_version()
+
+
+def test_a_copy_is_trusted_only_right_after_it_was_made(make_tenant, monkeypatch, settings, migrations_run):
+    """The copy crashed before its migrate step, the database was dropped, the retry makes it
+    empty (no template now): its migrate step migrates, it does not take the old copy's word."""
+    make_tenant("globex")
+    _create_crashing_after_the_copy(monkeypatch, "acme")
+    tenant = Tenant.objects.get(slug="acme")
+    try:
+        tenant_db.drop_database(tenant)
+        settings.TENANT_TEMPLATE_DATABASES = False
+        migrations_run["tenant"] = 0
+        tenant = services.tenant_create(actor=None, slug="acme", name="Acme")
+        assert migrations_run["tenant"] == 1
+        assert tenant.status == Tenant.Status.ACTIVE
+        assert AppUser.objects.using(tenant_db.using(tenant)).count() == 0  # the tables are there
+    finally:
+        tenant_db.drop_database(tenant)
 
 
 def test_the_template_is_built_once_by_concurrent_creators(migrations_run):
@@ -108,17 +157,9 @@ def test_the_template_is_built_once_by_concurrent_creators(migrations_run):
 
 
 def test_a_crash_after_the_copy_is_finished_by_the_next_run(monkeypatch):
-    real_migrate = tenant_db.migrate_database
-
-    def crash(tenant, **kwargs):  # the process dies right after the copy
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(tenant_db, "migrate_database", crash)
-    with pytest.raises(KeyboardInterrupt):
-        services.tenant_create(actor=None, slug="acme", name="Acme")
+    _create_crashing_after_the_copy(monkeypatch, "acme")
     tenant = Tenant.objects.get(slug="acme")
     assert tenant.status == Tenant.Status.PROVISIONING and tenant_db.database_exists(tenant)
-    monkeypatch.setattr(tenant_db, "migrate_database", real_migrate)
     try:
         tenant = services.tenant_create(actor=None, slug="acme", name="Acme")
         assert tenant.status == Tenant.Status.ACTIVE
