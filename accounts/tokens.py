@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import ActionToken, AppUser
+from core import pgcopy
 from core.errors import Invalid
 from core.policy import policy
 from core.request_context import public_url
@@ -166,9 +167,13 @@ def token_redeem(*, tenant: Tenant, raw: str, purpose: str) -> ActionToken:
 
 
 def tokens_revoke_for_user(*, tenant: Tenant, user_ids: Iterable, purposes: Iterable[str] | None = None) -> int:
-    qs = ActionToken.objects.using(tenant_db.using(tenant)).filter(
-        user_id__in=list(user_ids), used_at__isnull=True, revoked_at__isnull=True
-    )
-    if purposes is not None:
-        qs = qs.filter(purpose__in=list(purposes))
-    return qs.update(revoked_at=timezone.now())
+    alias = tenant_db.using(tenant)
+    ids, revoked, now = list(user_ids), 0, timezone.now()
+    for chunk in pgcopy.id_chunks(ids, alias):
+        qs = ActionToken.objects.using(alias).filter(
+            user_id__any=chunk, used_at__isnull=True, revoked_at__isnull=True
+        )
+        if purposes is not None:
+            qs = qs.filter(purpose__in=list(purposes))
+        revoked += qs.update(revoked_at=now)
+    return revoked

@@ -99,16 +99,25 @@ def _content_type(model: type[models.Model]) -> ContentType:
 
 
 def _values(
-    entry: Entry, *, actor, tenant, impersonator, remote_addr, correlation_id
+    entry: Entry, *, actor, tenant, impersonator, remote_addr, correlation_id,
+    credential: Mapping[str, Any] | None = None, content_types: dict[Any, int] | None = None,
 ) -> dict[str, Any]:
     data = {_text(str(k)): _plain(v) for k, v in entry.data.items() if str(k) not in SECRET_FIELDS}
     if tenant is not None:
         data.setdefault("tenant", tenant.slug)
-    for key, value in (request_context.current_credential() or {}).items():
+    if credential is None:
+        credential = request_context.current_credential() or {}
+    for key, value in credential.items():
         data.setdefault(key, value)  # the API key or token that made the change
+    if content_types is None:
+        content_type_id = _content_type(entry.target_model).pk
+    elif entry.target_model in content_types:  # a batch: looked up once per model
+        content_type_id = content_types[entry.target_model]
+    else:
+        content_type_id = content_types[entry.target_model] = _content_type(entry.target_model).pk
     return {
         "event": entry.event,
-        "content_type_id": _content_type(entry.target_model).pk,
+        "content_type_id": content_type_id,
         "object_pk": _text(str(entry.target_pk)[:255]),
         "object_repr": _text((entry.target_repr or str(entry.target_pk))[:MAX_VALUE_LENGTH]),
         "action": entry.action,
@@ -136,14 +145,13 @@ _COPY_COLUMNS = (
 
 
 def _copy(rows: list[dict[str, Any]]) -> None:
-    """COPY the rows (already chained: ``prev_hash``/``hash`` set)."""
-    from psycopg.types.json import Jsonb
-
-    def values(row: dict[str, Any]) -> list[Any]:
-        return [Jsonb(row[c]) if c in ("changes", "additional_data") and row[c] is not None else row[c]
-                for c in _COPY_COLUMNS]
-
-    pgcopy.copy_rows(AuditEntry._meta.db_table, _COPY_COLUMNS, (values(row) for row in rows))
+    """COPY the rows (already chained: ``prev_hash``/``hash`` set); JSON columns as their
+    ``json.dumps`` text (what psycopg's ``Jsonb`` sends), the same value written once."""
+    json_text = pgcopy.json_texts()
+    pgcopy.copy_rows(AuditEntry._meta.db_table, _COPY_COLUMNS, (
+        [json_text(row[c]) if c in ("changes", "additional_data") else row[c] for c in _COPY_COLUMNS]
+        for row in rows
+    ))
 
 
 def _request_facts() -> tuple[str | None, str]:
@@ -211,7 +219,8 @@ def record_many(
     how many."""
     remote_addr, cid = _request_facts()
     facts = {"actor": actor, "tenant": tenant, "impersonator": impersonator,
-             "remote_addr": remote_addr, "correlation_id": cid}
+             "remote_addr": remote_addr, "correlation_id": cid,
+             "credential": request_context.current_credential() or {}, "content_types": {}}
     now = timezone.now()
     rows = [{**_values(entry, **facts), "timestamp": now} for entry in entries]
     if not rows:

@@ -21,6 +21,7 @@ from accounts.tokens import token_issue_many
 from audit import services as audit
 from batchjobs import faults
 from batchjobs.models import Job, JobChunk, JobItem
+from core import pgcopy
 from core.access import is_instance_admin
 from core.errors import Refused, ServiceError
 from outbox.services import Mail, mail_enqueue_many
@@ -61,6 +62,23 @@ def _outcome(job: Job, seq: int, user_id: Any, email: str, result: str, code: st
              **extra: Any) -> JobOutcome:
     return JobOutcome(job_id=job.pk, seq=seq, user_id=user_id, email=email, result=result, code=code,
                       reason=reason, **extra)
+
+
+_OUTCOME_COLUMNS = ("job_id", "seq", "user_id", "email", "result", "code", "reason", "before", "after_updated_at",
+                    "payload", "created_at")
+
+
+def _write_outcomes(alias: str, outcomes: list[JobOutcome]) -> None:
+    """One COPY on PostgreSQL (``before`` as its ``json.dumps`` text, as the JSONField writes
+    it), a bulk INSERT elsewhere."""
+    if not pgcopy.copies(len(outcomes), using=alias):
+        JobOutcome.objects.using(alias).bulk_create(outcomes, batch_size=500)
+        return
+    before = pgcopy.json_texts()
+    pgcopy.copy_rows(JobOutcome._meta.db_table, _OUTCOME_COLUMNS, (
+        [o.job_id, o.seq, o.user_id, o.email, o.result, o.code, o.reason, before(o.before), o.after_updated_at,
+         o.payload, o.created_at] for o in outcomes
+    ), using=alias)
 
 
 class _TenantKind:
@@ -178,7 +196,7 @@ class UsersKind(_TenantKind):
                     after_updated_at=now if touches else None, payload=raws.get(user.pk, ""),
                 ))
             faults.reach("mid_chunk")
-            JobOutcome.objects.using(alias).bulk_create(outcomes, batch_size=500)
+            _write_outcomes(alias, outcomes)
 
     def relay(self, job: Job, chunk: JobChunk) -> tuple[int, int, int]:
         assert job.tenant is not None
@@ -195,8 +213,10 @@ class UsersKind(_TenantKind):
                                               restore=restores.get(r["seq"]) or {}, data=data)
                        for r in done]
         else:
+            diffs: dict[Any, Any] = {}  # one diff per distinct prior state (most share one)
             entries = [job_actions.audit_entry(action, user_pk=r["user_id"], email=r["email"], before=r["before"],
-                                               options=job.options, at=r["after_updated_at"], data=data)
+                                               options=job.options, at=r["after_updated_at"], data=data,
+                                               diffs=diffs)
                        for r in done]
         if entries:
             audit.record_many(entries, actor=job.by, tenant=tenant)
@@ -259,7 +279,7 @@ class ImportKind(_TenantKind):
                     for t, u in new
                 )
             faults.reach("mid_chunk")
-            JobOutcome.objects.using(alias).bulk_create(outcomes, batch_size=500)
+            _write_outcomes(alias, outcomes)
 
     def relay(self, job: Job, chunk: JobChunk) -> tuple[int, int, int]:
         assert job.tenant is not None

@@ -18,6 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DEFAULT_DB_ALIAS
+from django.db.models.base import ModelState
 from django.utils import timezone
 
 from core import pgcopy
@@ -215,10 +216,14 @@ def _payload(kind: str, row: Any) -> tuple[dict[str, Any], str]:
     return out, subject
 
 
+# What json.dumps(..., cls=DjangoJSONEncoder, separators=(",", ":")) builds on every call, built once.
+_ENCODER = DjangoJSONEncoder(separators=(",", ":"))
+
+
 def _serialized(envelope: dict[str, Any]) -> str:
     """The payload as JSON text. Payloads are bounded: past ``MAX_PAYLOAD_BYTES`` only the
     identifying facts are kept."""
-    text = json.dumps(envelope, cls=DjangoJSONEncoder, separators=(",", ":"))
+    text = _ENCODER.encode(envelope)
     if len(text) <= MAX_PAYLOAD_BYTES:
         return text
     data = envelope["data"]
@@ -226,16 +231,18 @@ def _serialized(envelope: dict[str, Any]) -> str:
     if isinstance(kept.get("user"), dict):
         kept["user"] = {k: kept["user"][k] for k in ("id", "email") if k in kept["user"]}
     kept["truncated"] = True
-    return json.dumps({**envelope, "data": kept}, cls=DjangoJSONEncoder, separators=(",", ":"))
+    return _ENCODER.encode({**envelope, "data": kept})
 
 
 def _event(*, kind: str, tenant_id: Any, subject: str, data: Mapping[str, Any], at: dt.datetime,
            audit_entry_id: Any = None) -> Event:
     text = _serialized({"type": kind, "timestamp": at.isoformat(), "data": dict(data)})
-    # The payload stays JSON text until it is written (COPY writes the text as it is).
-    event = Event(uid=new_uid(), type=kind, tenant_id=tenant_id, subject=subject, payload=None,
-                  audit_entry_id=audit_entry_id, created_at=at)
-    event.payload_text = text  # type: ignore[attr-defined]
+    # The payload stays JSON text until it is written (COPY writes the text as it is). Built
+    # without Model.__init__ (every field is given; a batch builds thousands).
+    event = Event.__new__(Event)
+    event.__dict__.update(id=None, uid=new_uid(), type=kind, tenant_id=tenant_id, subject=subject, payload=None,
+                          audit_entry_id=audit_entry_id, created_at=at, payload_text=text)
+    event._state = ModelState()
     return event
 
 

@@ -42,6 +42,7 @@ from accounts.app_users.services import (
 from accounts.models import BANNED_FOREVER, ActionToken, AppUser
 from accounts.tokens import token_issue_many, tokens_revoke_for_user
 from audit import services as audit
+from core import pgcopy
 from core.access import role_can
 from core.csv_safety import starts_formula
 from core.errors import Invalid, ServiceError
@@ -163,9 +164,9 @@ def _load(alias: str, tenant: Tenant, selection: Selection, result: BatchResult)
         except ValueError:
             result.error(raw, "", NO_SUCH_USER)
     found_users: list[AppUser] = []
-    for chunk in _chunks(valid):
+    for chunk in pgcopy.id_chunks(valid, alias):
         found_users.extend(light_rows(
-            AppUser.objects.using(alias).select_for_update().filter(pk__in=chunk), _LOAD_FIELDS, alias
+            AppUser.objects.using(alias).select_for_update().filter(pk__any=chunk), _LOAD_FIELDS, alias
         ))
     found = {u.pk for u in found_users}
     for pk in valid:
@@ -190,8 +191,8 @@ def _apply_ban(alias, tenant, users, now, options) -> dict[str, Any]:
     until: datetime = options["until"]
     reason: str = options.get("reason", "")
     ids = [u.pk for u in users]
-    for chunk in _chunks(ids):
-        AppUser.objects.using(alias).filter(pk__in=chunk, deleted_at__isnull=True).update(
+    for chunk in pgcopy.id_chunks(ids, alias):
+        AppUser.objects.using(alias).filter(pk__any=chunk, deleted_at__isnull=True).update(
             banned_until=until, ban_reason=reason, updated_at=now
         )
         tokens_revoke_for_user(
@@ -203,8 +204,8 @@ def _apply_ban(alias, tenant, users, now, options) -> dict[str, Any]:
 
 
 def _apply_unban(alias, tenant, users, now, options) -> dict[str, Any]:
-    for chunk in _chunks([u.pk for u in users]):
-        AppUser.objects.using(alias).filter(pk__in=chunk).update(
+    for chunk in pgcopy.id_chunks([u.pk for u in users], alias):
+        AppUser.objects.using(alias).filter(pk__any=chunk).update(
             banned_until=None, ban_reason="", updated_at=now
         )
     return {}
@@ -321,10 +322,21 @@ def app_users_batch(
                 facts = apply(alias, tenant, ready, now, options)
         result.processed = len(ready)
         batch_id = uuid.uuid4().hex
+        # A ban's or an unban's diff depends on the prior ban only: one diff per prior state.
+        diffs: dict[tuple, dict | None] = {}
+
+        def changes(u: AppUser) -> dict | None:
+            if action not in ("ban", "unban"):
+                return _changes(action, u, now, options)
+            key = (u.banned_until, u.ban_reason)
+            if key not in diffs:
+                diffs[key] = _changes(action, u, now, options)
+            return diffs[key]
+
         entries = [
             audit.Entry(
                 event=_EVENTS[action], target_model=AppUser, target_pk=u.pk, target_repr=u.email,
-                changes=_changes(action, u, now, options), data={"batch": batch_id},
+                changes=changes(u), data={"batch": batch_id},
             )
             for u in ready
         ]

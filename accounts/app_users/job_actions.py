@@ -9,6 +9,7 @@ bulk statements on one chunk, the audited fields before it, its audit entry and 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -23,6 +24,7 @@ from accounts.app_users.services import AUDIT_FIELDS, deleted_email, end_session
 from accounts.models import BANNED_FOREVER, ActionToken, AppUser
 from accounts.tokens import token_issue_many, tokens_revoke_for_user
 from audit import services as audit
+from core import pgcopy
 from core.access import TenantRole
 from core.emails import canonical_email
 from outbox.services import Mail
@@ -149,8 +151,11 @@ def rules(action: str, *, actor: Any, tenant: Tenant, options: dict[str, Any], n
 
 def load(alias: str, user_ids: Iterable[Any]) -> dict[Any, AppUser]:
     """The chunk's users, locked until the chunk's transaction ends."""
-    qs = AppUser.objects.using(alias).select_for_update().filter(pk__in=list(user_ids))
-    return {u.pk: u for u in light_rows(qs, LOAD_FIELDS, alias)}
+    out: dict[Any, AppUser] = {}
+    for chunk in pgcopy.id_chunks(list(user_ids), alias):
+        qs = AppUser.objects.using(alias).select_for_update().filter(pk__any=chunk)
+        out.update((u.pk, u) for u in light_rows(qs, LOAD_FIELDS, alias))
+    return out
 
 
 def load_plain(alias: str, user_ids: Iterable[Any]) -> list[AppUser]:
@@ -179,8 +184,9 @@ def apply(action: str, *, alias: str, tenant: Tenant, users: Sequence[AppUser], 
         return {}
     manager = AppUser.objects.using(alias)
     if action == "ban":
-        manager.filter(pk__in=ids).update(banned_until=parse_until(options),
-                                          ban_reason=options.get("reason", ""), updated_at=now)
+        for chunk in pgcopy.id_chunks(ids, alias):
+            manager.filter(pk__any=chunk).update(banned_until=parse_until(options),
+                                                 ban_reason=options.get("reason", ""), updated_at=now)
         tokens_revoke_for_user(tenant=tenant, user_ids=ids,
                                purposes=[ActionToken.Purpose.RECOVERY, ActionToken.Purpose.MAGIC_LINK])
         end_sessions(alias, ids, now=now)
@@ -226,11 +232,23 @@ def after(action: str, *, before: dict[str, Any] | None, user_pk: Any, options: 
 
 
 def audit_entry(action: str, *, user_pk: Any, email: str, before: dict[str, Any] | None,
-                options: dict[str, Any], at: datetime | None, data: dict[str, Any]) -> audit.Entry:
+                options: dict[str, Any], at: datetime | None, data: dict[str, Any],
+                diffs: dict[Any, Any] | None = None) -> audit.Entry:
+    """The entry of one user's change. ``diffs`` (a dict kept across a chunk) shares one diff
+    between the users whose prior state was the same, for the actions whose "after" does not
+    depend on the user (ban, unban, role change, confirmation)."""
     if action == "hard_delete":
         return audit.Entry(event=EVENTS[action], target_model=AppUser, target_pk=user_pk, target_repr=email,
                            action=audit.DELETE, changes=audit.diff(before, None), data={**data, "hard": True})
-    changes = audit.diff(before, after(action, before=before, user_pk=user_pk, options=options, at=at))
+    key = None
+    if diffs is not None and action in ("ban", "unban", "change_role", "confirm_email"):
+        key = (json.dumps(before, sort_keys=True, default=str), at)
+    if diffs is not None and key is not None and key in diffs:
+        changes = diffs[key]
+    else:
+        changes = audit.diff(before, after(action, before=before, user_pk=user_pk, options=options, at=at))
+        if diffs is not None and key is not None:
+            diffs[key] = changes
     extra: dict[str, Any] = {}
     if action == "send_recovery":
         extra["signed_out"] = bool(options.get("sign_out"))

@@ -23,6 +23,7 @@ from accounts.app_users.permissions import ROLE_REFUSED, app_user_refusal
 from accounts.models import BANNED_FOREVER, ActionToken, AppFactor, AppSession, AppUser
 from accounts.tokens import hash_token, token_issue, token_link, tokens_revoke_for_user
 from audit import services as audit
+from core import pgcopy
 from core.emails import clean_email as clean_address
 from core.errors import Conflict, Invalid, NotFound, Refused
 from core.text import NAME_MAX_LENGTH, REASON_MAX_LENGTH, clean_text
@@ -284,9 +285,9 @@ def end_sessions(alias: str, user_ids: Iterable, *, now: datetime | None = None)
     ids = list(user_ids)
     now = now or timezone.now()
     ended = 0
-    for start in range(0, len(ids), 900):
+    for chunk in pgcopy.id_chunks(ids, alias):
         ended += AppSession.objects.using(alias).filter(
-            user_id__in=ids[start:start + 900], revoked_at__isnull=True
+            user_id__any=chunk, revoked_at__isnull=True
         ).update(revoked_at=now)
     return ended
 

@@ -81,6 +81,57 @@ def test_each_entry_links_to_the_one_before_in_its_own_chain(make_tenant):
     assert "entries verified" in _verify()
 
 
+def _documented_canonical(row) -> bytes:
+    """The module docstring's rule, written the plain way: one json.dumps of the whole document."""
+    doc = {"v": 1, "chain": chain.chain_key(row.get("tenant_id"))}
+    for name in chain.CONTENT_COLUMNS:
+        value = row.get(name)
+        if value is None:
+            pass
+        elif name in ("actor_id", "impersonator_id", "tenant_id"):
+            value = str(value)
+        elif name in ("action", "content_type_id", "object_id", "remote_port"):
+            value = int(value)
+        elif name in ("serialized_data", "changes", "additional_data"):
+            value = chain._json_value(json.loads(json.dumps(value)))
+        elif name == "timestamp":
+            value = chain._stamp(value)
+        elif name == "remote_addr":
+            value = chain._address(value)
+        else:
+            value = str(value)
+        doc[name] = value
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return text.encode("utf-8", "surrogatepass")
+
+
+def test_the_canonical_json_is_the_documented_one_byte_for_byte():
+    """``canonical`` writes the document field by field (and memoizes across a batch): every
+    kind of value gives the bytes of the plain ``json.dumps`` of the docstring's rule."""
+    import uuid
+
+    at = dt.datetime(2026, 12, 1, 20, 0, 0, 123456, tzinfo=dt.UTC)
+    tenant = uuid.uuid4()
+    rows = [
+        {"event": "app_user.ban", "action": 1, "content_type_id": 7, "object_pk": str(uuid.uuid4()),
+         "object_repr": "zoë@acme.test", "changes": {"banned_until": [None, at.isoformat()], "ban_reason": ["", "spam"]},
+         "changes_text": "", "actor_id": 3, "actor_email": "boss@acme.test", "tenant_id": tenant,
+         "remote_addr": "2001:db8:0:0:0:0:0:1", "cid": "abc", "additional_data": {"batch": "b1", "tenant": "acme"},
+         "timestamp": at},
+        {"event": "x\"quoted\"\n\ttab \u2028 \ud800", "action": "2", "content_type_id": 7, "object_pk": "",
+         "object_repr": "", "changes": {"n": [1.0, 2.5], "nested": {"b": [1, {"z": 3.0, "a": None}], "a": True}},
+         "actor_id": None, "tenant_id": None, "remote_addr": "", "additional_data": {2: "int key", "é": "ü"},
+         "serialized_data": [{"k": 1.0}], "timestamp": "2026-12-01T20:00:00+01:00", "remote_port": 443,
+         "object_id": 12, "impersonator_id": uuid.uuid4()},
+        {"event": "tenant.create", "timestamp": dt.datetime(2026, 1, 1, 12, 0),  # noqa: DTZ001 - naive is read as UTC
+         "remote_addr": "10.0.0.1"},
+    ]
+    memo: dict = {}
+    for row in rows + rows:  # the second pass answers from the memo
+        assert chain.canonical(row, memo) == _documented_canonical(row)
+        assert chain.canonical(row) == _documented_canonical(row)
+
+
 def test_verify_names_the_row_edited_in_sql_and_the_row_deleted_in_sql(make_tenant):
     acme = make_tenant("acme")
     entries = _entries(acme, 5)
