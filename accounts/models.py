@@ -179,7 +179,6 @@ class AppUser(TenantModel):
             # Keyset pagination orders (newest first is the default list order).
             models.Index(fields=["-created_at", "-id"], name="appuser_created_keyset"),
             models.Index(fields=["-last_sign_in_at", "-id"], name="appuser_signin_keyset"),
-            models.Index(Lower("email"), "id", name="appuser_email_keyset"),
             models.Index(Lower("name"), "id", name="appuser_name_keyset"),
             models.Index("role", "id", name="appuser_role_keyset"),
             models.Index(fields=["role", "-created_at", "-id"], name="appuser_role_created"),

@@ -37,19 +37,21 @@ PER_PAGE_CHOICES = (25, 50, 100)
 DEFAULT_PER_PAGE = 50
 MAX_QUERY_LENGTH = 200
 
-# sort name -> (ordering key, nullable). The email key is LOWER(email), the expression indexed.
+# sort name -> (ordering key, nullable).
 _SORT_KEYS: dict[str, tuple[str, bool]] = {
     "created": ("created_at", False),
     "last_sign_in": ("last_sign_in_at", True),
-    "email": ("email_l", False),
+    # The stored address is canonical (core.emails: case-folded, ASCII), so it sorts as its lower
+    # case would, and it is unique: the unique index (appuser_email_unique) is the email sort's.
+    "email": ("email", False),
     "name": ("name_l", False),  # LOWER(name), indexed with id (appuser_name_keyset)
     "role": ("role", False),  # indexed with id (appuser_role_keyset)
     # Derived (a ban runs out with time): one segment per status, in STATUSES order, each read by
     # id under its own condition (status_q, evaluated now), so a page never shows a stale status.
     "status": ("status", False),
 }
-_TEXT_KEYS = frozenset({"email_l", "name_l", "role"})
-_LOWERED = {"email_l": "email", "name_l": "name"}
+_TEXT_KEYS = frozenset({"email", "name_l", "role"})
+_LOWERED = {"name_l": "name"}
 
 
 def _with_key(qs: QuerySet, key: str) -> QuerySet:
@@ -315,7 +317,7 @@ class _Keyset:
             segment = self.statuses.index(row.status_at(self.now))
             return encode_cursor(Cursor(sort=self.sort, segment=segment, value=None, pk=str(row.pk),
                                         direction=direction))
-        value = getattr(row, self.key)  # a model field or the "email_l" annotation
+        value = getattr(row, self.key)  # a model field or the "name_l" annotation
         segment = 1 if value is None else 0
         return encode_cursor(
             Cursor(sort=self.sort, segment=segment, value=value, pk=str(row.pk), direction=direction)

@@ -204,6 +204,57 @@ def test_a_batch_of_10000_is_done_in_seconds(acme, admin, capsys):
     assert elapsed < 15
 
 
+def test_a_bulk_ban_of_thousands_keeps_the_chain_the_events_and_the_sessions_exact(acme, admin):
+    """2,500 users (past SQLite's 900-id statements; one statement per step on PostgreSQL): one
+    audit entry and one event per user, each diff from that user's own prior state, a chain that
+    verifies, every session and pending link ended."""
+    from audit import chain
+    from events.models import Event
+    from tests.accounts.app_user_data import make_session
+
+    alias = tenant_db.using(acme)
+    now = timezone.now()
+    users = make_users(acme, 2_497)
+    expired = make_users(acme, 3, prefix="expired", banned_until=now - timedelta(days=1), ban_reason="old")
+    everyone = users + expired
+    _sessions_for(acme, everyone)
+    ActionToken.objects.using(alias).bulk_create([
+        ActionToken(user_id=u.pk, purpose=ActionToken.Purpose.RECOVERY, token_hash=f"{i:064x}",
+                    expires_at=now + timedelta(hours=1)) for i, u in enumerate(everyone[:1000])
+    ])
+    make_session(acme, make_user(acme, "bystander@example.test"))
+    until = now + timedelta(days=7)
+    with CaptureQueriesContext(connections[alias]) as tenant_sql:
+        result = batches.app_users_batch(actor=admin, tenant=acme, action="ban", until=until, reason="raid",
+                                         selection=Selection(ids=tuple(str(u.pk) for u in everyone)))
+    assert (result.processed, result.skipped, result.error_count) == (2_500, 0, 0)
+    updates = [q["sql"] for q in tenant_sql.captured_queries if q["sql"].startswith('UPDATE "accounts_appuser"')]
+    assert len(updates) == (1 if connections[alias].vendor == "postgresql" else 3)
+
+    assert AppUser.objects.using(alias).filter(banned_until=until, ban_reason="raid").count() == 2_500
+    assert AppSession.objects.using(alias).filter(revoked_at__isnull=True).count() == 1  # the bystander's
+    assert not ActionToken.objects.using(alias).filter(revoked_at__isnull=True).exists()
+
+    entries = AuditEntry.objects.filter(tenant=acme, event="app_user.ban")
+    assert entries.count() == 2_500
+    assert set(entries.values_list("object_pk", flat=True)) == {str(u.pk) for u in everyone}
+    fresh = entries.get(object_pk=str(users[0].pk)).changes
+    assert fresh == {"ban_reason": ["", "raid"], "banned_until": [None, until.isoformat()]}
+    old = entries.get(object_pk=str(expired[0].pk)).changes
+    assert old == {"ban_reason": ["old", "raid"],
+                   "banned_until": [expired[0].banned_until.isoformat(), until.isoformat()]}
+
+    events = Event.objects.filter(tenant_id=acme.pk, type="user.banned")
+    assert events.count() == 2_500
+    assert {e.payload["data"]["user"]["id"] for e in events} == {str(u.pk) for u in everyone}
+    assert {e.payload["data"]["banned_until"] for e in events} == {until.isoformat()}
+    assert Event.objects.filter(tenant_id=acme.pk, type__in=("batch.started", "batch.finished")).count() == 2
+
+    verified = chain.verify(chain.chain_key(acme.pk))
+    assert verified.ok, verified.broken
+    assert verified.checked == AuditEntry.objects.filter(tenant=acme).count()
+
+
 # --- Import ------------------------------------------------------------------------------------
 
 

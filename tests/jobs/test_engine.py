@@ -171,6 +171,39 @@ def test_undo_restores_the_prior_state_and_skips_users_changed_since(acme, admin
         services.job_undo(actor=admin, tenant=acme, job_id=job.pk)
 
 
+def test_a_ban_job_of_thousands_writes_exact_outcomes_entries_events_and_undoes(acme, admin):
+    """Chunks of 1,000 (outcomes, audit entries and events by COPY on PostgreSQL): one outcome,
+    one entry and one event per user, a chain that verifies, and an undo that reads each
+    outcome's prior state back."""
+    from audit import chain
+    from events.models import Event
+
+    alias = tenant_db.using(acme)
+    users = make_users(acme, 2_400, prefix="w", domain="wave.test")
+    earlier = timezone.now() - timedelta(days=2)
+    AppUser.objects.using(alias).filter(pk__in=[u.pk for u in users[:5]]).update(
+        banned_until=earlier, ban_reason="old, expired")
+    job = run_all(start(admin, acme, "ban", everyone(q="wave.test"), duration="forever", reason="wave"))
+    assert (job.chunks_total, job.processed, job.skipped, job.errors) == (3, 2_400, 0, 0)
+    outcomes = JobOutcome.objects.using(alias).filter(job_id=job.pk)
+    assert outcomes.filter(result="done").count() == 2_400
+    assert outcomes.get(user_id=users[0].pk).before == {"banned_until": earlier.isoformat(),
+                                                         "ban_reason": "old, expired"}
+    assert outcomes.get(user_id=users[9].pk).before == {"banned_until": None, "ban_reason": ""}
+    entries = AuditEntry.objects.filter(event="app_user.ban", additional_data__job=str(job.pk))
+    assert entries.count() == 2_400
+    assert entries.get(object_pk=str(users[0].pk)).changes == {
+        "ban_reason": ["old, expired", "wave"], "banned_until": [earlier.isoformat(), BANNED_FOREVER.isoformat()]}
+    assert Event.objects.filter(tenant_id=acme.pk, type="user.banned").count() == 2_400
+    assert chain.verify(chain.chain_key(acme.pk)).ok
+
+    undo = run_all(services.job_undo(actor=admin, tenant=acme, job_id=job.pk, inline=False))
+    assert (undo.processed, undo.skipped) == (2_400, 0)
+    assert AppUser.objects.using(alias).filter(banned_until=earlier, ban_reason="old, expired").count() == 5
+    assert AppUser.objects.using(alias).filter(banned_until__isnull=True).count() == 2_395
+    assert chain.verify(chain.chain_key(acme.pk)).ok
+
+
 def test_undo_of_a_role_change(acme, admin):
     alias = tenant_db.using(acme)
     make_users(acme, 6, prefix="r", role="user")
