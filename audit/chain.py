@@ -95,17 +95,22 @@ _dumps = functools.partial(json.dumps, sort_keys=True, separators=(",", ":"), en
 _string = json.encoder.encode_basestring  # a str as json.dumps(..., ensure_ascii=False) writes it
 
 
-def _json_text(value: Any, memo: dict[Any, str]) -> str:
+def _json_text(value: Any, memo: dict[Any, Any]) -> str:
     """A JSON column's canonical text: the stored JSON (``json.dumps``, read back), integral
-    floats as integers, keys sorted. The same value recurs across a batch, hence the memo."""
+    floats as integers, keys sorted. The same value recurs across a batch, hence the memo: by
+    the object itself (kept in the memo, so its id is not reused) and by its JSON."""
+    same = memo.get(("id", id(value)))
+    if same is not None and same[0] is value:
+        return same[1]
     stored = json.dumps(value)
     text = memo.get(stored)
     if text is None:
         text = memo[stored] = _dumps(_json_value(json.loads(stored)))
+    memo[("id", id(value))] = (value, text)
     return text
 
 
-def _fragment(name: str, value: Any, memo: dict[Any, str]) -> str:
+def _fragment(name: str, value: Any, memo: dict[Any, Any]) -> str:
     if value is None:
         return "null"
     if name in _JSON:
@@ -130,7 +135,7 @@ def _fragment(name: str, value: Any, memo: dict[Any, str]) -> str:
     return text
 
 
-def canonical(row: Mapping[str, Any], memo: dict[Any, str] | None = None) -> bytes:
+def canonical(row: Mapping[str, Any], memo: dict[Any, Any] | None = None) -> bytes:
     """The canonical JSON of one entry (a mapping of column names to values): byte for byte
     ``json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`` of the
     module's rules, written field by field (a batch hashes thousands of entries). ``memo``
@@ -151,7 +156,7 @@ def canonical(row: Mapping[str, Any], memo: dict[Any, str] | None = None) -> byt
     return ("{" + ",".join(parts) + "}").encode("utf-8", "surrogatepass")
 
 
-def entry_hash(prev_hash: str, row: Mapping[str, Any], memo: dict[Any, str] | None = None) -> str:
+def entry_hash(prev_hash: str, row: Mapping[str, Any], memo: dict[Any, Any] | None = None) -> str:
     return hashlib.sha256(prev_hash.encode("ascii") + b"\n" + canonical(row, memo)).hexdigest()
 
 
@@ -184,11 +189,14 @@ def link(entries: list[Any], *, using: str = DEFAULT_DB_ALIAS) -> dict[str, Any]
     ``hash``, in order, per chain. Call inside a transaction; returns the locked heads by key,
     which ``advance`` moves once the entries are inserted."""
     heads: dict[str, Any] = {}
-    memo: dict[Any, str] = {}
+    memo: dict[Any, Any] = {}
+    keys: dict[Any, str] = {}
     for entry in entries:
         is_dict = isinstance(entry, dict)
         tenant_id = entry.get("tenant_id") if is_dict else entry.tenant_id
-        key = chain_key(tenant_id)
+        key = keys.get(tenant_id)
+        if key is None:
+            key = keys[tenant_id] = chain_key(tenant_id)
         if key not in heads:
             heads[key] = lock_head(key, using=using)
             heads[key].pending_hash = heads[key].head_hash

@@ -98,17 +98,29 @@ def _content_type(model: type[models.Model]) -> ContentType:
     )
 
 
-def _values(
-    entry: Entry, *, actor, tenant, impersonator, remote_addr, correlation_id,
-    credential: Mapping[str, Any] | None = None, content_types: dict[Any, int] | None = None,
-) -> dict[str, Any]:
+def _data(entry: Entry, *, tenant, credential: Mapping[str, Any]) -> dict[str, Any] | None:
     data = {_text(str(k)): _plain(v) for k, v in entry.data.items() if str(k) not in SECRET_FIELDS}
     if tenant is not None:
         data.setdefault("tenant", tenant.slug)
-    if credential is None:
-        credential = request_context.current_credential() or {}
     for key, value in credential.items():
         data.setdefault(key, value)  # the API key or token that made the change
+    return data or None
+
+
+def _values(
+    entry: Entry, *, actor, tenant, impersonator, remote_addr, correlation_id,
+    credential: Mapping[str, Any] | None = None, content_types: dict[Any, int] | None = None,
+    datas: dict[int, Any] | None = None,
+) -> dict[str, Any]:
+    if credential is None:
+        credential = request_context.current_credential() or {}
+    if datas is None:
+        data = _data(entry, tenant=tenant, credential=credential)
+    else:  # a batch: entries that share one ``data`` object share its stored form (read only)
+        found = datas.get(id(entry.data))
+        if found is None or found[0] is not entry.data:
+            found = datas[id(entry.data)] = (entry.data, _data(entry, tenant=tenant, credential=credential))
+        data = found[1]
     if content_types is None:
         content_type_id = _content_type(entry.target_model).pk
     elif entry.target_model in content_types:  # a batch: looked up once per model
@@ -129,7 +141,7 @@ def _values(
         "tenant_id": getattr(tenant, "pk", None),
         "remote_addr": remote_addr,
         "cid": correlation_id,
-        "additional_data": data or None,
+        "additional_data": data,
     }
 
 
@@ -220,7 +232,7 @@ def record_many(
     remote_addr, cid = _request_facts()
     facts = {"actor": actor, "tenant": tenant, "impersonator": impersonator,
              "remote_addr": remote_addr, "correlation_id": cid,
-             "credential": request_context.current_credential() or {}, "content_types": {}}
+             "credential": request_context.current_credential() or {}, "content_types": {}, "datas": {}}
     now = timezone.now()
     rows = [{**_values(entry, **facts), "timestamp": now} for entry in entries]
     if not rows:

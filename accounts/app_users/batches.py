@@ -333,10 +333,11 @@ def app_users_batch(
                 diffs[key] = _changes(action, u, now, options)
             return diffs[key]
 
+        data = {"batch": batch_id}  # one object for all: stored, hashed and dumped once
         entries = [
             audit.Entry(
                 event=_EVENTS[action], target_model=AppUser, target_pk=u.pk, target_repr=u.email,
-                changes=changes(u), data={"batch": batch_id},
+                changes=changes(u), data=data,
             )
             for u in ready
         ]

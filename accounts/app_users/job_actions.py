@@ -253,7 +253,7 @@ def audit_entry(action: str, *, user_pk: Any, email: str, before: dict[str, Any]
     if action == "send_recovery":
         extra["signed_out"] = bool(options.get("sign_out"))
     return audit.Entry(event=EVENTS[action], target_model=AppUser, target_pk=user_pk, target_repr=email,
-                       changes=changes or None, data={**data, **extra})
+                       changes=changes or None, data={**data, **extra} if extra else data)
 
 
 def mail(action: str, *, tenant: Tenant, settings: TenantSettings, key: str, user_pk: Any, email: str,
