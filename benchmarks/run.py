@@ -129,8 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--job-workers", type=int, default=2, help="jobs_worker processes for the ban job")
     parser.add_argument("--job-sample", type=int, default=2_000, help="users of the save() loop it is compared to")
     parser.add_argument("--skip", default="", help="comma list: list,api,batch,growth,rps,webhooks,jobs")
+    parser.add_argument("--only", default="", help="comma list of the same names: run these alone "
+                        "(--only batch: the batch ban figure; --only jobs: the ban job)")
     args = parser.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
+    if args.only:
+        skip |= {"list", "api", "batch", "growth", "rps", "webhooks", "jobs"} - set(args.only.split(","))
 
     configure(args.database)
     import django
