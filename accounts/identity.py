@@ -7,7 +7,8 @@ verified the session (``OTPMiddleware``): two queries. Both come from one cache 
 
 The snapshot is only believed while the user's *generation* key holds the value it was taken
 under. Every change that can end or narrow a staff member's access gives the user a new
-generation, before the change commits and again once it has:
+generation, before the row changes (``pre_save``/``pre_delete``, ``update``: a cache that
+cannot take it refuses the change) and again once it has committed:
 
 - ``post_save`` / ``post_delete`` of the user (deactivation, password, instance admin flag,
   time zone...) and of their TOTP and backup-code devices (enrolment, reset, removal, every
@@ -40,7 +41,7 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 
 SNAPSHOT_SECONDS = 300  # a snapshot is rebuilt at least this often
 GENERATION_SECONDS = 86_400  # longer than a snapshot: an expired generation is a new one
@@ -63,7 +64,7 @@ class CachedDevice:
     confirmed: bool
 
 
-def bump(*pks: object) -> None:
+def bump(*pks: object, after_commit: bool = True) -> None:
     """Give these staff users a new generation now and again after the current commit."""
     if not pks:
         return
@@ -72,7 +73,8 @@ def bump(*pks: object) -> None:
         cache.set_many({_gen_key(pk): secrets.token_hex(8) for pk in pks}, GENERATION_SECONDS)
 
     _set()
-    transaction.on_commit(_set)
+    if after_commit:
+        transaction.on_commit(_set)
 
 
 def _devices(user: Any) -> dict[str, CachedDevice]:
@@ -120,6 +122,18 @@ def _on_device_change(sender: Any, instance: Any, **kwargs: Any) -> None:
         bump(instance.user_id)
 
 
+# pre_save / pre_delete: a new generation before the row changes, so that a cache which cannot
+# take it refuses the change (outside a transaction a save has committed by post_save: a bump
+# failing there would leave the old snapshot believed once the cache answers again).
+def _before_user_change(sender: Any, instance: Any, **kwargs: Any) -> None:
+    bump(instance.pk, after_commit=False)
+
+
+def _before_device_change(sender: Any, instance: Any, **kwargs: Any) -> None:
+    if instance.user_id is not None:
+        bump(instance.user_id, after_commit=False)
+
+
 def connect() -> None:
     """Called by ``AccountsConfig.ready``."""
     from django_otp.plugins.otp_static.models import StaticDevice
@@ -132,3 +146,8 @@ def connect() -> None:
         for model in (TOTPDevice, StaticDevice):
             signal.connect(_on_device_change, sender=model,
                            dispatch_uid=f"identity.{model.__name__}.{signal is post_save}")
+    for signal in (pre_save, pre_delete):
+        signal.connect(_before_user_change, sender=User, dispatch_uid=f"identity.user.pre.{signal is pre_save}")
+        for model in (TOTPDevice, StaticDevice):
+            signal.connect(_before_device_change, sender=model,
+                           dispatch_uid=f"identity.{model.__name__}.pre.{signal is pre_save}")

@@ -33,6 +33,7 @@ class StaffUserQuerySet(models.QuerySet["User"]):
         from accounts import identity
 
         pks = list(self.values_list("pk", flat=True))  # before: the filter may not match after
+        identity.bump(*pks, after_commit=False)  # a cache refusing it refuses the update
         count = super().update(**kwargs)
         identity.bump(*pks)
         return count

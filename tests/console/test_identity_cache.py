@@ -178,3 +178,30 @@ def test_no_device_row_is_changed_by_a_queryset_update():
     offenders = [str(path) for package in packages for path in (Path(settings.BASE_DIR) / package).rglob("*.py")
                  if pattern.search(path.read_text())]
     assert offenders == []
+
+
+@pytest.mark.django_db(transaction=True)  # autocommit, as in production: a save commits at once
+@pytest.mark.parametrize("how", ["update", "save", "device_delete"])
+def test_a_cache_that_refuses_the_bump_refuses_the_change(member, client, how, monkeypatch):
+    """A change whose new generation cannot be written (the cache is briefly unreachable) must
+    not be made: made without it, the old snapshot is believed again once the cache answers."""
+    user, _ = member
+    from django.core.cache import cache
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("cache unreachable")
+
+    with monkeypatch.context() as m:
+        m.setattr(cache, "set_many", unreachable)
+        with pytest.raises(ConnectionError):
+            if how == "update":
+                User.objects.filter(pk=user.pk).update(is_active=False)
+            elif how == "save":
+                fresh = User.objects.get(pk=user.pk)
+                fresh.is_active = False
+                fresh.save()
+            else:
+                TOTPDevice.objects.filter(user=user).delete()
+    # The cache answers again: either the change was not made, or it is seen at once.
+    changed = not User.objects.get(pk=user.pk).is_active or not TOTPDevice.objects.filter(user=user).exists()
+    assert not (changed and client.get("/t/acme/users/").status_code == 200)
