@@ -689,6 +689,35 @@ def _reduces_to_sql(operation: Any) -> bool:
     return True
 
 
+def _introspects_earlier_work(operations: list[tuple[str, Any]]) -> bool:
+    """Whether an operation of the plan finds what to change by introspecting the database
+    (``AlterField``'s constraints and indexes, ``RenameField``, ``RenameModel``, ``Alter*Together``)
+    on a model an earlier operation of the plan touches: the collected SQL is not executed, so its
+    introspection sees the database before the plan and the SQL of the later operation misses what
+    the earlier one made (an ``AlterField`` dropping a unique made earlier in the plan drops
+    nothing, and the replay succeeds with the constraint left in place)."""
+    from django.db.migrations import operations as ops
+
+    introspecting = (ops.AlterField, ops.RenameField, ops.RenameModel, ops.AlterUniqueTogether,
+                     ops.AlterIndexTogether)
+    for j, (app_label, operation) in enumerate(operations):
+        if not isinstance(operation, introspecting):
+            continue
+        model = getattr(operation, "model_name", None) or operation.name
+        names = {model.lower()} | ({operation.new_name.lower()} if isinstance(operation, ops.RenameModel) else set())
+        if any(earlier.references_model(name, app_label) for _, earlier in operations[:j] for name in names):
+            return True
+    return False
+
+
+def _database_operations(operation: Any) -> list[Any]:
+    from django.db.migrations.operations import SeparateDatabaseAndState
+
+    if isinstance(operation, SeparateDatabaseAndState):
+        return [inner for op in operation.database_operations for inner in _database_operations(op)]
+    return [operation]
+
+
 def _collect_replay(alias: str) -> _Replay | None:
     """The SQL of the plan that brings the database at ``alias`` to the newest schema, collected
     without changing it; ``None`` when the plan cannot be replayed."""
@@ -703,7 +732,8 @@ def _collect_replay(alias: str) -> _Replay | None:
         backwards or not migration.atomic or migration.replaces
         or not all(_reduces_to_sql(op) for op in migration.operations)
         for migration, backwards in plan
-    ):
+    ) or _introspects_earlier_work([(migration.app_label, inner) for migration, _ in plan
+                                    for op in migration.operations for inner in _database_operations(op)]):
         return None
     statements: list[str] = []
     state = None

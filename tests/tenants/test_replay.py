@@ -149,3 +149,20 @@ def test_migrate_all_replays_in_the_pool(make_tenant, settings, migrate_runs):
     for tenant in tenants:
         tenant.refresh_from_db()
         assert not tenant_db.is_behind(tenant)
+
+
+def test_a_plan_whose_later_operation_introspects_earlier_work_is_not_replayed():
+    """Collected SQL is not executed: an ``AlterField`` after the ``AddField`` that made its unique
+    constraint introspects the database before the plan, finds no constraint and drops nothing
+    (the replay would succeed, the constraint left in place). Such plans go through ``migrate``."""
+    from django.db import migrations, models
+
+    made_unique = migrations.AddField("appuser", "code", models.CharField(max_length=10, unique=True, default=""))
+    not_unique = migrations.AlterField("appuser", "code", models.CharField(max_length=10, default=""))
+    index = migrations.AddIndex("appuser", models.Index(fields=["code"], name="appuser_code_idx"))
+    other = migrations.AlterField("appsession", "ip", models.CharField(max_length=64, default=""))
+    assert tenant_db._introspects_earlier_work([("accounts", made_unique), ("accounts", not_unique)])
+    assert tenant_db._introspects_earlier_work([("accounts", index), ("accounts", not_unique)])
+    assert not tenant_db._introspects_earlier_work([("accounts", made_unique), ("accounts", index)])
+    assert not tenant_db._introspects_earlier_work([("accounts", made_unique), ("accounts", other)])
+    assert not tenant_db._introspects_earlier_work([("accounts", not_unique)])
