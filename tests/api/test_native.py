@@ -226,6 +226,22 @@ def test_reference_page_in_the_console(client, as_staff, staff_factory):
     assert document["openapi"].startswith("3.1") and len(document["paths"]) >= 40
 
 
+def test_the_openapi_document_is_built_once_per_process(client, monkeypatch):
+    """Building it is ~1.5 s of pydantic schema generation: the page and the JSON reuse one build."""
+    from ninja import main as ninja_main
+
+    from api.urls import api
+
+    builds = []
+    real = ninja_main.get_schema
+    monkeypatch.setattr(ninja_main, "get_schema", lambda **kw: builds.append(kw) or real(**kw))
+    api.__dict__.pop("_documents", None)
+    first = client.get("/api/v1/openapi.json").json()
+    assert client.get("/api/v1/openapi.json").json() == first
+    assert api.get_openapi_schema() is api.get_openapi_schema()
+    assert len(builds) == 1
+
+
 def test_lookup_by_email(client, acme, api_key, boss):
     user = _user(acme, boss, email="Ada@Example.com")
     key = api_key("viewer")
