@@ -12,7 +12,7 @@ REDIS="${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}"
 REDIS_B="${TEST_REDIS_URL_B:-redis://127.0.0.1:6379/14}"
 ONLY="${ONLY:-}"
 mkdir -p test-artifacts
-rm -f test-artifacts/junit-*.xml test-artifacts/postgres*.log
+rm -f test-artifacts/junit-*.xml test-artifacts/postgres*.log test-artifacts/sqlite*.log
 
 reachable_pg() {
   "$PY" - "$PG_URL" <<'PYEOF' >/dev/null 2>&1
@@ -41,14 +41,27 @@ if [ ! -f "$CLIENTS/node_modules/.package-lock.json" ] || \
   (cd "$CLIENTS" && npm ci --no-audit --no-fund) || exit 1
 fi
 
-# The passes run side by side: the PostgreSQL pass in the background with its output in
-# test-artifacts/postgres*.log (printed when it ends), the SQLite pass in the foreground. They
-# share nothing: SQLite lives in its own temporary directory; each PostgreSQL process has its own
-# test database and tenant prefix (PYTEST_XDIST_WORKER) and cache key prefix.
-sqlite_rc=0; pg_rc=0; pg_state="not run"; pg_pids=()
-# The PostgreSQL pass is the longer one: without extra arguments it runs as two processes (the
-# console and security walks in one, the rest in the other), each with its own test database.
-PG_GROUPS=("tests/console tests/security" "tests --ignore=tests/console --ignore=tests/security")
+# The passes run side by side, five processes on the machine's cores: SQLite as two (the console
+# with the browser journeys, the rest) and PostgreSQL as three (the console and security walks;
+# the deployed tier, jobs and webhooks; the rest). They share nothing: each SQLite process has its
+# own temporary directory; each PostgreSQL process its own test database, tenant prefix
+# (PYTEST_XDIST_WORKER), cache key prefix and Redis database (tests' cache.clear() is FLUSHDB).
+# Each writes test-artifacts/<name>.log, printed when all have ended. Waiting (gunicorn start-ups,
+# workers, PostgreSQL) overlaps this way: three processes left a third of the CPU idle.
+# With arguments (e.g. -k tenants) each database runs as one process.
+sqlite_rc=0; pg_rc=0; pg_state="not run"; pids=(); names=(); results=(); rcs=()
+SQLITE_GROUPS=("tests/console" "tests --ignore=tests/console")
+PG_GROUPS=("tests/console tests/security"
+           "tests/deployed tests/jobs tests/webhooks"
+           "tests --ignore=tests/console --ignore=tests/security --ignore=tests/deployed --ignore=tests/jobs --ignore=tests/webhooks")
+PG_SUFFIXES=("" "_b" "_c")
+PG_NAMES=("postgres" "postgres-b" "postgres-c")
+redis_for() {  # a Redis database per PostgreSQL process: 15, 14, 13
+  local base=${REDIS%/*}
+  [ "$1" -eq 0 ] && { echo "$REDIS"; return; }
+  [ "$1" -eq 1 ] && { echo "$REDIS_B"; return; }
+  echo "$base/$((15 - $1))"
+}
 pg_run() {  # pg_run NAME DATABASE-SUFFIX REDIS-URL PYTEST-ARGS...
   local name=$1 suffix=$2 redis_url=$3; shift 3
   local extra_env=()
@@ -56,17 +69,23 @@ pg_run() {  # pg_run NAME DATABASE-SUFFIX REDIS-URL PYTEST-ARGS...
   env DATABASE_URL="$PG_URL$suffix" PYTEST_XDIST_WORKER="$name" "${extra_env[@]}" "$PY" -m pytest -m "not browser" \
     --junitxml="test-artifacts/junit-$name.xml" "$@" >"test-artifacts/$name.log" 2>&1
 }
+sqlite_run() {  # sqlite_run NAME PYTEST-ARGS...
+  local name=$1; shift
+  env -u DATABASE_URL -u REDIS_URL PYTEST_XDIST_WORKER="$name" "$PY" -m pytest \
+    --junitxml="test-artifacts/junit-$name.xml" "$@" >"test-artifacts/$name.log" 2>&1
+}
 if [ "$ONLY" != "sqlite" ]; then
   if reachable_pg; then
     if [ $# -eq 0 ]; then
-      echo "=== Pass 2: PostgreSQL ($PG_URL), two processes in the background: test-artifacts/postgres*.log ==="
-      # shellcheck disable=SC2086  # the groups are word lists on purpose
-      pg_run postgres "" "$REDIS" ${PG_GROUPS[0]} & pg_pids+=($!)
-      # shellcheck disable=SC2086
-      pg_run postgres-b "_b" "$REDIS_B" ${PG_GROUPS[1]} & pg_pids+=($!)
+      echo "=== Pass 2: PostgreSQL ($PG_URL), ${#PG_GROUPS[@]} processes: test-artifacts/postgres*.log ==="
+      for i in "${!PG_GROUPS[@]}"; do
+        # shellcheck disable=SC2086  # the groups are word lists on purpose
+        pg_run "${PG_NAMES[$i]}" "${PG_SUFFIXES[$i]}" "$(redis_for "$i")" ${PG_GROUPS[$i]} &
+        pids+=($!); names+=("pg:${PG_NAMES[$i]}")
+      done
     else
-      echo "=== Pass 2: PostgreSQL ($PG_URL), in the background: test-artifacts/postgres.log ==="
-      pg_run postgres "" "$REDIS" "$@" & pg_pids+=($!)
+      echo "=== Pass 2: PostgreSQL ($PG_URL): test-artifacts/postgres.log ==="
+      pg_run postgres "" "$REDIS" "$@" & pids+=($!); names+=("pg:postgres")
     fi
     pg_state="ran"
   elif [ "${CI:-}" = "true" ]; then
@@ -75,25 +94,45 @@ if [ "$ONLY" != "sqlite" ]; then
   fi
 fi
 if [ "$ONLY" != "postgres" ]; then
-  echo "=== Pass 1: SQLite (embedded default), browser journeys included ==="
-  env -u DATABASE_URL -u REDIS_URL PYTEST_XDIST_WORKER=lite "$PY" -m pytest \
-    --junitxml=test-artifacts/junit-sqlite.xml "$@"
-  sqlite_rc=$?
-  [ $sqlite_rc -eq 5 ] && sqlite_rc=0  # a -k filter that selects nothing here is not a failure
+  if [ $# -eq 0 ]; then
+    echo "=== Pass 1: SQLite (embedded default), browser journeys included, ${#SQLITE_GROUPS[@]} processes: test-artifacts/sqlite*.log ==="
+    for i in "${!SQLITE_GROUPS[@]}"; do
+      name=sqlite; [ "$i" -gt 0 ] && name="sqlite-$i"
+      # shellcheck disable=SC2086
+      sqlite_run "$name" ${SQLITE_GROUPS[$i]} & pids+=($!); names+=("sqlite:$name")
+    done
+  else
+    echo "=== Pass 1: SQLite (embedded default): test-artifacts/sqlite.log ==="
+    sqlite_run sqlite "$@" & pids+=($!); names+=("sqlite:sqlite")
+  fi
 fi
-if [ ${#pg_pids[@]} -gt 0 ]; then
-  [ "$ONLY" != "postgres" ] && echo "=== Waiting for the PostgreSQL pass ==="
-  for pid in "${pg_pids[@]}"; do
-    wait "$pid"; rc=$?
-    [ $rc -eq 5 ] && rc=0
-    [ $rc -ne 0 ] && pg_rc=$rc
-  done
-  for log in test-artifacts/postgres.log test-artifacts/postgres-b.log; do
-    [ -f "$log" ] || continue
-    echo "=== Pass 2: PostgreSQL, $log ==="
-    cat "$log"
-  done
-fi
+# A line a minute while they run (their output comes when all have ended).
+( tick=0
+  while sleep 5; do
+    tick=$((tick + 1)); [ $((tick % 12)) -ne 0 ] && continue
+    line=""
+    for n in "${names[@]}"; do
+      log="test-artifacts/${n#*:}.log"
+      pct=$(grep -o '\[ *[0-9]*%\]' "$log" 2>/dev/null | tail -n 1 | tr -d '[] ')
+      line="$line ${n#*:}=${pct:-0%}"
+    done
+    echo "... running:$line"
+  done ) & heartbeat=$!
+for i in "${!pids[@]}"; do
+  wait "${pids[$i]}"; rc=$?
+  [ $rc -eq 5 ] && rc=0  # a -k filter that selects nothing in one process is not a failure
+  kind=${names[$i]%%:*}; name=${names[$i]#*:}
+  if [ $rc -ne 0 ]; then
+    if [ "$kind" = "pg" ]; then pg_rc=$rc; else sqlite_rc=$rc; fi
+  fi
+  results+=("$name")
+  rcs+=("$rc")
+done
+kill "$heartbeat" 2>/dev/null; wait "$heartbeat" 2>/dev/null
+for i in "${!results[@]}"; do
+  echo "=== ${results[$i]} (exit ${rcs[$i]}): test-artifacts/${results[$i]}.log ==="
+  cat "test-artifacts/${results[$i]}.log"
+done
 
 "$PY" - <<'PYEOF'
 import glob, xml.etree.ElementTree as ET

@@ -18,6 +18,9 @@ Before each URL the tenant row, the app users and the rate-limit counters are pu
 staff are signed in again, so what one URL did (a ban, a delete, new settings, a lockout) does not
 hide the next one.
 
+On SQLite the walk sends the values whose handling depends on the database (SQLITE_VALUES); the
+PostgreSQL pass sends them all (every other value takes the same Python path on both).
+
 No response may be a 5xx, no exception may escape, and an HTML response must never contain the
 raw ``<script>alert(1)</script>``. Failures are collected and reported together, each with the
 user, method, URL, payload and the traceback's last frames.
@@ -39,7 +42,7 @@ from django import forms
 from django.contrib.auth.hashers import make_password
 from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import Client
 from django.urls import URLPattern, get_resolver
 from django.utils import timezone
@@ -68,6 +71,27 @@ MUTATIONS = [
     "\x00", "a" * 10_000, "\u202eevil", SCRIPT, "-1", "99999999999999999999", "2026-13-45",
     "9999-12-31T23:59", "9999-12-31T23:59:59-12:00", "0001-01-01T00:00+14:00", "0", "Ω", "{}",
 ]
+# SQLite runs the walk with the values whose handling depends on the database (binding a huge
+# integer, LIKE wildcards and quotes, NUL, length, case folding, a float out of range): every other
+# value takes the same Python path on both databases, and the PostgreSQL pass (the stricter one:
+# NUL, lengths and JSON it refuses) sends them all.
+SQLITE_VALUES = {"\x00", "a" * 10_000, SCRIPT, "-1", "0", "99999999999999999999", "%", "'", "Ω", "1e309"}
+
+
+def for_this_database(values: list[str]) -> list[str]:
+    if connection.vendor == "sqlite":
+        return [v for v in values if v in SQLITE_VALUES]
+    return values
+
+
+def for_this_database_path() -> list[str]:
+    """HOSTILE_PATH on PostgreSQL; on SQLite the segments a database could handle differently
+    (length, NUL, LIKE's %, a quote, non-ASCII)."""
+    if connection.vendor == "sqlite":
+        return ["x" * 500, "%00", "%25", "%27", quote("Ω")]
+    return HOSTILE_PATH
+
+
 # JSON that parses into what a database or a recursion limit refuses (fields named *metadata*).
 JSON_MUTATIONS = [
     '{"a": 1e309}', '{"a": NaN}', '{"a": "\\u0000"}', '{"\\ud800": 1}', "[" * 5000,
@@ -313,7 +337,7 @@ class Route:
 
     @property
     def hostile(self) -> list[str]:
-        return ADMIN_HOSTILE if self.route.startswith("admin/") else HOSTILE
+        return ADMIN_HOSTILE if self.route.startswith("admin/") else for_this_database(HOSTILE)
 
     @property
     def uses_htmx(self) -> bool:
@@ -382,7 +406,7 @@ def _hostile_paths(route: str, values: dict[str, str]) -> list[tuple[str, str]]:
     for m in CONVERTER_RE.finditer(route):
         conv, name = m.group("conv") or "str", m.group("name")
         if conv in {"str", "path"}:
-            out += [(_fill(route, values, {name: v}), f"{name}={v[:40]}") for v in HOSTILE_PATH]
+            out += [(_fill(route, values, {name: v}), f"{name}={v[:40]}") for v in for_this_database_path()]
         elif conv == "slug":
             out += [(_fill(route, values, {name: v}), f"{name}={v[:40]}") for v in HOSTILE_SLUGS]
         elif conv == "uuid":
@@ -577,7 +601,7 @@ def _mutations(walk: Walk, world: World, actor: Actor, route: Route, path: str) 
         if method == "get" and not route.reads_query:
             continue  # a form the page only displays
         for name in form.fields:
-            for value in MUTATIONS + (JSON_MUTATIONS if "metadata" in name else []):
+            for value in for_this_database(MUTATIONS) + (JSON_MUTATIONS if "metadata" in name else []):
                 data = _baseline(form, world)
                 data[name] = [value, value] if name == "ids" else (
                     _upload(value) if isinstance(form.fields[name], forms.FileField) else value)
