@@ -1,4 +1,14 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _ban_triggers(sender, using, **kwargs) -> None:
+    """SQLite drops a table's triggers when a migration rebuilds it: put the ban table's back."""
+    from django.db import connections
+
+    from accounts import ban_table
+
+    ban_table.ensure(connections[using])
 
 
 class AccountsConfig(AppConfig):
@@ -16,6 +26,7 @@ class AccountsConfig(AppConfig):
         from audit.signals import recorded
 
         user_locked_out.connect(audit_lockout, dispatch_uid="accounts.audit_lockout")
+        post_migrate.connect(_ban_triggers, sender=self, dispatch_uid="accounts.ban_triggers")
         # Cached staff snapshots die with every change of the user or their devices.
         identity.connect()
         # Every audited change of a tenant queues a refresh of its stored figures.

@@ -184,11 +184,6 @@ class AppUser(TenantModel):
             models.Index("role", "id", name="appuser_role_keyset"),
             models.Index(fields=["role", "-created_at", "-id"], name="appuser_role_created"),
             models.Index(
-                fields=["banned_until"],
-                name="appuser_banned",
-                condition=models.Q(banned_until__isnull=False),
-            ),
-            models.Index(
                 fields=["deleted_at"],
                 name="appuser_deleted",
                 condition=models.Q(deleted_at__isnull=False),
@@ -237,6 +232,26 @@ class AppUser(TenantModel):
         if self.email_confirmed_at is None:
             return "invited" if self.invited_at is not None and not self.password else "unconfirmed"
         return "active"
+
+
+
+class AppUserBan(TenantModel):
+    """One row per user whose ``banned_until`` is set, kept by the database's triggers
+    (``accounts.ban_table``), never written by the application. It carries the index the banned
+    filter, count and sort segment read, so that no index of ``accounts_appuser`` names
+    ``banned_until`` and a ban is a HOT update of the user row. ``AppUser.banned_until`` stays
+    the truth: a ban runs out with time, so "banned" is ``banned_until > now`` here too."""
+
+    user = models.OneToOneField(
+        AppUser, primary_key=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="ban_row"
+    )
+    banned_until = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["banned_until"], name="appuserban_until")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} until {self.banned_until:%Y-%m-%d %H:%M}"
 
 
 class AppSession(TenantModel):

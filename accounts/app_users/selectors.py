@@ -114,7 +114,9 @@ def status_q(status: str, *, now: datetime | None = None) -> Q:
     """The condition of one status, as ``AppUser.status`` computes it."""
     now = now or timezone.now()
     alive = Q(deleted_at__isnull=True)
-    banned = Q(banned_until__gt=now)
+    # Through the table of set bans and its index (accounts.ban_table): no index of the user
+    # table names banned_until, so that a ban is a HOT update.
+    banned = Q(ban_row__banned_until__gt=now)
     not_banned = Q(banned_until__isnull=True) | Q(banned_until__lte=now)
     invited = Q(invited_at__isnull=False, password="")
     if status == "deleted":

@@ -224,7 +224,7 @@ def dashboard(tenant: Tenant, *, days: int = 30) -> Dashboard:
         total = user_count(tenant)
         active_7 = count(users.filter(last_sign_in_at__gte=now - dt.timedelta(days=7)))
         active_30 = count(users.filter(last_sign_in_at__gte=now - dt.timedelta(days=30)))
-        banned = count(users.filter(banned_until__gt=now))
+        banned = count(users.filter(ban_row__banned_until__gt=now))
         pending = count(
             users.filter(invited_at__isnull=False, email_confirmed_at__isnull=True)
         )
