@@ -2,7 +2,8 @@
 
 On each page: a screenshot (test-artifacts/screenshots/sweep-<width>-<scheme>-<page>.png), no
 horizontal overflow (``scrollWidth <= innerWidth``) and an axe-core scan (the vendored
-``tests/vendor/axe-core/axe.min.js``, 4.11.0) with no serious or critical violation. The data holds a
+``tests/vendor/axe-core/axe.min.js``, 4.11.0) with no serious or critical violation: both schemes
+at 1440 px, light at 390 px (the phone layout's structure; its colours are the 1440 px ones). The data holds a
 150-character name without spaces on every list and detail page, a banned, an invited and a
 soft-deleted user, sessions, a factor and mail. One server, one browser: the whole sweep is one test.
 """
@@ -84,8 +85,10 @@ def _pages(acme, ada, long_user, root):
     return pages
 
 
-def _check(page, axe_source: str) -> tuple[int, int, list[str]]:
+def _check(page, axe_source: str, *, axe: bool) -> tuple[int, int, list[str]]:
     widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    if not axe:
+        return widths[0], widths[1], []
     page.evaluate("src => { if (!window.axe) { (0, eval)(src); } }", axe_source)  # CSP blocks a script tag
     result = page.evaluate("""async () => {
         const r = await axe.run(document, {resultTypes: ['violations']});
@@ -113,7 +116,7 @@ def test_every_page_fits_and_passes_axe(live_server, browser_page, make_tenant, 
             page.emulate_media(color_scheme=scheme)
             for name, path in _pages(acme, ada, long_user, root):
                 page.goto(live_server.url + path)
-                scroll, inner, violations = _check(page, axe_source)
+                scroll, inner, violations = _check(page, axe_source, axe=width == WIDTHS[0] or scheme == "light")
                 page.screenshot(path=str(SHOTS / f"sweep-{width}-{scheme}-{name}.png"),
                                 full_page=True)
                 if scroll > inner:

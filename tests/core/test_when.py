@@ -40,7 +40,9 @@ def test_relative_hint():
 
 
 def test_the_filters_render_one_time_element_in_the_active_zone():
-    value = timezone.now().replace(hour=10, minute=44, second=0, microsecond=0) - timedelta(days=1)
+    # A day and a few hours ago whatever the hour the suite runs at ("1 day ago"; a fixed 10:44
+    # yesterday was "13 hours ago" just after midnight).
+    value = (timezone.now() - timedelta(days=1, hours=3)).replace(second=0, microsecond=0)
     with timezone.override(zoneinfo.ZoneInfo("Asia/Tokyo")):
         out = render("{{ v|when }}", v=value)
         local = timezone.localtime(value)

@@ -2,7 +2,8 @@
 ``@supabase/supabase-js`` and ``@supabase/auth-js`` (pinned in tests/clients/package.json,
 installed by ``npm ci`` in scripts/test.sh) and Python ``supabase-auth`` (pinned in the dev
 extras), unmodified. Every admin method, both error formats, paging, a viewer key, a wrong key,
-the rate limit, an idempotent replay."""
+the rate limit, an idempotent replay. On PostgreSQL, the production database (the API is the same
+code on SQLite, where tests/api runs every operation in-process and Schemathesis walks them)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import pytest
 
 from tests.deployed import conftest as deployed
 
-pytestmark = pytest.mark.deployed
+pytestmark = [pytest.mark.deployed, pytest.mark.postgres]
 
 CLIENTS = Path(__file__).resolve().parents[1] / "clients"
 

@@ -1,10 +1,12 @@
-"""One job over 50,000 users, in both passes (SQLite and PostgreSQL): every target processed once,
+"""One job over 50,000 users on PostgreSQL (20,000 on SQLite: 20 chunks, the same code path, at
+less of the suite's time): every target processed once,
 one audit entry per changed user, one mail per user the recovery was sent to. The users are
 bulk-created; the job runs in this process as a worker's task would, chunk by chunk."""
 
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
 
@@ -17,10 +19,11 @@ from tests.accounts.app_user_data import make_users
 from tests.jobs.conftest import everyone, run_all, start
 
 pytestmark = pytest.mark.django_db
-USERS, DELETED = 50_000, 500
+DELETED = 500
 
 
-def test_a_recovery_job_over_50000_users(acme, admin, settings):
+def test_a_recovery_job_over_tens_of_thousands_of_users(acme, admin, settings):
+    USERS = 20_000 if connection.vendor == "sqlite" else 50_000  # noqa: N806
     settings.OUTBOX_DELIVERY = "worker"
     make_users(acme, USERS - DELETED, prefix="breach", domain="breach.test")
     make_users(acme, DELETED, prefix="gone", domain="breach.test", deleted_at=timezone.now())
