@@ -101,10 +101,10 @@ def staff_user(pk: Any) -> Any:
     if generation is not None and isinstance(snapshot, tuple) and len(snapshot) == 4 \
             and snapshot[0] == generation:
         _, row, session_hash, devices = snapshot
-        user = User.from_db(DEFAULT_DB_ALIAS, list(row), list(row.values()))  # password deferred
-        user._session_auth_hash = session_hash
-        user._staff_devices = devices
-        return user
+        cached: Any = User.from_db(DEFAULT_DB_ALIAS, list(row), list(row.values()))  # password deferred
+        cached._session_auth_hash = session_hash
+        cached._staff_devices = devices
+        return cached
     if generation is None:
         cache.add(gen_key, secrets.token_hex(8), GENERATION_SECONDS)
         generation = cache.get(gen_key)
