@@ -29,8 +29,11 @@ Tenant roles are not in the snapshot: the tenant and the member's role stay one 
 request (``tenants.access.visible_tenant_and_role``).
 
 Snapshots hold only what verification needs of a device (its id, owner and confirmed flag:
-never its secret) and the user row as the database has it (the password hash included: Django
-checks the session's hash against it).
+never its secret) and the user row without its password hash: the password is a deferred field
+of the user rebuilt from a snapshot (read from the database if something asks for it: a
+current-password check, a password change), and the session's check uses the snapshot's
+``session_hash`` (Django's HMAC of the hash under SECRET_KEY, what the session stores anyway).
+A cache dump gives nothing to crack offline.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import cache
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, transaction
 from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 
 SNAPSHOT_SECONDS = 300  # a snapshot is rebuilt at least this often
@@ -95,11 +98,13 @@ def staff_user(pk: Any) -> Any:
     except Exception:  # noqa: BLE001 - the cache is down: the database answers, nothing is kept
         return User._default_manager.filter(pk=pk).first()
     generation, snapshot = got.get(gen_key), got.get(snap_key)
-    if generation is not None and isinstance(snapshot, tuple) and len(snapshot) == 3 \
+    if generation is not None and isinstance(snapshot, tuple) and len(snapshot) == 4 \
             and snapshot[0] == generation:
-        user, devices = snapshot[1], snapshot[2]
-        user._staff_devices = devices
-        return user
+        _, row, session_hash, devices = snapshot
+        cached: Any = User.from_db(DEFAULT_DB_ALIAS, list(row), list(row.values()))  # password deferred
+        cached._session_auth_hash = session_hash
+        cached._staff_devices = devices
+        return cached
     if generation is None:
         cache.add(gen_key, secrets.token_hex(8), GENERATION_SECONDS)
         generation = cache.get(gen_key)
@@ -108,7 +113,8 @@ def staff_user(pk: Any) -> Any:
         return None
     devices = _devices(user)
     if generation is not None:
-        cache.set(snap_key, (generation, user, devices), SNAPSHOT_SECONDS)
+        row = {f.attname: getattr(user, f.attname) for f in User._meta.concrete_fields if f.attname != "password"}
+        cache.set(snap_key, (generation, row, user.get_session_auth_hash(), devices), SNAPSHOT_SECONDS)
     user._staff_devices = devices  # type: ignore[attr-defined]
     return user
 

@@ -98,6 +98,14 @@ class User(AbstractBaseUser, PermissionsMixin):
         # The Django admin is for instance admins only.
         return self.is_active and self.is_superuser
 
+    def get_session_auth_hash(self) -> str:
+        # A user rebuilt from the staff snapshot (accounts.identity) has no password hash loaded:
+        # the snapshot's session hash stands for it until the hash itself is read.
+        cached = self.__dict__.get("_session_auth_hash")
+        if cached is not None and "password" not in self.__dict__:
+            return cached
+        return super().get_session_auth_hash()
+
     def get_full_name(self) -> str:
         return self.name or self.email
 

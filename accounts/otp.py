@@ -112,7 +112,19 @@ def new_pending_secret() -> PendingSecret:
     return PendingSecret(default_key())
 
 
+def pending_to_session(secret: PendingSecret) -> str:
+    """The secret being enrolled as the session keeps it: encrypted (outbox.fields, a key derived
+    from SECRET_KEY), so the session store (the database, Redis) never holds it in clear."""
+    from outbox.fields import encrypt
+
+    return encrypt(secret.hex_key)
+
+
 def pending_from_session(value: object) -> PendingSecret | None:
+    from outbox.fields import PREFIX, decrypt
+
+    if isinstance(value, str) and value.startswith(PREFIX):
+        value = decrypt(value)
     if isinstance(value, str) and re.fullmatch(r"[0-9a-f]{40}", value):
         return PendingSecret(value)
     return None

@@ -78,7 +78,7 @@ def _pending_secret(request: HttpRequest, key: str) -> otp.PendingSecret:
     secret = otp.pending_from_session(request.session.get(key))
     if secret is None:
         secret = otp.new_pending_secret()
-        request.session[key] = secret.hex_key
+        request.session[key] = otp.pending_to_session(secret)
     return secret
 
 

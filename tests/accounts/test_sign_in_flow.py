@@ -3,10 +3,13 @@ rotates the session key and clears the account's failure counter."""
 
 from __future__ import annotations
 
+import base64
 import re
 
 import pytest
+from django.contrib.sessions.models import Session
 
+from accounts import otp
 from audit.models import AuditEntry
 from core.policy import policy
 from tests.accounts.helpers import (
@@ -61,6 +64,12 @@ def test_enrolment_completes_the_sign_in_with_a_new_key_and_clears_the_failures(
     after_password = client.session.session_key
     page = client.get("/login/enroll/").content.decode()
     secret = re.search(r'data-totp-secret="([A-Z2-7]+)"', page).group(1)
+    # The session store (database, Redis) holds the secret being enrolled only encrypted.
+    stored = client.session["adminpanel_pending_totp"]
+    assert stored.startswith("enc1:")
+    assert base64.b32encode(bytes.fromhex(otp.pending_from_session(stored).hex_key)).decode().rstrip("=") == secret
+    stored_row = Session.objects.get(session_key=client.session.session_key).get_decoded()
+    assert otp.pending_from_session(stored).hex_key not in str(stored_row)
     response = client.post("/login/enroll/", {"code": code_from_base32(secret)})
     assert response.status_code == 200 and b"backup" in response.content.lower()
     assert client.session.session_key != after_password

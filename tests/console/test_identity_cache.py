@@ -205,3 +205,38 @@ def test_a_cache_that_refuses_the_bump_refuses_the_change(member, client, how, m
     # The cache answers again: either the change was not made, or it is seen at once.
     changed = not User.objects.get(pk=user.pk).is_active or not TOTPDevice.objects.filter(user=user).exists()
     assert not (changed and client.get("/t/acme/users/").status_code == 200)
+
+
+def test_the_cached_snapshot_holds_no_password_hash_and_a_password_change_still_works(member, client):
+    """The snapshot keeps the user row without its hash (a cache dump gives nothing to crack);
+    the session check uses the snapshot's session hash, and a current-password check or a
+    password change reads the hash from the database when it needs it."""
+    import pickle
+
+    from django.core.cache import cache
+
+    from tests.conftest import STAFF_PASSWORD
+
+    user, _ = member
+    user.refresh_from_db()
+    stored = cache.get(f"staff-id:{user.pk}")
+    assert stored is not None
+    dumped = pickle.dumps(stored)
+    assert user.password.encode() not in dumped and user.password.split("$")[-1].encode() not in dumped
+    # Still served from the snapshot, the session check passing on its session hash.
+    with CaptureQueriesContext(connections["default"]) as control:
+        assert client.get("/t/acme/users/").status_code == 200
+    assert "accounts_user" not in _tables(control.captured_queries)
+    # A wrong current password is refused, the right one changes it, and this session survives.
+    assert client.post("/account/security/password/", {"current_password": "wrong-password-1",
+                       "password": "another-long-password-9", "password_confirm": "another-long-password-9"},
+                       ).status_code == 200
+    user.refresh_from_db()
+    assert user.check_password(STAFF_PASSWORD)
+    response = client.post("/account/security/password/", {
+        "current_password": STAFF_PASSWORD, "password": "another-long-password-9",
+        "password_confirm": "another-long-password-9"})
+    assert response.status_code == 302, response.content[:400]
+    user.refresh_from_db()
+    assert user.check_password("another-long-password-9")
+    assert client.get("/t/acme/users/").status_code == 200

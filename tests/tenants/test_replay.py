@@ -14,7 +14,7 @@ from tenants import services
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
-BEFORE_SCHEMA_OPS = ("accounts", "0008_backup_codes_hashed")  # 0009, 0010: schema operations only
+BEFORE_SCHEMA_OPS = ("accounts", "0008_backup_codes_hashed")  # 0009-0012: schema operations and SQL
 BEFORE_RUN_PYTHON = ("accounts", "0005_job_targets")  # 0006 and 0008 are RunPython
 
 
@@ -57,8 +57,15 @@ def _schema(tenant) -> dict[str, list[tuple]]:
             SELECT sequencename, data_type, start_value, increment_by FROM pg_sequences
             WHERE schemaname = 'public'""",
         "tables": """
-            SELECT relname, relkind, relpersistence FROM pg_class c
+            SELECT relname, relkind, relpersistence, reloptions FROM pg_class c
             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'""",
+        # The ban table's triggers and their function (accounts.ban_table), pg_trgm's functions.
+        "triggers": """
+            SELECT tgrelid::regclass::text, tgname, pg_get_triggerdef(oid) FROM pg_trigger
+            WHERE NOT tgisinternal""",
+        "functions": """
+            SELECT p.proname, pg_get_function_identity_arguments(p.oid), md5(p.prosrc) FROM pg_proc p
+            JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'""",
         "migrations": "SELECT app, name FROM django_migrations",
     }
     found = {}
@@ -83,6 +90,7 @@ def test_replay_and_migrate_leave_identical_schemas(make_tenant, settings, migra
     assert len(migrate_runs) == 1
 
     assert _schema(replayed) == _schema(migrated) == _schema(untouched)
+    assert len(_schema(replayed)["triggers"]) == 3  # the plan (0009-0012) made the ban table's
     assert _schema(replayed)["columns"]  # the comparison compared something
 
 
