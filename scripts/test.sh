@@ -52,8 +52,8 @@ sqlite_rc=0; pg_rc=0; pg_state="not run"; pids=(); names=(); results=(); rcs=()
 WALK=tests/walk/test_hostile_walk.py::test_no_input_gives_a_server_error_or_unescaped_output
 SQLITE_GROUPS=("tests")
 PG_GROUPS=("$WALK[0] tests/console tests/security tests/portal"
-           "$WALK[1] tests/deployed tests/webhooks tests/audit"
-           "tests/api tests/jobs tests/accounts tests/tenants tests/credentials tests/core tests/test_layout.py")
+           "$WALK[1] tests/deployed tests/webhooks tests/audit tests/tenants"
+           "tests/api tests/jobs tests/accounts tests/credentials tests/core tests/test_layout.py")
 # Every test directory and file is in one PostgreSQL group (tests/walk by its two parts).
 for entry in tests/*/ tests/test_*.py; do
   entry=${entry%/}

@@ -68,6 +68,24 @@ def test_every_writer_keeps_the_ban_table_in_step(make_tenant, staff_factory):
     assert banned == expected and users[7].pk not in banned and len(banned) == 22
 
 
+def test_unban_everyone_the_banned_filter_matches(make_tenant, staff_factory):
+    """"All matching" with status=banned locks the users it reads through the side table (a join
+    under FOR UPDATE on PostgreSQL) and empties it."""
+    tenant = make_tenant("acme")
+    alias = tenant_db.using(tenant)
+    admin = staff_factory("root@console.test", superuser=True)
+    users = make_users(tenant, 12)
+    AppUser.objects.using(alias).filter(pk__in=[u.pk for u in users[:8]]).update(
+        banned_until=timezone.now() + timedelta(days=1))
+    assert batches.selection_count(tenant=tenant, selection=batches.Selection(
+        filters=UserFilters(status="banned"))) == 8
+    result = batches.app_users_batch(actor=admin, tenant=tenant, action="unban",
+                                     selection=batches.Selection(filters=UserFilters(status="banned")))
+    assert result.processed == 8
+    assert not AppUserBan.objects.using(alias).exists()
+    _in_step(tenant)
+
+
 def test_a_rolled_back_ban_leaves_no_row(make_tenant):
     tenant = make_tenant("acme")
     alias = tenant_db.using(tenant)
