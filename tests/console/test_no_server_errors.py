@@ -633,8 +633,8 @@ def quiet_refusals():
         logger.setLevel(level)
 
 
-# The walk itself is tests/walk/test_hostile_walk.py, in parts (every PARTS-th route), each
-# started first in a process of its own by scripts/test.sh.
+# The walk itself is tests/walk/test_hostile_walk.py, in parts (every PARTS-th route) that a
+# test run can spread over processes.
 PARTS = 2
 
 

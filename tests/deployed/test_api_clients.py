@@ -154,4 +154,7 @@ def test_legacy_error_format_and_json_everywhere(instance):
             r = http.get(base + path, headers={"apikey": key})
             assert r.headers["content-type"].startswith("application/json"), path
             assert r.status_code in (200, 404), (path, r.status_code)
-        assert http.get(f"{instance.base_url}/api/v1/openapi.json").json()["openapi"].startswith("3.1")
+        # A worker builds the document on its first request (about 1.5 s of schema generation
+        # alone, several seconds on a loaded machine: httpx's 5 s default timed out there).
+        document = http.get(f"{instance.base_url}/api/v1/openapi.json", timeout=60)
+        assert document.json()["openapi"].startswith("3.1")

@@ -1,6 +1,6 @@
 """The hostile-input walk of tests/console/test_no_server_errors.py (its module docstring says
-what it sends and checks), run in parts: every PARTS-th route. scripts/test.sh starts each part
-first in a process of its own on each database: the whole walk is the suite's longest test."""
+what it sends and checks), run in parts (every PARTS-th route) that a test run can spread over
+processes: the whole walk is the suite's longest test."""
 
 from __future__ import annotations
 
