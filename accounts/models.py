@@ -242,7 +242,6 @@ class AppUser(TenantModel):
         return "active"
 
 
-
 class AppUserBan(TenantModel):
     """One row per user whose ``banned_until`` is set, kept by the database's triggers
     (``accounts.ban_table``), never written by the application. It carries the index the banned
