@@ -70,10 +70,9 @@ SQLITE_SYNC = [
     "INSERT OR REPLACE INTO accounts_appuserban (user_id, banned_until) "
     "SELECT id, banned_until FROM accounts_appuser WHERE banned_until IS NOT NULL",
 ]
-SQLITE_INSTALL = [*SQLITE_TRIGGERS, *SQLITE_SYNC]
-SQLITE_REMOVE = [f"DROP TRIGGER IF EXISTS {name}" for name in
-                 ("appuser_ban_insert", "appuser_ban_update", "appuser_ban_delete")]
 TRIGGERS = ("appuser_ban_insert", "appuser_ban_update", "appuser_ban_delete")
+SQLITE_INSTALL = [*SQLITE_TRIGGERS, *SQLITE_SYNC]
+SQLITE_REMOVE = [f"DROP TRIGGER IF EXISTS {name}" for name in TRIGGERS]
 
 
 def installed(connection) -> set[str]:

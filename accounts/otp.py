@@ -121,10 +121,10 @@ def pending_to_session(secret: PendingSecret) -> str:
 
 
 def pending_from_session(value: object) -> PendingSecret | None:
-    from outbox.fields import PREFIX, decrypt
+    from outbox.fields import decrypt
 
-    if isinstance(value, str) and value.startswith(PREFIX):
-        value = decrypt(value)
+    if isinstance(value, str):
+        value = decrypt(value)  # a value without the encryption prefix reads as it is
     if isinstance(value, str) and re.fullmatch(r"[0-9a-f]{40}", value):
         return PendingSecret(value)
     return None

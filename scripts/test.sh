@@ -49,7 +49,7 @@ fi
 # cache key prefix and Redis database (tests' cache.clear() is FLUSHDB). Each writes
 # test-artifacts/<name>.log, printed when all have ended. With arguments (e.g. -k tenants) each
 # database runs as one process.
-sqlite_rc=0; pg_rc=0; pg_state="not run"; pids=(); names=(); results=(); rcs=()
+sqlite_rc=0; pg_rc=0; pg_state="not run"; pids=(); names=(); rcs=()
 SQLITE_GROUPS=("tests")
 PG_GROUPS=("tests/walk tests/console tests/security tests/portal tests/audit"
            "tests/api tests/jobs tests/accounts tests/tenants tests/deployed tests/webhooks tests/credentials tests/core tests/test_layout.py")
@@ -126,17 +126,17 @@ fi
 for i in "${!pids[@]}"; do
   wait "${pids[$i]}"; rc=$?
   [ $rc -eq 5 ] && rc=0  # a -k filter that selects nothing in one process is not a failure
-  kind=${names[$i]%%:*}; name=${names[$i]#*:}
+  kind=${names[$i]%%:*}
   if [ $rc -ne 0 ]; then
     if [ "$kind" = "pg" ]; then pg_rc=$rc; else sqlite_rc=$rc; fi
   fi
-  results+=("$name")
   rcs+=("$rc")
 done
 kill "$heartbeat" 2>/dev/null; wait "$heartbeat" 2>/dev/null
-for i in "${!results[@]}"; do
-  echo "=== ${results[$i]} (exit ${rcs[$i]}): test-artifacts/${results[$i]}.log ==="
-  cat "test-artifacts/${results[$i]}.log"
+for i in "${!names[@]}"; do
+  name=${names[$i]#*:}
+  echo "=== $name (exit ${rcs[$i]}): test-artifacts/$name.log ==="
+  cat "test-artifacts/$name.log"
 done
 
 "$PY" - <<'PYEOF'
